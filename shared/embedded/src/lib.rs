@@ -1,1 +1,618 @@
+//! The embedded backend: every port on one SQLite file in WAL mode.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) and a small pool of
+//! reader connections, which WAL lets run beside the writer. Statements are short and
+//! prepared once, so calls run inline on the async worker; the longest wait is one commit.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use motcua_domain::calendar::local_date;
+use motcua_domain::{
+    AgencyCode, Dossier, DossierCode, EventEnvelope, HistoryEntry, Procedure, Status,
+};
+use motcua_ports::{
+    Catalogue, DossierStore, IdempotencyBegin, IdempotencyStore, Outbox, Page, PageRequest,
+    Sequences, StoreError, StoreResult, StoredResponse, SubmissionPorts,
+};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use uuid::Uuid;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "motcua.db";
+
+/// A request still marked in progress after this long is presumed crashed and may be redone.
+const IN_PROGRESS_LEASE_SECS: i64 = 60;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS procedures (
+    code TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dossiers (
+    id TEXT PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE,
+    applicant TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    queue_key TEXT NOT NULL,
+    submitted_us INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dossiers_by_applicant ON dossiers (applicant, submitted_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS dossiers_queue ON dossiers (agency, queue_key, id);
+CREATE INDEX IF NOT EXISTS dossiers_queue_status ON dossiers (agency, status, queue_key, id);
+CREATE TABLE IF NOT EXISTS history (
+    dossier_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    published INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published, pos);
+CREATE TABLE IF NOT EXISTS sequences (
+    agency TEXT NOT NULL,
+    day TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (agency, day)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    done INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    status INTEGER,
+    content_type TEXT,
+    body BLOB
+);
+"#;
+
+struct Db {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    path: PathBuf,
+}
+
+/// All submission ports on one SQLite file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Db>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn map_sql(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Duplicate,
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable("database busy".into())
+        }
+        _ => backend(e),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the connection usable: SQLite rolls back an
+    // unfinished transaction when it is dropped.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let c = Connection::open_with_flags(path, flags)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.set_prepared_statement_cache_capacity(64);
+    if !read_only {
+        c.pragma_update(None, "journal_mode", "WAL")?;
+        c.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    Ok(c)
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `dir/motcua.db`, creating `dir` if needed.
+    pub fn open(dir: &Path) -> StoreResult<EmbeddedStore> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        let path = dir.join(DB_FILE);
+        let writer = open_conn(&path, false).map_err(map_sql)?;
+        writer.execute_batch(SCHEMA).map_err(map_sql)?;
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let readers = (0..n.max(2))
+            .map(|_| open_conn(&path, true).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_sql)?;
+        Ok(EmbeddedStore {
+            db: Arc::new(Db {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                path,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+
+    /// The submission ports, all served by this store.
+    pub fn submission_ports(&self) -> SubmissionPorts {
+        SubmissionPorts {
+            catalogue: Arc::new(self.clone()),
+            sequences: Arc::new(self.clone()),
+            dossiers: Arc::new(self.clone()),
+            outbox: Arc::new(self.clone()),
+            idempotency: Arc::new(self.clone()),
+        }
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let n = self.db.readers.len();
+        let start = self.db.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(g) = self.db.readers[(start + i) % n].try_lock() {
+                return g;
+            }
+        }
+        lock(&self.db.readers[start % n])
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.db.writer)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(backend)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(backend)
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+/// Queue order: by due date; dossiers without one (not received yet) by submission date.
+fn queue_key(d: &Dossier) -> String {
+    let day = d.due_date.unwrap_or_else(|| local_date(d.submitted_at));
+    format!("{day}|{:020}", micros(d.submitted_at))
+}
+
+fn encode_cursor(key: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{key}\n{id}"))
+}
+
+fn decode_cursor(c: &str) -> StoreResult<(String, String)> {
+    let raw = URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| StoreError::BadCursor)?;
+    let s = String::from_utf8(raw).map_err(|_| StoreError::BadCursor)?;
+    let (k, id) = s.split_once('\n').ok_or(StoreError::BadCursor)?;
+    Uuid::parse_str(id).map_err(|_| StoreError::BadCursor)?;
+    Ok((k.to_owned(), id.to_owned()))
+}
+
+fn page_of(rows: Vec<(String, String, String)>, limit: u32) -> StoreResult<Page<Dossier>> {
+    let more = rows.len() > limit as usize;
+    let mut items = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut last = None;
+    for (key, id, body) in rows.into_iter().take(limit as usize) {
+        items.push(from_json::<Dossier>(&body)?);
+        last = Some((key, id));
+    }
+    let next_cursor = match (more, last) {
+        (true, Some((k, id))) => Some(encode_cursor(&k, &id)),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
+#[async_trait]
+impl Catalogue for EmbeddedStore {
+    async fn procedures(&self) -> StoreResult<Vec<Procedure>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached("SELECT body FROM procedures ORDER BY code")
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(map_sql)?;
+        rows.map(|r| r.map_err(map_sql).and_then(|b| from_json(&b)))
+            .collect()
+    }
+
+    async fn procedure(&self, code: &str) -> StoreResult<Option<Procedure>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached("SELECT body FROM procedures WHERE code = ?1")
+            .and_then(|mut st| st.query_row([code], |r| r.get(0)).optional())
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn put_procedure(&self, p: &Procedure) -> StoreResult<()> {
+        let body = to_json(p)?;
+        let c = self.writer();
+        c.prepare_cached(
+            "INSERT INTO procedures (code, body) VALUES (?1, ?2)
+             ON CONFLICT(code) DO UPDATE SET body = excluded.body",
+        )
+        .and_then(|mut st| st.execute(params![p.code, body]))
+        .map_err(map_sql)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sequences for EmbeddedStore {
+    async fn next(&self, agency: &AgencyCode, day: Date) -> StoreResult<u32> {
+        let c = self.writer();
+        let v: i64 = c
+            .prepare_cached(
+                "INSERT INTO sequences (agency, day, value) VALUES (?1, ?2, 1)
+                 ON CONFLICT(agency, day) DO UPDATE SET value = value + 1
+                 RETURNING value",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![agency.as_str(), day.to_string()], |r| r.get(0))
+            })
+            .map_err(map_sql)?;
+        u32::try_from(v).map_err(backend)
+    }
+}
+
+fn insert_history_and_event(
+    tx: &rusqlite::Transaction<'_>,
+    d: &Dossier,
+    h: &HistoryEntry,
+    e: &EventEnvelope,
+) -> StoreResult<()> {
+    let (h_body, e_body) = (to_json(h)?, to_json(e)?);
+    tx.prepare_cached("INSERT INTO history (dossier_id, seq, body) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![d.id.to_string(), h.seq as i64, h_body]))
+        .map_err(|e| match map_sql(e) {
+            StoreError::Duplicate => StoreError::Conflict,
+            other => other,
+        })?;
+    tx.prepare_cached("INSERT INTO outbox (id, body) VALUES (?1, ?2)")
+        .and_then(|mut st| st.execute(params![e.id.to_string(), e_body]))
+        .map_err(map_sql)?;
+    Ok(())
+}
+
+#[async_trait]
+impl DossierStore for EmbeddedStore {
+    async fn create(&self, d: &Dossier, h: &HistoryEntry, e: &EventEnvelope) -> StoreResult<()> {
+        let body = to_json(d)?;
+        let mut c = self.writer();
+        let tx = c.transaction().map_err(map_sql)?;
+        tx.prepare_cached(
+            "INSERT INTO dossiers (id, code, applicant, agency, status, queue_key, submitted_us, version, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                d.id.to_string(),
+                d.code.as_str(),
+                d.applicant.subject,
+                d.agency.as_str(),
+                d.status.code(),
+                queue_key(d),
+                micros(d.submitted_at),
+                d.version as i64,
+                body
+            ])
+        })
+        .map_err(map_sql)?;
+        insert_history_and_event(&tx, d, h, e)?;
+        tx.commit().map_err(map_sql)
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Dossier>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached("SELECT body FROM dossiers WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id.to_string()], |r| r.get(0)).optional())
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn get_by_code(&self, code: &DossierCode) -> StoreResult<Option<Dossier>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached("SELECT body FROM dossiers WHERE code = ?1")
+            .and_then(|mut st| st.query_row([code.as_str()], |r| r.get(0)).optional())
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn history(&self, id: Uuid) -> StoreResult<Vec<HistoryEntry>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached("SELECT body FROM history WHERE dossier_id = ?1 ORDER BY seq")
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map([id.to_string()], |r| r.get::<_, String>(0))
+            .map_err(map_sql)?;
+        rows.map(|r| r.map_err(map_sql).and_then(|b| from_json(&b)))
+            .collect()
+    }
+
+    async fn list_by_applicant(
+        &self,
+        subject: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Dossier>> {
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
+        let (after_us, after_id) = match &page.cursor {
+            Some(c) => {
+                let (k, id) = decode_cursor(c)?;
+                (k.parse::<i64>().map_err(|_| StoreError::BadCursor)?, id)
+            }
+            None => (i64::MAX, String::from("~")),
+        };
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached(
+                "SELECT submitted_us, id, body FROM dossiers
+                 WHERE applicant = ?1 AND (submitted_us, id) < (?2, ?3)
+                 ORDER BY submitted_us DESC, id DESC LIMIT ?4",
+            )
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map(params![subject, after_us, after_id, limit + 1], |r| {
+                Ok((r.get::<_, i64>(0)?.to_string(), r.get(1)?, r.get(2)?))
+            })
+            .map_err(map_sql)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_sql)?;
+        page_of(rows, limit)
+    }
+
+    async fn agency_queue(
+        &self,
+        agency: &AgencyCode,
+        status: Option<Status>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Dossier>> {
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
+        let (after_key, after_id) = match &page.cursor {
+            Some(c) => decode_cursor(c)?,
+            None => (String::new(), String::new()),
+        };
+        let c = self.reader();
+        let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+        let rows = match status {
+            Some(s) => c
+                .prepare_cached(
+                    "SELECT queue_key, id, body FROM dossiers
+                     WHERE agency = ?1 AND status = ?2 AND (queue_key, id) > (?3, ?4)
+                     ORDER BY queue_key, id LIMIT ?5",
+                )
+                .and_then(|mut st| {
+                    st.query_map(
+                        params![agency.as_str(), s.code(), after_key, after_id, limit + 1],
+                        map,
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+                }),
+            None => c
+                .prepare_cached(
+                    "SELECT queue_key, id, body FROM dossiers
+                     WHERE agency = ?1 AND (queue_key, id) > (?2, ?3)
+                     ORDER BY queue_key, id LIMIT ?4",
+                )
+                .and_then(|mut st| {
+                    st.query_map(
+                        params![agency.as_str(), after_key, after_id, limit + 1],
+                        map,
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+                }),
+        }
+        .map_err(map_sql)?;
+        page_of(rows, limit)
+    }
+
+    async fn transition(
+        &self,
+        d: &Dossier,
+        h: &HistoryEntry,
+        e: &EventEnvelope,
+    ) -> StoreResult<()> {
+        let body = to_json(d)?;
+        let mut c = self.writer();
+        let tx = c.transaction().map_err(map_sql)?;
+        let changed = tx
+            .prepare_cached(
+                "UPDATE dossiers SET status = ?2, queue_key = ?3, version = ?4, body = ?5
+                 WHERE id = ?1 AND version = ?6",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    d.id.to_string(),
+                    d.status.code(),
+                    queue_key(d),
+                    d.version as i64,
+                    body,
+                    d.version as i64 - 1
+                ])
+            })
+            .map_err(map_sql)?;
+        if changed != 1 {
+            return Err(StoreError::Conflict);
+        }
+        insert_history_and_event(&tx, d, h, e)?;
+        tx.commit().map_err(map_sql)
+    }
+}
+
+#[async_trait]
+impl Outbox for EmbeddedStore {
+    async fn pending(&self, limit: u32) -> StoreResult<Vec<EventEnvelope>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached("SELECT body FROM outbox WHERE published = 0 ORDER BY pos LIMIT ?1")
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map([limit], |r| r.get::<_, String>(0))
+            .map_err(map_sql)?;
+        rows.map(|r| r.map_err(map_sql).and_then(|b| from_json(&b)))
+            .collect()
+    }
+
+    async fn mark_published(&self, ids: &[Uuid]) -> StoreResult<()> {
+        let mut c = self.writer();
+        let tx = c.transaction().map_err(map_sql)?;
+        for id in ids {
+            tx.prepare_cached("UPDATE outbox SET published = 1 WHERE id = ?1")
+                .and_then(|mut st| st.execute([id.to_string()]))
+                .map_err(map_sql)?;
+        }
+        tx.commit().map_err(map_sql)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for EmbeddedStore {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+        ttl_secs: u64,
+    ) -> StoreResult<IdempotencyBegin> {
+        let now_s = now.as_second();
+        let mut c = self.writer();
+        let tx = c.transaction().map_err(map_sql)?;
+        type Row = (
+            String,
+            bool,
+            i64,
+            i64,
+            Option<u16>,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
+        let row: Option<Row> = tx
+            .prepare_cached(
+                "SELECT fingerprint, done, started_at, expires_at, status, content_type, body
+                 FROM idempotency WHERE key = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([key], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(map_sql)?;
+        let outcome = match row {
+            Some((_, _, _, expires, ..)) if expires <= now_s => None,
+            Some((fp, _, _, _, ..)) if fp != fingerprint => Some(IdempotencyBegin::Mismatch),
+            Some((_, true, _, _, Some(status), ct, body)) => {
+                Some(IdempotencyBegin::Replay(StoredResponse {
+                    status,
+                    content_type: ct.unwrap_or_default(),
+                    body: body.unwrap_or_default(),
+                }))
+            }
+            Some((_, false, started, ..)) if now_s - started < IN_PROGRESS_LEASE_SECS => {
+                Some(IdempotencyBegin::InProgress)
+            }
+            _ => None,
+        };
+        if let Some(o) = outcome {
+            return Ok(o);
+        }
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency (key, fingerprint, done, started_at, expires_at)
+             VALUES (?1, ?2, 0, ?3, ?4)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                key,
+                fingerprint,
+                now_s,
+                now_s.saturating_add(ttl_secs as i64)
+            ])
+        })
+        .map_err(map_sql)?;
+        tx.commit().map_err(map_sql)?;
+        Ok(IdempotencyBegin::Started)
+    }
+
+    async fn complete(&self, key: &str, r: &StoredResponse) -> StoreResult<()> {
+        let c = self.writer();
+        c.prepare_cached(
+            "UPDATE idempotency SET done = 1, status = ?2, content_type = ?3, body = ?4 WHERE key = ?1",
+        )
+        .and_then(|mut st| st.execute(params![key, r.status, r.content_type, r.body]))
+        .map_err(map_sql)?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> StoreResult<()> {
+        let c = self.writer();
+        c.prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND done = 0")
+            .and_then(|mut st| st.execute([key]))
+            .map_err(map_sql)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> SubmissionPorts {
+        let dir = std::env::temp_dir().join(format!("motcua-contract-{}", Uuid::now_v7()));
+        EmbeddedStore::open(&dir).unwrap().submission_ports()
+    }
+
+    motcua_ports::contract_tests!(fresh());
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("motcua-reopen-{}", Uuid::now_v7()));
+        let (d, h, e) = motcua_ports::contract::sample("alice", 1, Timestamp::now());
+        {
+            let s = EmbeddedStore::open(&dir).unwrap();
+            s.create(&d, &h, &e).await.unwrap();
+        }
+        let s = EmbeddedStore::open(&dir).unwrap();
+        assert_eq!(s.get(d.id).await.unwrap(), Some(d));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
