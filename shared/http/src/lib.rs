@@ -1,1 +1,241 @@
+//! HTTP plumbing shared by every function: problem+json errors in two languages, bearer
+//! JWT authentication, a JSON extractor with clear errors, and idempotent POSTs.
 
+pub mod auth;
+pub mod problem;
+
+use std::future::Future;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use motcua_ports::{IdempotencyBegin, IdempotencyStore, StoreError, StoredResponse};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+pub use auth::{Authenticator, Caller, Claims};
+pub use problem::{PROBLEM_JSON, Problem, localize};
+
+/// Requests larger than this are refused with 413 (files go through upload slots).
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// Maps a storage error to what the caller sees; never leaks the internal message.
+pub fn store_problem(e: StoreError) -> Problem {
+    match e {
+        StoreError::Conflict => Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Xung đột dữ liệu",
+            "Conflict",
+        )
+        .detail(
+            "Hồ sơ vừa được người khác cập nhật; hãy tải lại và thử lại",
+            "The dossier was just changed by someone else; reload and retry",
+        ),
+        StoreError::Duplicate => Problem::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            "Đã tồn tại",
+            "Already exists",
+        ),
+        StoreError::BadCursor => Problem::bad_request(
+            "Tham số cursor không hợp lệ",
+            "The cursor parameter is not valid",
+        ),
+        StoreError::Unavailable(why) => {
+            tracing::warn!(error = %why, "backend unavailable");
+            Problem::unavailable()
+        }
+        StoreError::Backend(why) => {
+            tracing::error!(error = %why, "backend error");
+            Problem::internal()
+        }
+    }
+}
+
+/// A JSON body whose every failure is a clear problem: wrong content type (415), malformed
+/// JSON (400) or a shape that does not fit (422), each with serde's explanation.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let ct = ct.split(';').next().unwrap_or("").trim();
+                ct == "application/json" || ct.ends_with("+json")
+            });
+        if !is_json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Định dạng dữ liệu không được hỗ trợ",
+                "Unsupported media type",
+            )
+            .detail(
+                "Gửi dữ liệu JSON với Content-Type: application/json",
+                "Send JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "Dữ liệu gửi lên quá lớn",
+                    "Request body too large",
+                )
+            } else {
+                Problem::bad_request("Không đọc được nội dung yêu cầu", "Could not read the body")
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON with the same problems as [`JsonBody`]: syntax errors are 400, a shape
+/// that does not fit the type is 422.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "JSON không hợp lệ",
+            "Malformed JSON",
+        )
+        .detail(
+            format!(
+                "Nội dung không phải JSON hợp lệ (dòng {}, cột {})",
+                e.line(),
+                e.column()
+            ),
+            format!(
+                "The body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    serde_json::from_value(value).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Nội dung yêu cầu không đúng cấu trúc",
+            "The body does not have the expected shape",
+        )
+        .detail(e.to_string(), e.to_string())
+    })
+}
+
+/// The `Idempotency-Key` header, checked: 1–255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or("");
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Problem::bad_request(
+            "Idempotency-Key phải gồm 1–255 ký tự ASCII hiển thị",
+            "Idempotency-Key must be 1-255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(s.to_owned()))
+}
+
+/// Runs `work` at most once per (`scope`, `key`): a retry with the same request gets the
+/// first answer again; the same key with another request gets 422. Only successful answers
+/// are kept: after an error the same key may be used again.
+pub async fn idempotent<F, Fut>(
+    store: &dyn IdempotencyStore,
+    scope: &str,
+    key: Option<String>,
+    request_fingerprint: &[u8],
+    now: Timestamp,
+    ttl_secs: u64,
+    work: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let Some(key) = key else {
+        return work().await;
+    };
+    let scoped = format!("{scope}:{key}");
+    let fp = hex::encode(Sha256::digest(request_fingerprint));
+    match store.begin(&scoped, &fp, now, ttl_secs).await {
+        Err(e) => return store_problem(e).into_response(),
+        Ok(IdempotencyBegin::Replay(r)) => {
+            let mut resp = Response::new(Body::from(r.body));
+            *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+            if let Ok(ct) = HeaderValue::from_str(&r.content_type) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return resp;
+        }
+        Ok(IdempotencyBegin::InProgress) => {
+            return Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-in-progress",
+                "Yêu cầu đang được xử lý",
+                "Request in progress",
+            )
+            .detail(
+                "Một yêu cầu với cùng Idempotency-Key đang được xử lý; thử lại sau giây lát",
+                "A request with this Idempotency-Key is still being processed; retry shortly",
+            )
+            .retry_after(1)
+            .into_response();
+        }
+        Ok(IdempotencyBegin::Mismatch) => {
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key đã dùng cho yêu cầu khác",
+                "Idempotency-Key reused",
+            )
+            .detail(
+                "Khóa này đã được dùng với một nội dung yêu cầu khác; hãy dùng khóa mới",
+                "This key was used with a different request body; use a new key",
+            )
+            .into_response();
+        }
+        Ok(IdempotencyBegin::Started) => {}
+    }
+    let resp = work().await;
+    if !resp.status().is_success() {
+        if let Err(e) = store.release(&scoped).await {
+            tracing::warn!(error = %e, "could not release idempotency key");
+        }
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => return Problem::internal().into_response(),
+    };
+    let stored = StoredResponse {
+        status: parts.status.as_u16(),
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_owned(),
+        body: bytes.to_vec(),
+    };
+    if let Err(e) = store.complete(&scoped, &stored).await {
+        // The work is done; a retry will see "in progress" until the lease ends, then redo
+        // it, which the handlers' own checks keep harmless.
+        tracing::warn!(error = %e, "could not record idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
