@@ -1,1 +1,876 @@
+//! The submission function: procedure catalogue, dossier submission and reading, the
+//! applicant's withdraw / supplement, officer actions, and the public status lookup.
+//!
+//! [`router`] builds the axum `Router`; on Lambda `main.rs` runs it under `lambda_http`,
+//! locally `motcua-local` merges it with the other functions' routers.
 
+pub mod config;
+pub mod views;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use jiff::Timestamp;
+use motcua_domain::calendar::local_date;
+use motcua_domain::catalogue::{DocumentProblem, Procedure, SubmissionErrors};
+use motcua_domain::dossier::{Applicant, NewDossier, TransitionErrorKind};
+use motcua_domain::{
+    Actor, AgencyCode, Command, Dossier, DossierCode, EventEnvelope, Lang, Localized, PhoneNumber,
+    Role, Status, WorkingCalendar,
+};
+use motcua_http::{
+    Authenticator, Caller, Language, Problem, idempotency_key, idempotent, parse_json,
+    require_json, store_problem,
+};
+use motcua_ports::{PageRequest, SubmissionPorts};
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub use config::SubmissionConfig;
+use views::*;
+
+/// Where "now" comes from; the local runner can shift it to try deadlines.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The real clock, optionally shifted by a fixed number of seconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock {
+    pub offset_secs: i64,
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let now = Timestamp::now();
+        if self.offset_secs == 0 {
+            now
+        } else {
+            Timestamp::from_second(now.as_second() + self.offset_secs).unwrap_or(now)
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub ports: SubmissionPorts,
+    pub auth: Arc<Authenticator>,
+    pub clock: Arc<dyn Clock>,
+    pub calendar: &'static WorkingCalendar,
+    pub config: Arc<SubmissionConfig>,
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(s: &AppState) -> Self {
+        s.auth.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "motcua submission API",
+        description = "Procedures, dossiers and their national status lifecycle (codes 1-10). \
+Errors are application/problem+json in Vietnamese or English by Accept-Language.",
+        version = "1.0.0"
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "procedures"), (name = "dossiers"), (name = "officer"), (name = "public"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Routes and their OpenAPI document, registered together so they cannot drift.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_procedures))
+        .routes(routes!(get_procedure))
+        .routes(routes!(submit_dossier, list_dossiers))
+        .routes(routes!(get_dossier))
+        .routes(routes!(withdraw))
+        .routes(routes!(supplement))
+        .routes(routes!(officer_action))
+        .routes(routes!(lookup))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of this function.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The function's complete router: routes, `/v1/openapi.json`, body limit, localized
+/// problems, CORS.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api();
+    let doc = Arc::new(doc);
+    let cors = state.config.cors_layer();
+    let limit = state.config.max_body_bytes;
+    routes
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route(
+            "/health",
+            axum::routing::get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(motcua_http::localize))
+        .layer(cors)
+}
+
+fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(_) => Problem::internal().into_response(),
+    }
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("ascii")
+}
+
+/// List the procedures citizens can file online.
+#[utoipa::path(get, path = "/v1/procedures", tag = "procedures",
+    responses((status = 200, body = Vec<Procedure>)))]
+async fn list_procedures(State(s): State<AppState>) -> Result<Response, Problem> {
+    let procs = s
+        .ports
+        .catalogue
+        .procedures()
+        .await
+        .map_err(store_problem)?;
+    let mut r = json_response(StatusCode::OK, &procs);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(r)
+}
+
+fn unknown_procedure(code: &str) -> Problem {
+    Problem::not_found().detail(
+        format!("Không có thủ tục mã '{code}'"),
+        format!("No procedure with code '{code}'"),
+    )
+}
+
+/// One procedure: form fields, documents, time and fee.
+#[utoipa::path(get, path = "/v1/procedures/{code}", tag = "procedures",
+    params(("code" = String, Path, description = "Procedure code")),
+    responses((status = 200, body = Procedure), (status = 404, description = "Unknown procedure")))]
+async fn get_procedure(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, Problem> {
+    match s
+        .ports
+        .catalogue
+        .procedure(&code)
+        .await
+        .map_err(store_problem)?
+    {
+        Some(p) => Ok(json_response(StatusCode::OK, &p)),
+        None => Err(unknown_procedure(&code)),
+    }
+}
+
+fn require_role(caller: &Actor, roles: &[Role]) -> Result<(), Problem> {
+    if roles.contains(&caller.role) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(Problem::forbidden(
+            &format!("Chức năng này dành cho vai trò: {}", names.join(", ")),
+            &format!("This is for the role(s): {}", names.join(", ")),
+        ))
+    }
+}
+
+fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+    v.extend_from_slice(method.as_bytes());
+    v.push(b' ');
+    v.extend_from_slice(path.as_bytes());
+    v.push(b'\n');
+    v.extend_from_slice(body);
+    v
+}
+
+fn validation_problem(errors: &SubmissionErrors) -> Problem {
+    let list = |lang: Lang| -> Value {
+        let fields = errors.fields.iter().map(|e| {
+            let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+            v["message"] = Value::String(e.message(lang));
+            v
+        });
+        let docs = errors.documents.iter().map(|e| {
+            let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+            v["message"] = Value::String(e.message(lang));
+            v
+        });
+        Value::Array(fields.chain(docs).collect())
+    };
+    let n = errors.fields.len() + errors.documents.len();
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "Hồ sơ chưa hợp lệ",
+        "The dossier is not valid",
+    )
+    .detail(
+        format!(
+            "Có {n} lỗi cần sửa: {}",
+            errors.messages(Lang::Vi).join("; ")
+        ),
+        format!(
+            "{n} problem(s) to fix: {}",
+            errors.messages(Lang::En).join("; ")
+        ),
+    )
+    .extra_localized("errors", list(Lang::Vi), list(Lang::En))
+}
+
+/// Submit a dossier (citizen). Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/dossiers", tag = "dossiers",
+    request_body = SubmitRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: same key and body give the same answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = SubmitResponse),
+        (status = 400, description = "Malformed JSON"),
+        (status = 401, description = "No or bad token"),
+        (status = 403, description = "Not a citizen"),
+        (status = 413, description = "Body too large"),
+        (status = 422, description = "Unknown procedure, invalid form or documents, or Idempotency-Key reused with another body")))]
+async fn submit_dossier(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Language(lang): Language,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&caller, &[Role::Citizen])?;
+    require_json(&headers)?;
+    let key = idempotency_key(&headers)?;
+    let now = s.clock.now();
+    let fp = fingerprint("POST", "/v1/dossiers", &body);
+    let store = s.ports.idempotency.clone();
+    let scope = caller.subject.clone();
+    Ok(idempotent(
+        store.as_ref(),
+        &scope,
+        key,
+        &fp,
+        now,
+        s.config.idempotency_ttl_secs,
+        || async move {
+            submit(&s, &caller, lang, &body, now)
+                .await
+                .unwrap_or_else(|p| p.into_response())
+        },
+    )
+    .await)
+}
+
+async fn submit(
+    s: &AppState,
+    caller: &Actor,
+    lang: Lang,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<Response, Problem> {
+    let req: SubmitRequest = parse_json(body)?;
+    let procedure = s
+        .ports
+        .catalogue
+        .procedure(&req.procedure_code)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| {
+            let p = unknown_procedure(&req.procedure_code);
+            Problem {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                kind: "unknown-procedure",
+                ..p
+            }
+        })?;
+    let mut errors = SubmissionErrors::default();
+    let form = match procedure.validate_form(&req.form) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.fields = e;
+            Default::default()
+        }
+    };
+    errors.documents = procedure.validate_documents(&req.documents);
+    let phone_raw = req.contact_phone.clone().or_else(|| {
+        form.get("contact_phone")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    });
+    let phone = match phone_raw.as_deref().map(PhoneNumber::parse) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => {
+            errors.fields.push(motcua_domain::catalogue::FieldError {
+                field: "contact_phone".into(),
+                problem: motcua_domain::catalogue::FieldProblem::BadPhone,
+            });
+            None
+        }
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(validation_problem(&errors));
+    }
+    let day = local_date(now);
+    let seq = s
+        .ports
+        .sequences
+        .next(&procedure.agency, day)
+        .await
+        .map_err(store_problem)?;
+    let (dossier, history) = Dossier::submit(
+        &procedure,
+        NewDossier {
+            id: Uuid::now_v7(),
+            code: DossierCode::new(&procedure.agency, day, seq),
+            applicant: Applicant {
+                subject: caller.subject.clone(),
+                phone: phone.map(|p| p.as_str().to_owned()),
+            },
+            form,
+            documents: req.documents,
+            submitted_at: now,
+        },
+    );
+    let event = EventEnvelope::dossier(&dossier, &history);
+    s.ports
+        .dossiers
+        .create(&dossier, &history, &event)
+        .await
+        .map_err(store_problem)?;
+    tracing::info!(dossier = %dossier.id, code = %dossier.code, procedure = %dossier.procedure_code, "dossier submitted");
+    let resp = SubmitResponse {
+        id: dossier.id,
+        code: dossier.code.as_str().to_owned(),
+        status: StatusView::of(dossier.status, lang),
+        fee: dossier.fee.as_vnd(),
+        version: dossier.version,
+    };
+    let mut r = json_response(StatusCode::CREATED, &resp);
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/dossiers/{}", dossier.id)) {
+        r.headers_mut().insert(header::LOCATION, loc);
+    }
+    r.headers_mut().insert(header::ETAG, etag(dossier.version));
+    Ok(r)
+}
+
+/// List dossiers: a citizen's own (newest first), or an officer's agency queue by due date.
+#[utoipa::path(get, path = "/v1/dossiers", tag = "dossiers",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = DossierPage), (status = 400, description = "Bad status, agency or cursor")))]
+async fn list_dossiers(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Language(lang): Language,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    let page = PageRequest {
+        limit: q.limit.unwrap_or(20).clamp(1, PageRequest::MAX_LIMIT),
+        cursor: q.cursor.clone(),
+    };
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(Status::parse(raw).ok_or_else(|| {
+            Problem::bad_request(
+                "Trạng thái phải là mã 1–10 hoặc tên như 'received'",
+                "status must be a code 1-10 or a key such as 'received'",
+            )
+        })?),
+    };
+    let result = match caller.role {
+        Role::Citizen => {
+            let mut p = s
+                .ports
+                .dossiers
+                .list_by_applicant(&caller.subject, &page)
+                .await
+                .map_err(store_problem)?;
+            if let Some(st) = status {
+                p.items.retain(|d| d.status == st);
+            }
+            p
+        }
+        Role::Officer | Role::Admin => {
+            let agency = match (&caller.agency, caller.role, q.agency.as_deref()) {
+                (Some(a), Role::Officer, _) => a.clone(),
+                (_, _, Some(raw)) => AgencyCode::parse(raw).map_err(|e| {
+                    Problem::bad_request(
+                        &format!("Tham số agency {}", e.message(Lang::Vi)),
+                        &format!("agency {}", e.message(Lang::En)),
+                    )
+                })?,
+                _ => {
+                    return Err(Problem::bad_request(
+                        "Quản trị viên cần chỉ rõ tham số agency",
+                        "Admins must give the agency parameter",
+                    ));
+                }
+            };
+            s.ports
+                .dossiers
+                .agency_queue(&agency, status, &page)
+                .await
+                .map_err(store_problem)?
+        }
+        Role::System => return Err(require_role(&caller, &[]).unwrap_err()),
+    };
+    let now = s.clock.now();
+    let body = DossierPage {
+        items: result
+            .items
+            .into_iter()
+            .map(|d| DossierView::of(d, now, lang, None))
+            .collect(),
+        next_cursor: result.next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| {
+        Problem::not_found().detail("Mã định danh hồ sơ không hợp lệ", "Not a dossier id")
+    })
+}
+
+async fn load_visible(s: &AppState, caller: &Actor, id: Uuid) -> Result<Dossier, Problem> {
+    let d = s
+        .ports
+        .dossiers
+        .get(id)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| Problem::not_found().detail("Không tìm thấy hồ sơ", "No such dossier"))?;
+    if !d.visible_to(caller) {
+        return Err(Problem::forbidden(
+            "Bạn không có quyền truy cập hồ sơ này",
+            "You may not access this dossier",
+        ));
+    }
+    Ok(d)
+}
+
+/// One dossier with its history, due date and overdue flag.
+#[utoipa::path(get, path = "/v1/dossiers/{id}", tag = "dossiers",
+    params(("id" = String, Path, description = "Dossier id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = DossierView, headers(("ETag" = String, description = "Quoted version"))),
+        (status = 403, description = "Not yours / not your agency's"), (status = 404, description = "No such dossier")))]
+async fn get_dossier(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Language(lang): Language,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    let d = load_visible(&s, &caller, id).await?;
+    let history = s.ports.dossiers.history(id).await.map_err(store_problem)?;
+    let version = d.version;
+    let mut r = json_response(
+        StatusCode::OK,
+        &DossierView::of(d, s.clock.now(), lang, Some(history)),
+    );
+    r.headers_mut().insert(header::ETAG, etag(version));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(r)
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or("").trim();
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<u64>().map(Some).map_err(|_| {
+        Problem::bad_request(
+            "If-Match phải là phiên bản hồ sơ, ví dụ \"3\"",
+            "If-Match must be the dossier version, e.g. \"3\"",
+        )
+    })
+}
+
+fn transition_problem(e: &motcua_domain::dossier::TransitionError) -> Problem {
+    let p = match e.kind() {
+        TransitionErrorKind::Forbidden => Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Không có quyền",
+            "Forbidden",
+        ),
+        TransitionErrorKind::Conflict => Problem::new(
+            StatusCode::CONFLICT,
+            "transition-not-allowed",
+            "Không thể thực hiện thao tác",
+            "Action not allowed",
+        ),
+        TransitionErrorKind::Invalid => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-action",
+            "Thao tác thiếu thông tin",
+            "Action is missing information",
+        ),
+    };
+    p.detail_from(e)
+}
+
+/// Applies `cmd` to dossier `id` for `caller`, wrapped in the idempotency check.
+async fn command_endpoint(
+    s: AppState,
+    caller: Actor,
+    lang: Lang,
+    headers: HeaderMap,
+    id: String,
+    path: String,
+    body: Bytes,
+    to_command: impl FnOnce(&[u8]) -> Result<Command, Problem> + Send,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    if !body.is_empty() {
+        require_json(&headers)?;
+    }
+    let key = idempotency_key(&headers)?;
+    let expected = if_match(&headers)?;
+    let now = s.clock.now();
+    let fp = fingerprint("POST", &path, &body);
+    let store = s.ports.idempotency.clone();
+    let scope = caller.subject.clone();
+    Ok(idempotent(
+        store.as_ref(),
+        &scope,
+        key,
+        &fp,
+        now,
+        s.config.idempotency_ttl_secs,
+        || async move {
+            let run = async {
+                let cmd = to_command(&body)?;
+                apply_command(&s, &caller, lang, id, expected, cmd, now).await
+            };
+            run.await.unwrap_or_else(|p| p.into_response())
+        },
+    )
+    .await)
+}
+
+async fn apply_command(
+    s: &AppState,
+    caller: &Actor,
+    lang: Lang,
+    id: Uuid,
+    expected: Option<u64>,
+    cmd: Command,
+    now: Timestamp,
+) -> Result<Response, Problem> {
+    let d = load_visible(s, caller, id).await?;
+    if let Some(v) = expected
+        && v != d.version
+    {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "stale-version",
+            "Hồ sơ đã thay đổi",
+            "The dossier has changed",
+        )
+        .detail(
+            format!(
+                "Bạn đang xem phiên bản {v}, hồ sơ hiện ở phiên bản {}; hãy tải lại",
+                d.version
+            ),
+            format!(
+                "You acted on version {v}; the dossier is now at version {}; reload it",
+                d.version
+            ),
+        ));
+    }
+    if let Command::Supplement { documents, .. } = &cmd {
+        let procedure = s
+            .ports
+            .catalogue
+            .procedure(&d.procedure_code)
+            .await
+            .map_err(store_problem)?;
+        if let Some(p) = procedure {
+            let errs: Vec<_> = p
+                .validate_documents(documents)
+                .into_iter()
+                .filter(|e| e.problem != DocumentProblem::Missing)
+                .collect();
+            if !errs.is_empty() {
+                return Err(validation_problem(&SubmissionErrors {
+                    fields: vec![],
+                    documents: errs,
+                }));
+            }
+        }
+    }
+    let (next, h) = d
+        .apply(caller, &cmd, now, s.calendar)
+        .map_err(|e| transition_problem(&e))?;
+    let event = EventEnvelope::dossier(&next, &h);
+    s.ports
+        .dossiers
+        .transition(&next, &h, &event)
+        .await
+        .map_err(store_problem)?;
+    tracing::info!(dossier = %next.id, action = %h.action, from = ?h.from.map(|s| s.code()), to = h.to.code(), "dossier transition");
+    let version = next.version;
+    let history = s.ports.dossiers.history(id).await.map_err(store_problem)?;
+    let mut r = json_response(
+        StatusCode::OK,
+        &DossierView::of(next, now, lang, Some(history)),
+    );
+    r.headers_mut().insert(header::ETAG, etag(version));
+    Ok(r)
+}
+
+/// Withdraw a dossier (its applicant). Honours `Idempotency-Key` and `If-Match`.
+#[utoipa::path(post, path = "/v1/dossiers/{id}/withdraw", tag = "dossiers",
+    params(("id" = String, Path, description = "Dossier id"),
+        ("If-Match" = Option<String>, Header, description = "Expected version"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    request_body(content = Option<WithdrawRequest>),
+    security(("bearer" = [])),
+    responses((status = 200, body = DossierView), (status = 409, description = "Not allowed in this status"),
+        (status = 412, description = "Stale version")))]
+async fn withdraw(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Language(lang): Language,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&caller, &[Role::Citizen])?;
+    let path = format!("/v1/dossiers/{id}/withdraw");
+    command_endpoint(s, caller, lang, headers, id, path, body, |b| {
+        let req: WithdrawRequest = if b.is_empty() {
+            WithdrawRequest::default()
+        } else {
+            parse_json(b)?
+        };
+        Ok(Command::Withdraw { reason: req.reason })
+    })
+    .await
+}
+
+/// Send the supplement an officer asked for (its applicant); the processing time restarts.
+#[utoipa::path(post, path = "/v1/dossiers/{id}/supplement", tag = "dossiers",
+    params(("id" = String, Path, description = "Dossier id"),
+        ("If-Match" = Option<String>, Header, description = "Expected version"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    request_body = SupplementRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = DossierView), (status = 409, description = "No supplement was requested"),
+        (status = 422, description = "Bad documents")))]
+async fn supplement(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Language(lang): Language,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&caller, &[Role::Citizen])?;
+    let path = format!("/v1/dossiers/{id}/supplement");
+    command_endpoint(s, caller, lang, headers, id, path, body, |b| {
+        let req: SupplementRequest = parse_json(b)?;
+        Ok(Command::Supplement {
+            documents: req.documents,
+            note: req.note,
+        })
+    })
+    .await
+}
+
+const OFFICER_ACTIONS: [&str; 11] = [
+    "receive",
+    "refuse",
+    "request_supplement",
+    "request_payment",
+    "confirm_payment",
+    "process",
+    "stop",
+    "resume",
+    "complete",
+    "return_result",
+    "extend",
+];
+
+/// An officer's action on a dossier of their agency: `{"action": "receive"}`,
+/// `{"action": "refuse", "reason": …}`, `{"action": "request_supplement", "items": […]}`,
+/// `{"action": "complete", "result": {"decision": "approved"}}`, `{"action": "extend",
+/// "new_due_date": "YYYY-MM-DD", "reason": …}`, …
+#[utoipa::path(post, path = "/v1/dossiers/{id}/actions", tag = "officer",
+    params(("id" = String, Path, description = "Dossier id"),
+        ("If-Match" = Option<String>, Header, description = "Expected version"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    request_body = Command,
+    security(("bearer" = [])),
+    responses((status = 200, body = DossierView),
+        (status = 403, description = "Not an officer of the dossier's agency"),
+        (status = 409, description = "Not allowed in this status, or a concurrent change won"),
+        (status = 412, description = "Stale version"),
+        (status = 422, description = "Missing reason, items, result or a bad new due date")))]
+async fn officer_action(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Language(lang): Language,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&caller, &[Role::Officer])?;
+    let path = format!("/v1/dossiers/{id}/actions");
+    command_endpoint(s, caller, lang, headers, id, path, body, |b| {
+        let raw: Value = parse_json(b)?;
+        let action = raw.get("action").and_then(|a| a.as_str()).unwrap_or("");
+        if !OFFICER_ACTIONS.contains(&action) {
+            let allowed = OFFICER_ACTIONS.join(", ");
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-action",
+                "Thao tác không hợp lệ",
+                "Unknown action",
+            )
+            .detail(
+                format!("Trường action phải là một trong: {allowed}"),
+                format!("action must be one of: {allowed}"),
+            ));
+        }
+        parse_json(b)
+    })
+    .await
+}
+
+/// Public status lookup by dossier code and the phone given at submission. Reveals no
+/// personal data; a wrong code or phone both answer 404.
+#[utoipa::path(get, path = "/v1/lookup", tag = "public",
+    params(LookupQuery),
+    responses((status = 200, body = LookupView), (status = 400, description = "code and phone are required"),
+        (status = 404, description = "No dossier with this code and phone")))]
+async fn lookup(
+    State(s): State<AppState>,
+    Language(lang): Language,
+    Query(q): Query<LookupQuery>,
+) -> Result<Response, Problem> {
+    let (Some(code), Some(phone)) = (q.code.as_deref(), q.phone.as_deref()) else {
+        return Err(Problem::bad_request(
+            "Cần cả mã hồ sơ (code) và số điện thoại (phone)",
+            "Both code and phone are required",
+        ));
+    };
+    let not_found = || {
+        Problem::not_found().detail(
+            "Không có hồ sơ với mã và số điện thoại này",
+            "No dossier with this code and phone",
+        )
+    };
+    let code = DossierCode::parse(code).map_err(|e| {
+        Problem::bad_request(
+            &format!("Mã hồ sơ {}", e.message(Lang::Vi)),
+            &format!("The dossier code {}", e.message(Lang::En)),
+        )
+    })?;
+    let phone = PhoneNumber::parse(phone).map_err(|_| not_found())?;
+    let d = s
+        .ports
+        .dossiers
+        .get_by_code(&code)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(not_found)?;
+    let matches = d.applicant.phone.as_deref().is_some_and(|p| {
+        let (a, b) = (p.as_bytes(), phone.as_str().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    });
+    if !matches {
+        return Err(not_found());
+    }
+    let now = s.clock.now();
+    let view = LookupView {
+        overdue: d.is_overdue(now),
+        code: d.code.as_str().to_owned(),
+        procedure_name: d.procedure_name,
+        status: StatusView::of(d.status, lang),
+        due_date: d.due_date,
+        updated_at: d.updated_at,
+    };
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// Every (method, path) the router serves, from the OpenAPI document: what the SAM
+/// template's routes are checked against.
+pub fn route_table() -> BTreeSet<(String, String)> {
+    let doc = openapi();
+    let mut out = BTreeSet::new();
+    for (path, item) in doc.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ];
+        for (m, present) in methods {
+            if present {
+                out.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out.insert(("GET".into(), "/v1/openapi.json".into()));
+    out.insert(("GET".into(), "/health".into()));
+    out
+}

@@ -7,10 +7,12 @@ pub mod problem;
 use std::future::Future;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
+use motcua_domain::Lang;
 use motcua_ports::{IdempotencyBegin, IdempotencyStore, StoreError, StoredResponse};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -59,30 +61,53 @@ pub fn store_problem(e: StoreError) -> Problem {
 /// JSON (400) or a shape that does not fit (422), each with serde's explanation.
 pub struct JsonBody<T>(pub T);
 
+/// Refuses (415) a request whose `Content-Type` is not JSON.
+pub fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.split(';').next().unwrap_or("").trim();
+            ct == "application/json" || ct.ends_with("+json")
+        });
+    if is_json {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Định dạng dữ liệu không được hỗ trợ",
+            "Unsupported media type",
+        )
+        .detail(
+            "Gửi dữ liệu JSON với Content-Type: application/json",
+            "Send JSON with Content-Type: application/json",
+        ))
+    }
+}
+
+/// The caller's language, from `Accept-Language` (Vietnamese by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Language(pub Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for Language {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Language(Lang::from_accept_language(
+            parts
+                .headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )))
+    }
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                let ct = ct.split(';').next().unwrap_or("").trim();
-                ct == "application/json" || ct.ends_with("+json")
-            });
-        if !is_json {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Định dạng dữ liệu không được hỗ trợ",
-                "Unsupported media type",
-            )
-            .detail(
-                "Gửi dữ liệu JSON với Content-Type: application/json",
-                "Send JSON with Content-Type: application/json",
-            ));
-        }
+        require_json(req.headers())?;
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Problem::new(

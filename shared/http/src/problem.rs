@@ -13,6 +13,19 @@ use axum::response::{IntoResponse, Response};
 use motcua_domain::{Lang, Localized};
 use serde_json::{Value, json};
 
+trait PickValue {
+    fn pick_value<'a>(self, vi: &'a Value, en: &'a Value) -> &'a Value;
+}
+
+impl PickValue for Lang {
+    fn pick_value<'a>(self, vi: &'a Value, en: &'a Value) -> &'a Value {
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
+}
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A problem in both languages, rendered by [`localize`].
@@ -25,8 +38,8 @@ pub struct Problem {
     pub title_en: String,
     pub detail_vi: Option<String>,
     pub detail_en: Option<String>,
-    /// Extra members, e.g. the list of field errors.
-    pub extra: Option<(&'static str, Value)>,
+    /// An extra member (e.g. the list of field errors), in Vietnamese and in English.
+    pub extra: Option<(&'static str, Value, Value)>,
     pub retry_after_secs: Option<u64>,
 }
 
@@ -56,7 +69,12 @@ impl Problem {
     }
 
     pub fn extra(mut self, name: &'static str, value: Value) -> Problem {
-        self.extra = Some((name, value));
+        self.extra = Some((name, value.clone(), value));
+        self
+    }
+
+    pub fn extra_localized(mut self, name: &'static str, vi: Value, en: Value) -> Problem {
+        self.extra = Some((name, vi, en));
         self
     }
 
@@ -82,8 +100,8 @@ impl Problem {
         if let Some(d) = detail {
             v["detail"] = Value::String(d.clone());
         }
-        if let Some((name, value)) = &self.extra {
-            v[*name] = value.clone();
+        if let Some((name, vi, en)) = &self.extra {
+            v[*name] = lang.pick_value(vi, en).clone();
         }
         v
     }

@@ -1,0 +1,170 @@
+//! Configuration from environment variables, checked once at start-up.
+
+use axum::http::{HeaderValue, Method, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use motcua_http::{Authenticator, DEFAULT_BODY_LIMIT};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {why}")]
+    Invalid { name: &'static str, why: String },
+}
+
+/// Settings of the submission function.
+#[derive(Debug, Clone)]
+pub struct SubmissionConfig {
+    /// `MOTCUA_JWT_ISSUER` (default `motcua`).
+    pub jwt_issuer: String,
+    /// `MOTCUA_JWT_AUDIENCE` (default `motcua`).
+    pub jwt_audience: String,
+    /// `MOTCUA_JWT_SECRETS`: comma-separated base64 HS256 secrets of at least 32 bytes; the
+    /// first signs, all verify (rotation). Required.
+    pub jwt_secrets: Vec<Vec<u8>>,
+    /// `MOTCUA_MAX_BODY_BYTES` (default 262144).
+    pub max_body_bytes: usize,
+    /// `MOTCUA_IDEMPOTENCY_TTL_SECS` (default 86400).
+    pub idempotency_ttl_secs: u64,
+    /// `MOTCUA_CORS_ORIGINS`: comma-separated portal origins, or `*` (default: none).
+    pub cors_origins: Vec<String>,
+}
+
+fn parse_num<T: std::str::FromStr>(
+    name: &'static str,
+    raw: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => s.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            why: "not a number".into(),
+        }),
+    }
+}
+
+impl SubmissionConfig {
+    /// Reads the settings through `get` (the process environment in production).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secrets_raw =
+            get("MOTCUA_JWT_SECRETS").ok_or(ConfigError::Missing("MOTCUA_JWT_SECRETS"))?;
+        let mut jwt_secrets = Vec::new();
+        for part in secrets_raw
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let key = STANDARD.decode(part).map_err(|_| ConfigError::Invalid {
+                name: "MOTCUA_JWT_SECRETS",
+                why: "not base64".into(),
+            })?;
+            if key.len() < 32 {
+                return Err(ConfigError::Invalid {
+                    name: "MOTCUA_JWT_SECRETS",
+                    why: "each secret needs at least 32 bytes".into(),
+                });
+            }
+            jwt_secrets.push(key);
+        }
+        if jwt_secrets.is_empty() {
+            return Err(ConfigError::Missing("MOTCUA_JWT_SECRETS"));
+        }
+        Ok(SubmissionConfig {
+            jwt_issuer: get("MOTCUA_JWT_ISSUER").unwrap_or_else(|| "motcua".into()),
+            jwt_audience: get("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|| "motcua".into()),
+            jwt_secrets,
+            max_body_bytes: parse_num(
+                "MOTCUA_MAX_BODY_BYTES",
+                get("MOTCUA_MAX_BODY_BYTES"),
+                DEFAULT_BODY_LIMIT,
+            )?,
+            idempotency_ttl_secs: parse_num(
+                "MOTCUA_IDEMPOTENCY_TTL_SECS",
+                get("MOTCUA_IDEMPOTENCY_TTL_SECS"),
+                86_400,
+            )?,
+            cors_origins: get("MOTCUA_CORS_ORIGINS")
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(&self.jwt_issuer, &self.jwt_audience, &self.jwt_secrets)
+            .expect("secrets were checked when the config was read")
+    }
+
+    /// CORS for the configured portal origins (none: no cross-origin access).
+    pub fn cors_layer(&self) -> CorsLayer {
+        let origins = if self.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(
+                self.cors_origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT_LANGUAGE,
+                header::IF_MATCH,
+                header::HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<SubmissionConfig, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SubmissionConfig::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        assert_eq!(
+            cfg(&[]).unwrap_err().to_string(),
+            "MOTCUA_JWT_SECRETS is required"
+        );
+        let short = STANDARD.encode([1u8; 8]);
+        assert!(cfg(&[("MOTCUA_JWT_SECRETS", &short)]).is_err());
+        let good = STANDARD.encode([1u8; 32]);
+        let bad_num = cfg(&[
+            ("MOTCUA_JWT_SECRETS", &good),
+            ("MOTCUA_MAX_BODY_BYTES", "lots"),
+        ]);
+        assert!(
+            bad_num
+                .unwrap_err()
+                .to_string()
+                .contains("MOTCUA_MAX_BODY_BYTES")
+        );
+        let ok = cfg(&[("MOTCUA_JWT_SECRETS", &format!("{good},{good}"))]).unwrap();
+        assert_eq!(ok.jwt_secrets.len(), 2);
+        assert_eq!(ok.max_body_bytes, DEFAULT_BODY_LIMIT);
+    }
+}

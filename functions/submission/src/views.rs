@@ -1,0 +1,194 @@
+//! Request and response bodies of the submission API (the OpenAPI schemas).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use motcua_domain::catalogue::SubmittedDocument;
+use motcua_domain::dossier::{DossierResult, HistoryEntry};
+use motcua_domain::{Dossier, Lang, Status};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A new dossier.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Procedure code from `GET /v1/procedures`.
+    pub procedure_code: String,
+    /// Values of the procedure's form fields, by field name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub form: BTreeMap<String, Value>,
+    /// The document components, uploaded or reused.
+    #[serde(default)]
+    pub documents: Vec<SubmittedDocument>,
+    /// Phone for status SMS and the public lookup; defaults to the form's `contact_phone`.
+    #[serde(default)]
+    pub contact_phone: Option<String>,
+}
+
+/// The answer to a submission.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    pub id: Uuid,
+    /// Dossier code printed on the receipt: `<agency>-<YYMMDD>-<NNNN>`.
+    #[schema(example = "000.00.04.H42-260317-0042")]
+    pub code: String,
+    pub status: StatusView,
+    /// Fee in VND.
+    pub fee: u64,
+    pub version: u64,
+}
+
+/// A status with its national code and names.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    /// National status code 1–10.
+    pub code: u8,
+    pub key: Status,
+    /// Name in the caller's language.
+    pub name: String,
+}
+
+impl StatusView {
+    pub fn of(s: Status, lang: Lang) -> StatusView {
+        StatusView {
+            code: s.code(),
+            key: s,
+            name: s.name(lang).to_owned(),
+        }
+    }
+}
+
+/// A dossier as its applicant or an officer sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DossierView {
+    pub id: Uuid,
+    pub code: String,
+    pub procedure_code: String,
+    pub procedure_name: String,
+    pub agency: String,
+    pub status: StatusView,
+    /// Fee in VND.
+    pub fee: u64,
+    /// Amount the applicant must pay now (status 6), VND.
+    pub amount_due: Option<u64>,
+    #[schema(value_type = String, format = DateTime)]
+    pub submitted_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub received_at: Option<Timestamp>,
+    /// Ngày hẹn trả, set on receipt.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<Date>,
+    /// Computed now: finished after the due date, or still open past it.
+    pub overdue: bool,
+    pub extended: bool,
+    /// What the applicant must still provide (status 5).
+    pub missing_items: Vec<String>,
+    pub result: Option<DossierResult>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    #[schema(value_type = Object)]
+    pub form: BTreeMap<String, Value>,
+    pub documents: Vec<SubmittedDocument>,
+    /// E.164 contact phone.
+    pub contact_phone: Option<String>,
+    /// Optimistic-concurrency version; send it back in `If-Match: "<version>"`.
+    pub version: u64,
+    /// Present on the detail view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntry>>,
+}
+
+impl DossierView {
+    pub fn of(d: Dossier, now: Timestamp, lang: Lang, history: Option<Vec<HistoryEntry>>) -> Self {
+        DossierView {
+            id: d.id,
+            overdue: d.is_overdue(now),
+            code: d.code.as_str().to_owned(),
+            procedure_code: d.procedure_code,
+            procedure_name: d.procedure_name,
+            agency: d.agency.as_str().to_owned(),
+            status: StatusView::of(d.status, lang),
+            fee: d.fee.as_vnd(),
+            amount_due: d.amount_due.map(|m| m.as_vnd()),
+            submitted_at: d.submitted_at,
+            received_at: d.received_at,
+            due_date: d.due_date,
+            extended: d.extended,
+            missing_items: d.missing_items,
+            result: d.result,
+            finished_at: d.finished_at,
+            form: d.form,
+            documents: d.documents,
+            contact_phone: d.applicant.phone,
+            version: d.version,
+            history,
+        }
+    }
+}
+
+/// One page of dossiers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DossierPage {
+    pub items: Vec<DossierView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What the public lookup reveals: no name, no ID, no form.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LookupView {
+    pub code: String,
+    pub procedure_name: String,
+    pub status: StatusView,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<Date>,
+    pub overdue: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// `POST /v1/dossiers/{id}/withdraw`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/dossiers/{id}/supplement`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupplementRequest {
+    pub documents: Vec<SubmittedDocument>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Query of `GET /v1/dossiers`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Officers: only this status (code 1–10 or key such as `received`).
+    pub status: Option<String>,
+    /// Admins: the agency whose queue to list.
+    pub agency: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Query of `GET /v1/lookup`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    /// Dossier code from the receipt.
+    pub code: Option<String>,
+    /// The contact phone given when submitting.
+    pub phone: Option<String>,
+}

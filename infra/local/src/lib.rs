@@ -1,0 +1,228 @@
+//! The local runner's library: wiring of every function on the embedded backend, the
+//! development signing key, and development tokens.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use motcua_domain::catalogue::demo_catalogue;
+use motcua_domain::{AgencyCode, CitizenId, Role, WorkingCalendar};
+use motcua_embedded::EmbeddedStore;
+use motcua_http::Authenticator;
+use motcua_submission::{AppState, SubmissionConfig, SystemClock};
+use sha2::{Digest, Sha256};
+
+/// Issuer of the tokens the runner mints and accepts.
+pub const LOCAL_ISSUER: &str = "motcua-local";
+const KEY_FILE: &str = "dev-jwt.key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenOptions {
+    pub role: String,
+    pub sub: Option<String>,
+    pub agency: Option<String>,
+    pub citizen_id: Option<String>,
+    pub ttl_secs: i64,
+    pub data_dir: PathBuf,
+}
+
+/// The development signing secret in `data_dir/dev-jwt.key`, created on first use.
+/// `MOTCUA_JWT_SECRETS` overrides it.
+pub fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
+    if let Ok(s) = std::env::var("MOTCUA_JWT_SECRETS") {
+        return Ok(s);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join(KEY_FILE);
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().to_owned());
+    }
+    let key = STANDARD.encode(rand::random::<[u8; 32]>());
+    let tmp = data_dir.join(format!("{KEY_FILE}.{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        f.write_all(key.as_bytes())?;
+    }
+    // Two processes racing here: the first rename wins, both then read the same file.
+    if std::fs::hard_link(&tmp, &path).is_err() && !path.exists() {
+        std::fs::rename(&tmp, &path)?;
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+}
+
+fn local_config(data_dir: &Path) -> anyhow::Result<SubmissionConfig> {
+    let secret = dev_secret(data_dir)?;
+    let cors = std::env::var("MOTCUA_CORS_ORIGINS").unwrap_or_else(|_| "*".into());
+    SubmissionConfig::from_lookup(|k| match k {
+        "MOTCUA_JWT_SECRETS" => Some(secret.clone()),
+        "MOTCUA_JWT_ISSUER" => Some(LOCAL_ISSUER.into()),
+        "MOTCUA_CORS_ORIGINS" => Some(cors.clone()),
+        other => std::env::var(other).ok(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Mints a development token that a runner on the same data directory accepts.
+pub fn token(o: &TokenOptions) -> anyhow::Result<String> {
+    let role = match o.role.as_str() {
+        "citizen" => Role::Citizen,
+        "officer" => Role::Officer,
+        "admin" => Role::Admin,
+        other => anyhow::bail!("--role must be citizen, officer or admin, not '{other}'"),
+    };
+    let agency = o
+        .agency
+        .as_deref()
+        .map(|a| AgencyCode::parse(a).map_err(|e| anyhow::anyhow!("--agency {e}")))
+        .transpose()?;
+    if role == Role::Officer && agency.is_none() {
+        anyhow::bail!("an officer token needs --agency (e.g. --agency 000.00.04.H42)");
+    }
+    let cfg = local_config(&o.data_dir)?;
+    let sub = match (&o.sub, &o.citizen_id) {
+        (Some(s), _) => s.clone(),
+        (None, Some(id)) => {
+            // The subject is a keyed hash of the number: stable per person, and the number
+            // itself never travels in the token.
+            let id = CitizenId::parse(id).map_err(|e| anyhow::anyhow!("--citizen-id {e}"))?;
+            let mut h = Sha256::new();
+            h.update(&cfg.jwt_secrets[0]);
+            h.update(id.as_str().as_bytes());
+            format!("cid-{}", &hex::encode(h.finalize())[..24])
+        }
+        (None, None) => format!("dev-{}", role.as_str()),
+    };
+    let now = jiff::Timestamp::now().as_second();
+    Ok(cfg
+        .authenticator()
+        .mint(&sub, role, agency.as_ref(), now, o.ttl_secs))
+}
+
+/// The application state of every function on the embedded store in `data_dir`, with the
+/// demo catalogue seeded into an empty catalogue.
+pub async fn embedded_state(data_dir: &Path) -> anyhow::Result<AppState> {
+    let store = EmbeddedStore::open(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ports = store.submission_ports();
+    if ports
+        .catalogue
+        .procedures()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_empty()
+    {
+        for p in demo_catalogue() {
+            ports
+                .catalogue
+                .put_procedure(&p)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    let config = local_config(data_dir)?;
+    let offset_secs = match std::env::var("MOTCUA_CLOCK_OFFSET_SECS") {
+        Ok(s) => s
+            .parse::<i64>()
+            .context("MOTCUA_CLOCK_OFFSET_SECS must be a whole number of seconds")?,
+        Err(_) => 0,
+    };
+    if offset_secs != 0 {
+        tracing::warn!(offset_secs, "clock shifted for testing deadlines");
+    }
+    let auth: Authenticator = config.authenticator();
+    Ok(AppState {
+        ports,
+        auth: Arc::new(auth),
+        clock: Arc::new(SystemClock { offset_secs }),
+        calendar: WorkingCalendar::vietnam(),
+        config: Arc::new(config),
+    })
+}
+
+/// One router serving every function.
+pub fn app(state: AppState) -> axum::Router {
+    motcua_submission::router(state)
+}
+
+/// Serves every function until Ctrl-C / SIGTERM.
+pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
+    if o.backend == Backend::Aws {
+        anyhow::bail!(
+            "--backend aws needs the DynamoDB adapters, which are not built yet (issue 3); use --backend embedded"
+        );
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let state = embedded_state(&o.data_dir).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;
+        let addr = listener.local_addr()?;
+        println!("motcua-local listening on http://{addr}");
+        println!("  backend: embedded (SQLite in {})", o.data_dir.display());
+        println!("  API document: http://{addr}/v1/openapi.json");
+        println!(
+            "  get a citizen token:  TOKEN=$(cargo run -q -p motcua-local -- token --role citizen --sub demo-citizen --data-dir {})",
+            o.data_dir.display()
+        );
+        println!(
+            "  submit a dossier:     curl -s -X POST http://{addr}/v1/dossiers -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d @events/api/submit-criminal-record.json"
+        );
+        std::io::stdout().flush()?;
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        Ok(())
+    })
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
