@@ -1,1 +1,154 @@
+//! Helpers for cross-function tests: start the real `motcua-local` binary on a free port
+//! with its own data directory, mint tokens with it, and talk to it over HTTP.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The workspace's target directory.
+fn target_dir() -> PathBuf {
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// Path of the `motcua-local` binary of this build (built first if missing).
+pub fn runner_binary() -> anyhow::Result<PathBuf> {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target_dir().join(profile).join("motcua-local");
+    if !bin.exists() {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "motcua-local"]);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().context("building motcua-local")?;
+        if !status.success() {
+            bail!("cargo build -p motcua-local failed");
+        }
+    }
+    Ok(bin)
+}
+
+/// A fresh, empty data directory under the system temp dir.
+pub fn fresh_data_dir(label: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    std::env::temp_dir().join(format!(
+        "motcua-{label}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A running `motcua-local serve`, stopped when dropped.
+pub struct Runner {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+impl Runner {
+    /// Starts a runner on a free port with a fresh data directory.
+    pub fn start(label: &str) -> anyhow::Result<Runner> {
+        Self::start_with(&fresh_data_dir(label), &[])
+    }
+
+    /// Starts a runner on `data_dir` with extra environment variables.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Runner> {
+        let mut cmd = Command::new(runner_binary()?);
+        cmd.args(["serve", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("MOTCUA_JWT_SECRETS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("starting motcua-local")?;
+        let stdout = child.stdout.take().context("runner stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .context("runner exited before printing its address")??;
+        let base = first
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://"))
+            .with_context(|| format!("unexpected first line: {first}"))?
+            .to_owned();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let runner = Runner {
+            child,
+            base,
+            data_dir: data_dir.to_owned(),
+        };
+        runner.wait_healthy()?;
+        Ok(runner)
+    }
+
+    fn wait_healthy(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("runner at {} did not accept connections", self.base)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A development token from `motcua-local token` on this runner's data directory.
+    pub fn token(&self, role: &str, sub: &str, agency: Option<&str>) -> String {
+        let mut cmd = Command::new(runner_binary().expect("runner binary"));
+        cmd.args(["token", "--role", role, "--sub", sub, "--data-dir"])
+            .arg(&self.data_dir)
+            .env_remove("MOTCUA_JWT_SECRETS");
+        if let Some(a) = agency {
+            cmd.args(["--agency", a]);
+        }
+        let out = cmd.output().expect("motcua-local token");
+        assert!(
+            out.status.success(),
+            "token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    /// Stops the runner (SIGKILL; the embedded store is crash-safe) and waits for it.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,857 @@
+//! End-to-end flows over HTTP through the real local runner (embedded backend).
+
+use jiff::Timestamp;
+use motcua_domain::WorkingCalendar;
+use motcua_domain::calendar::local_date;
+use motcua_tests::Runner;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+
+const AGENCY: &str = "000.00.04.H42"; // Sở Tư pháp: criminal-record certificate
+const OTHER_AGENCY: &str = "000.01.41.H42";
+
+struct Api {
+    runner: Runner,
+    http: Client,
+    citizen: String,
+    other_citizen: String,
+    officer: String,
+    other_officer: String,
+}
+
+impl Api {
+    fn start(label: &str) -> Api {
+        let runner = Runner::start(label).expect("runner starts");
+        Api::with(runner)
+    }
+
+    fn with(runner: Runner) -> Api {
+        Api {
+            citizen: runner.token("citizen", "citizen-lan", None),
+            other_citizen: runner.token("citizen", "citizen-minh", None),
+            officer: runner.token("officer", "officer-ha", Some(AGENCY)),
+            other_officer: runner.token("officer", "officer-tuan", Some(OTHER_AGENCY)),
+            http: Client::new(),
+            runner,
+        }
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Response {
+        self.http
+            .get(self.runner.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> Response {
+        self.http
+            .post(self.runner.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn submit(&self, token: &str) -> Value {
+        let r = self.post(token, "/v1/dossiers", criminal_record()).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    async fn act(&self, id: &str, body: Value) -> Response {
+        self.post(&self.officer, &format!("/v1/dossiers/{id}/actions"), body)
+            .await
+    }
+
+    async fn act_ok(&self, id: &str, body: Value) -> Value {
+        let r = self.act(id, body.clone()).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body} → {v}");
+        v
+    }
+
+    async fn detail(&self, token: &str, id: &str) -> Value {
+        let r = self.get(token, &format!("/v1/dossiers/{id}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+}
+
+fn criminal_record() -> Value {
+    serde_json::from_str(include_str!("../../events/api/submit-criminal-record.json")).unwrap()
+}
+
+async fn problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], status.as_u16());
+    assert!(
+        v["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:motcua:problem:")
+    );
+    assert!(!v["title"].as_str().unwrap().is_empty());
+    v
+}
+
+fn expected_due(received_at: &str, days: u32) -> String {
+    let at: Timestamp = received_at.parse().unwrap();
+    WorkingCalendar::vietnam().due_date(at, days).to_string()
+}
+
+#[tokio::test]
+async fn happy_path_to_returned_result() {
+    let api = Api::start("happy");
+    let yymmdd = || {
+        let d = local_date(Timestamp::now());
+        format!("{:02}{:02}{:02}", d.year() % 100, d.month(), d.day())
+    };
+    let before = yymmdd();
+    let created = api.submit(&api.citizen).await;
+    let after = yymmdd();
+    let id = created["id"].as_str().unwrap();
+    let code = created["code"].as_str().unwrap();
+    assert_eq!(created["status"]["code"], 1);
+    assert_eq!(created["fee"], 200_000);
+    // <agency>-<YYMMDD in Vietnam>-<NNNN>, the first of the day for this fresh agency.
+    assert!(
+        code == format!("{AGENCY}-{before}-0001") || code == format!("{AGENCY}-{after}-0001"),
+        "{code}"
+    );
+
+    // The officer finds it in the intake queue.
+    let q: Value = api
+        .get(&api.officer, "/v1/dossiers?status=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(q["items"].as_array().unwrap().iter().any(|d| d["id"] == id));
+
+    let received = api.act_ok(id, json!({"action": "receive"})).await;
+    assert_eq!(received["status"]["code"], 2);
+    let due = expected_due(received["received_at"].as_str().unwrap(), 10);
+    assert_eq!(received["due_date"], due.as_str());
+    assert_eq!(received["overdue"], false);
+
+    api.act_ok(id, json!({"action": "process"})).await;
+    let pay = api.act_ok(id, json!({"action": "request_payment"})).await;
+    assert_eq!(pay["status"]["code"], 6);
+    assert_eq!(pay["amount_due"], 200_000);
+    api.act_ok(
+        id,
+        json!({"action": "confirm_payment", "reference": "VNP-1"}),
+    )
+    .await;
+    let done = api
+        .act_ok(
+            id,
+            json!({"action": "complete", "result": {"decision": "approved", "document": "LLTP-2026-1"}}),
+        )
+        .await;
+    assert_eq!(done["status"]["code"], 9);
+    api.act_ok(id, json!({"action": "return_result"})).await;
+
+    let d = api.detail(&api.citizen, id).await;
+    assert_eq!(d["status"]["code"], 10);
+    assert_eq!(d["status"]["name"], "Đã trả kết quả");
+    let steps: Vec<_> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "submit",
+            "receive",
+            "process",
+            "request_payment",
+            "confirm_payment",
+            "complete",
+            "return_result"
+        ]
+    );
+    assert_eq!(d["version"], 7);
+
+    // Public lookup by code and phone shows the status and nothing personal.
+    let r = api
+        .http
+        .get(api.runner.url("/v1/lookup"))
+        .query(&[("code", code), ("phone", "+84 912 345 678")])
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    let l: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(l["status"]["code"], 10);
+    assert_eq!(l["status"]["name"], "Result returned");
+    for secret in [
+        "037153000257",
+        "Nguyễn",
+        "0912345678",
+        "912345678",
+        "citizen-lan",
+    ] {
+        assert!(!text.contains(secret), "lookup leaked {secret}: {text}");
+    }
+    let wrong = api
+        .http
+        .get(api.runner.url("/v1/lookup"))
+        .query(&[("code", code), ("phone", "0987654321")])
+        .send()
+        .await
+        .unwrap();
+    problem(wrong, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn supplement_loop_restarts_the_clock() {
+    let api = Api::start("supplement");
+    let id = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.act_ok(&id, json!({"action": "receive"})).await;
+    let blank = api
+        .act(&id, json!({"action": "request_supplement", "items": []}))
+        .await;
+    problem(blank, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let req = api
+        .act_ok(
+            &id,
+            json!({"action": "request_supplement", "items": ["Bản sao CCCD", "Văn bản ủy quyền"]}),
+        )
+        .await;
+    assert_eq!(req["status"]["code"], 5);
+    let seen = api.detail(&api.citizen, &id).await;
+    assert_eq!(
+        seen["missing_items"],
+        json!(["Bản sao CCCD", "Văn bản ủy quyền"])
+    );
+
+    // A document the procedure does not know is refused and changes nothing.
+    let bad = api
+        .post(
+            &api.citizen,
+            &format!("/v1/dossiers/{id}/supplement"),
+            json!({"documents": [{"code": "nope", "source": "upload", "reference": "u"}]}),
+        )
+        .await;
+    problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(api.detail(&api.citizen, &id).await["version"], 3);
+
+    let sent = api
+        .post(
+            &api.citizen,
+            &format!("/v1/dossiers/{id}/supplement"),
+            json!({"documents": [{"code": "giay-uy-quyen", "source": "upload", "reference": "upload-2"}], "note": "Đã bổ sung"}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::OK);
+    let d: Value = sent.json().await.unwrap();
+    assert_eq!(d["status"]["code"], 2);
+    assert_eq!(d["missing_items"], json!([]));
+    let restarted = d["history"].as_array().unwrap().last().unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(d["due_date"], expected_due(&restarted, 10).as_str());
+    // Only once.
+    let again = api
+        .act(&id, json!({"action": "request_supplement", "items": ["x"]}))
+        .await;
+    let p = problem(again, StatusCode::CONFLICT).await;
+    assert!(p["detail"].as_str().unwrap().contains("một lần"));
+}
+
+#[tokio::test]
+async fn refusal_and_withdrawal() {
+    let api = Api::start("refusal");
+    let a = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let no_reason = api
+        .act(&a, json!({"action": "refuse", "reason": "  "}))
+        .await;
+    problem(no_reason, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let refused = api
+        .act_ok(
+            &a,
+            json!({"action": "refuse", "reason": "Không thuộc thẩm quyền"}),
+        )
+        .await;
+    assert_eq!(refused["status"]["code"], 3);
+    let late = api.act(&a, json!({"action": "receive"})).await;
+    problem(late, StatusCode::CONFLICT).await;
+
+    let b = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.act_ok(&b, json!({"action": "receive"})).await;
+    // Someone else cannot withdraw it.
+    let stranger = api
+        .post(
+            &api.other_citizen,
+            &format!("/v1/dossiers/{b}/withdraw"),
+            json!({}),
+        )
+        .await;
+    problem(stranger, StatusCode::FORBIDDEN).await;
+    let w = api
+        .http
+        .post(api.runner.url(&format!("/v1/dossiers/{b}/withdraw")))
+        .bearer_auth(&api.citizen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.status(), StatusCode::OK);
+    let w: Value = w.json().await.unwrap();
+    assert_eq!(w["status"]["code"], 7);
+    let after = api.act(&b, json!({"action": "process"})).await;
+    problem(after, StatusCode::CONFLICT).await;
+}
+
+#[tokio::test]
+async fn extension_once_and_overdue_after_restart() {
+    let api = Api::start("deadline");
+    let a = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api.act_ok(&a, json!({"action": "receive"})).await;
+    let due: jiff::civil::Date = r["due_date"].as_str().unwrap().parse().unwrap();
+    let cal = WorkingCalendar::vietnam();
+    let new_due = cal.add_working_days(due, 5);
+    let saturday = {
+        let mut d = new_due;
+        while d.weekday() != jiff::civil::Weekday::Saturday {
+            d = d.tomorrow().unwrap();
+        }
+        d
+    };
+    let bad = api
+        .act(
+            &a,
+            json!({"action": "extend", "new_due_date": saturday.to_string(), "reason": "Cần xác minh"}),
+        )
+        .await;
+    problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let ext = api
+        .act_ok(
+            &a,
+            json!({"action": "extend", "new_due_date": new_due.to_string(), "reason": "Cần xác minh thêm"}),
+        )
+        .await;
+    assert_eq!(ext["due_date"], new_due.to_string().as_str());
+    assert_eq!(ext["extended"], true);
+    let twice = api
+        .act(
+            &a,
+            json!({"action": "extend", "new_due_date": cal.add_working_days(new_due, 1).to_string(), "reason": "x"}),
+        )
+        .await;
+    problem(twice, StatusCode::CONFLICT).await;
+
+    // A second dossier received without extension.
+    let b = api.submit(&api.citizen).await;
+    let b_id = b["id"].as_str().unwrap().to_owned();
+    let b_code = b["code"].as_str().unwrap().to_owned();
+    api.act_ok(&b_id, json!({"action": "receive"})).await;
+
+    // Restart on the same data, 40 days later: data survived, b is overdue, computed.
+    let Api {
+        runner,
+        citizen,
+        officer,
+        ..
+    } = api;
+    let dir = runner.data_dir.clone();
+    runner.stop();
+    let later = Runner::start_with(&dir, &[("MOTCUA_CLOCK_OFFSET_SECS", "3456000")]).unwrap();
+    let http = Client::new();
+    let d: Value = http
+        .get(later.url(&format!("/v1/dossiers/{b_id}")))
+        .bearer_auth(&citizen)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["status"]["code"], 2);
+    assert_eq!(d["overdue"], true);
+    let l: Value = http
+        .get(later.url("/v1/lookup"))
+        .query(&[("code", b_code.as_str()), ("phone", "0912345678")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(l["overdue"], true);
+    // Extending now is too late.
+    let late = http
+        .post(later.url(&format!("/v1/dossiers/{b_id}/actions")))
+        .bearer_auth(&officer)
+        .json(&json!({"action": "extend", "new_due_date": "2099-01-05", "reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(late, StatusCode::CONFLICT).await;
+}
+
+#[tokio::test]
+async fn access_is_denied_where_it_should_be() {
+    let api = Api::start("access");
+    let id = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/dossiers/{id}");
+    problem(
+        api.get(&api.other_citizen, &path).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        api.get(&api.other_officer, &path).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(api.get(&api.officer, &path).await.status(), StatusCode::OK);
+    // Citizens cannot use officer actions; officers of another agency cannot either.
+    let r = api
+        .post(
+            &api.citizen,
+            &format!("{path}/actions"),
+            json!({"action": "receive"}),
+        )
+        .await;
+    problem(r, StatusCode::FORBIDDEN).await;
+    let r = api
+        .post(
+            &api.other_officer,
+            &format!("{path}/actions"),
+            json!({"action": "receive"}),
+        )
+        .await;
+    problem(r, StatusCode::FORBIDDEN).await;
+    // Officers cannot submit.
+    let r = api
+        .post(&api.officer, "/v1/dossiers", criminal_record())
+        .await;
+    problem(r, StatusCode::FORBIDDEN).await;
+    // No token, a tampered token, a token from another data dir.
+    let r = api.http.get(api.runner.url(&path)).send().await.unwrap();
+    let p = problem(r, StatusCode::UNAUTHORIZED).await;
+    assert!(p["detail"].as_str().unwrap().contains("Authorization"));
+    let mut tampered = api.citizen.clone();
+    tampered.pop();
+    tampered.push(if api.citizen.ends_with('A') { 'B' } else { 'A' });
+    problem(api.get(&tampered, &path).await, StatusCode::UNAUTHORIZED).await;
+    let stranger_runner = Runner::start("access-other").unwrap();
+    let foreign = stranger_runner.token("citizen", "citizen-lan", None);
+    problem(api.get(&foreign, &path).await, StatusCode::UNAUTHORIZED).await;
+    // Each citizen lists only their own.
+    let mine: Value = api
+        .get(&api.citizen, "/v1/dossiers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let theirs: Value = api
+        .get(&api.other_citizen, "/v1/dossiers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
+    let other_queue: Value = api
+        .get(&api.other_officer, "/v1/dossiers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other_queue["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn idempotent_retry_gives_the_same_answer() {
+    let api = Api::start("idem");
+    let send = |key: &str, body: Value| {
+        api.http
+            .post(api.runner.url("/v1/dossiers"))
+            .bearer_auth(&api.citizen)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let first = send("retry-1", criminal_record()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = send("retry-1", criminal_record()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    let mut other = criminal_record();
+    other["form"]["copies"] = json!(2);
+    let mismatch = send("retry-1", other).await.unwrap();
+    let p = problem(mismatch, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(p["type"], "urn:motcua:problem:idempotency-key-reused");
+    // The same key from another citizen is a different request.
+    let theirs = api
+        .http
+        .post(api.runner.url("/v1/dossiers"))
+        .bearer_auth(&api.other_citizen)
+        .header("Idempotency-Key", "retry-1")
+        .json(&criminal_record())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+    let mine: Value = api
+        .get(&api.citizen, "/v1/dossiers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+
+    // Officer actions too: a retried "receive" does not fail as a second receive.
+    let id = first["id"].as_str().unwrap();
+    let act = || {
+        api.http
+            .post(api.runner.url(&format!("/v1/dossiers/{id}/actions")))
+            .bearer_auth(&api.officer)
+            .header("Idempotency-Key", "recv-1")
+            .json(&json!({"action": "receive"}))
+            .send()
+    };
+    let a1 = act().await.unwrap();
+    assert_eq!(a1.status(), StatusCode::OK);
+    let a2 = act().await.unwrap();
+    assert_eq!(a2.status(), StatusCode::OK);
+    assert_eq!(api.detail(&api.citizen, id).await["version"], 2);
+}
+
+#[tokio::test]
+async fn concurrent_conflicting_officer_actions_one_wins() {
+    let api = Api::start("race");
+    let id = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let http = api.http.clone();
+        let url = api.runner.url(&format!("/v1/dossiers/{id}/actions"));
+        let token = api.officer.clone();
+        let body = if i % 2 == 0 {
+            json!({"action": "receive"})
+        } else {
+            json!({"action": "refuse", "reason": format!("lý do {i}")})
+        };
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("If-Match", "\"1\"")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let s = t.await.unwrap();
+        match s {
+            StatusCode::OK => ok += 1,
+            StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let d = api.detail(&api.officer, &id).await;
+    assert_eq!(d["history"].as_array().unwrap().len(), 2);
+    assert_eq!(d["version"], 2);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_clearly_and_changes_nothing() {
+    let api = Api::start("bad");
+    let post_raw = |body: &'static str, ct: &'static str, lang: &'static str| {
+        api.http
+            .post(api.runner.url("/v1/dossiers"))
+            .bearer_auth(&api.citizen)
+            .header("content-type", ct)
+            .header("accept-language", lang)
+            .body(body)
+            .send()
+    };
+    let p = problem(
+        post_raw("{\"procedure_code\": ", "application/json", "vi")
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(p["title"], "JSON không hợp lệ");
+    let p = problem(
+        post_raw(
+            "{\"procedure_code\": ",
+            "application/json",
+            "en-GB,en;q=0.9",
+        )
+        .await
+        .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(p["title"], "Malformed JSON");
+    problem(
+        post_raw(
+            "procedure_code=1",
+            "application/x-www-form-urlencoded",
+            "vi",
+        )
+        .await
+        .unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+    problem(
+        post_raw("[1,2,3]", "application/json", "vi").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let big = format!(
+        "{{\"procedure_code\":\"2.000505\",\"form\":{{\"purpose\":\"{}\"}}}}",
+        "x".repeat(400 * 1024)
+    );
+    let r = api
+        .http
+        .post(api.runner.url("/v1/dossiers"))
+        .bearer_auth(&api.citizen)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let mut unknown = criminal_record();
+    unknown["procedure_code"] = json!("9.999999");
+    let p = problem(
+        api.post(&api.citizen, "/v1/dossiers", unknown).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["type"], "urn:motcua:problem:unknown-procedure");
+    let mut bad_field = criminal_record();
+    bad_field["form"]["citizen_id"] = json!("12345");
+    bad_field["form"]["copies"] = json!(99);
+    bad_field["form"]["favourite_colour"] = json!("blue");
+    let p = problem(
+        api.post(&api.citizen, "/v1/dossiers", bad_field).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let fields: Vec<_> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields.len(), 3, "{p}");
+    for f in ["citizen_id", "copies", "favourite_colour"] {
+        assert!(fields.contains(&f.to_owned()), "{f} in {fields:?}");
+    }
+    let mut extra = criminal_record();
+    extra["surprise"] = json!(1);
+    problem(
+        api.post(&api.citizen, "/v1/dossiers", extra).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // Nothing was created by any of these.
+    let mine: Value = api
+        .get(&api.citizen, "/v1/dossiers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+
+    // Stale If-Match, unknown action, bad cursor, bad status, bad id, unknown route.
+    let id = api.submit(&api.citizen).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stale = api
+        .http
+        .post(api.runner.url(&format!("/v1/dossiers/{id}/actions")))
+        .bearer_auth(&api.officer)
+        .header("If-Match", "\"7\"")
+        .json(&json!({"action": "receive"}))
+        .send()
+        .await
+        .unwrap();
+    problem(stale, StatusCode::PRECONDITION_FAILED).await;
+    let p = problem(
+        api.act(&id, json!({"action": "teleport"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("receive"));
+    problem(
+        api.act(
+            &id,
+            json!({"action": "extend", "new_due_date": "someday", "reason": "x"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(api.detail(&api.citizen, &id).await["version"], 1);
+    problem(
+        api.get(&api.officer, "/v1/dossiers?cursor=garbage").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        api.get(&api.officer, "/v1/dossiers?status=42").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        api.get(&api.citizen, "/v1/dossiers/not-a-uuid").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        api.get(&api.citizen, "/v1/nowhere").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let r = api
+        .http
+        .get(api.runner.url("/v1/lookup"))
+        .query(&[
+            ("code", "000.00.04.H42-261301-0001"),
+            ("phone", "0912345678"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn listings_page_with_cursors() {
+    let api = Api::start("pages");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            api.submit(&api.citizen).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for (token, reversed) in [(&api.citizen, true), (&api.officer, false)] {
+        let mut seen = Vec::new();
+        let mut path = "/v1/dossiers?limit=2".to_owned();
+        loop {
+            let page: Value = api.get(token, &path).await.json().await.unwrap();
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 2);
+            seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(c) => path = format!("/v1/dossiers?limit=2&cursor={c}"),
+                None => break,
+            }
+        }
+        let mut want = ids.clone();
+        if reversed {
+            want.reverse();
+        }
+        assert_eq!(seen, want);
+    }
+}
+
+#[tokio::test]
+async fn catalogue_and_openapi() {
+    let api = Api::start("catalogue");
+    let procs: Value = api
+        .http
+        .get(api.runner.url("/v1/procedures"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(procs.as_array().unwrap().len() >= 8);
+    let one: Value = api
+        .http
+        .get(api.runner.url("/v1/procedures/1.001193"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["name"], "Đăng ký khai sinh");
+    problem(
+        api.http
+            .get(api.runner.url("/v1/procedures/0.000000"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let doc: Value = api
+        .http
+        .get(api.runner.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path) in [
+        ("get", "/v1/procedures"),
+        ("get", "/v1/procedures/{code}"),
+        ("post", "/v1/dossiers"),
+        ("get", "/v1/dossiers"),
+        ("get", "/v1/dossiers/{id}"),
+        ("post", "/v1/dossiers/{id}/withdraw"),
+        ("post", "/v1/dossiers/{id}/supplement"),
+        ("post", "/v1/dossiers/{id}/actions"),
+        ("get", "/v1/lookup"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(doc["components"]["schemas"]["DossierView"].is_object());
+    assert!(doc["components"]["schemas"]["Command"].is_object());
+}
