@@ -1,1 +1,257 @@
-fn main() {}
+//! motcua-bench: drives a real `motcua-local` over HTTP and prints throughput and latency.
+//!
+//! ```text
+//! cargo build --release -p motcua-local -p motcua-bench
+//! target/release/motcua-bench [--connections 64] [--seconds 10] [--client-threads 1]
+//! ```
+//! Starts the release runner on a free port with a fresh data directory (embedded backend),
+//! then runs two phases at N concurrent keep-alive connections: submissions
+//! (`POST /v1/dossiers`) and dossier reads (`GET /v1/dossiers/{id}`).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+struct Options {
+    connections: usize,
+    seconds: u64,
+    client_threads: usize,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut o = Options {
+        connections: 64,
+        seconds: 10,
+        client_threads: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v = it.next().context("flag needs a value")?;
+        match flag.as_str() {
+            "--connections" => o.connections = v.parse()?,
+            "--seconds" => o.seconds = v.parse()?,
+            "--client-threads" => o.client_threads = v.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(o)
+}
+
+fn runner_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.with_file_name("motcua-local")
+}
+
+struct Phase {
+    name: &'static str,
+    ok: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Phase {
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+    fn print(&self) {
+        println!(
+            "{:<12} {:>10.0} req/s  ok {:>8}  errors {:>5}  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms",
+            self.name,
+            self.ok as f64 / self.elapsed.as_secs_f64(),
+            self.ok,
+            self.errors,
+            self.pct(0.50),
+            self.pct(0.99),
+            self.pct(1.0),
+        );
+    }
+}
+
+type Maker = Arc<dyn Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+async fn worker(
+    addr: String,
+    make: Maker,
+    worker_id: usize,
+    stop: Arc<AtomicBool>,
+    expect: u16,
+) -> anyhow::Result<(usize, usize, Vec<u32>, Vec<Bytes>)> {
+    let stream = TcpStream::connect(&addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let (mut ok, mut errors) = (0, 0);
+    let mut lat = Vec::with_capacity(1 << 16);
+    let mut bodies = Vec::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        sender.ready().await?;
+        let req = make(worker_id, n);
+        n += 1;
+        let t = Instant::now();
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        if status == expect {
+            ok += 1;
+            lat.push(us);
+            if bodies.len() < 64 {
+                bodies.push(body);
+            }
+        } else {
+            errors += 1;
+            if errors <= 3 {
+                eprintln!("unexpected {status}: {}", String::from_utf8_lossy(&body));
+            }
+        }
+    }
+    Ok((ok, errors, lat, bodies))
+}
+
+async fn phase(
+    name: &'static str,
+    addr: &str,
+    o: &Options,
+    make: Maker,
+    expect: u16,
+) -> anyhow::Result<(Phase, Vec<Bytes>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..o.connections {
+        tasks.push(tokio::spawn(worker(
+            addr.to_owned(),
+            make.clone(),
+            w,
+            stop.clone(),
+            expect,
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut p = Phase {
+        name,
+        ok: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    let mut bodies = Vec::new();
+    for t in tasks {
+        let (ok, errors, lat, b) = t.await??;
+        p.ok += ok;
+        p.errors += errors;
+        p.latencies_us.extend(lat);
+        bodies.extend(b);
+    }
+    p.elapsed = start.elapsed();
+    p.latencies_us.sort_unstable();
+    Ok((p, bodies))
+}
+
+fn main() -> anyhow::Result<()> {
+    let o = options()?;
+    let runner = runner_path();
+    if !runner.exists() {
+        bail!(
+            "{} not found: cargo build --release -p motcua-local -p motcua-bench",
+            runner.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("motcua-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(&runner)
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let first = lines.next().context("runner printed nothing")??;
+    std::thread::spawn(move || for _ in lines {});
+    let base = first.rsplit(' ').next().unwrap_or_default().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let token = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(&runner)
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()?;
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let citizen = token(&["--role", "citizen", "--sub", "bench-citizen"])?;
+    std::thread::sleep(Duration::from_millis(200));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.client_threads)
+        .enable_all()
+        .build()?;
+    println!(
+        "motcua-bench: {} connections, {} s per phase, {} client thread(s), runner {}",
+        o.connections, o.seconds, o.client_threads, base
+    );
+    let result = rt.block_on(async {
+        let body = Bytes::from_static(include_bytes!(
+            "../../events/api/submit-criminal-record.json"
+        ));
+        let auth = format!("Bearer {citizen}");
+        let host = addr.clone();
+        let a2 = auth.clone();
+        let submit: Maker = Arc::new(move |_, _| {
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/dossiers")
+                .header("host", &host)
+                .header("authorization", &a2)
+                .header("content-type", "application/json")
+                .body(Full::new(body.clone()))
+                .expect("request")
+        });
+        let (sub, bodies) = phase("submissions", &addr, &o, submit, 201).await?;
+        sub.print();
+        let ids: Vec<String> = bodies
+            .iter()
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .filter_map(|v| v["id"].as_str().map(String::from))
+            .collect();
+        if ids.is_empty() {
+            bail!("no dossier was created");
+        }
+        let ids = Arc::new(ids);
+        let host = addr.clone();
+        let read: Maker = Arc::new(move |w, n| {
+            let id = &ids[(w + n as usize) % ids.len()];
+            Request::builder()
+                .method(Method::GET)
+                .uri(format!("/v1/dossiers/{id}"))
+                .header("host", &host)
+                .header("authorization", &auth)
+                .body(Full::new(Bytes::new()))
+                .expect("request")
+        });
+        let (reads, _) = phase("reads", &addr, &o, read, 200).await?;
+        reads.print();
+        Ok::<_, anyhow::Error>(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

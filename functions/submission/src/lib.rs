@@ -326,12 +326,8 @@ async fn submit(
         .await
         .map_err(store_problem)?
         .ok_or_else(|| {
-            let p = unknown_procedure(&req.procedure_code);
-            Problem {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                kind: "unknown-procedure",
-                ..p
-            }
+            unknown_procedure(&req.procedure_code)
+                .with_status(StatusCode::UNPROCESSABLE_ENTITY, "unknown-procedure")
         })?;
     let mut errors = SubmissionErrors::default();
     let form = match procedure.validate_form(&req.form) {
@@ -566,17 +562,31 @@ fn transition_problem(e: &motcua_domain::dossier::TransitionError) -> Problem {
     p.detail_from(e)
 }
 
-/// Applies `cmd` to dossier `id` for `caller`, wrapped in the idempotency check.
-async fn command_endpoint(
-    s: AppState,
+/// What a command endpoint received.
+struct CommandRequest {
     caller: Actor,
     lang: Lang,
     headers: HeaderMap,
     id: String,
-    path: String,
     body: Bytes,
+}
+
+/// Applies the command built from the body to the dossier, wrapped in the idempotency
+/// check; `verb` is the last path segment.
+async fn command_endpoint(
+    s: AppState,
+    req: CommandRequest,
+    verb: &'static str,
     to_command: impl FnOnce(&[u8]) -> Result<Command, Problem> + Send,
 ) -> Result<Response, Problem> {
+    let CommandRequest {
+        caller,
+        lang,
+        headers,
+        id,
+        body,
+    } = req;
+    let path = format!("/v1/dossiers/{id}/{verb}");
     let id = parse_id(&id)?;
     if !body.is_empty() {
         require_json(&headers)?;
@@ -694,8 +704,14 @@ async fn withdraw(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_role(&caller, &[Role::Citizen])?;
-    let path = format!("/v1/dossiers/{id}/withdraw");
-    command_endpoint(s, caller, lang, headers, id, path, body, |b| {
+    let req = CommandRequest {
+        caller,
+        lang,
+        headers,
+        id,
+        body,
+    };
+    command_endpoint(s, req, "withdraw", |b| {
         let req: WithdrawRequest = if b.is_empty() {
             WithdrawRequest::default()
         } else {
@@ -724,8 +740,14 @@ async fn supplement(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_role(&caller, &[Role::Citizen])?;
-    let path = format!("/v1/dossiers/{id}/supplement");
-    command_endpoint(s, caller, lang, headers, id, path, body, |b| {
+    let req = CommandRequest {
+        caller,
+        lang,
+        headers,
+        id,
+        body,
+    };
+    command_endpoint(s, req, "supplement", |b| {
         let req: SupplementRequest = parse_json(b)?;
         Ok(Command::Supplement {
             documents: req.documents,
@@ -773,8 +795,14 @@ async fn officer_action(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_role(&caller, &[Role::Officer])?;
-    let path = format!("/v1/dossiers/{id}/actions");
-    command_endpoint(s, caller, lang, headers, id, path, body, |b| {
+    let req = CommandRequest {
+        caller,
+        lang,
+        headers,
+        id,
+        body,
+    };
+    command_endpoint(s, req, "actions", |b| {
         let raw: Value = parse_json(b)?;
         let action = raw.get("action").and_then(|a| a.as_str()).unwrap_or("");
         if !OFFICER_ACTIONS.contains(&action) {

@@ -211,7 +211,7 @@ mod tests {
         // Expired.
         let old = a.mint("c", Role::Citizen, None, now - 7200, 600);
         let p = a.verify(&old).unwrap_err();
-        assert!(p.detail_en.unwrap().contains("expired"));
+        assert!(p.detail_en.as_deref().unwrap().contains("expired"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 pub use auth::{Authenticator, Caller, Claims};
-pub use problem::{PROBLEM_JSON, Problem, localize};
+pub use problem::{PROBLEM_JSON, Problem, ProblemBody, localize};
 
 /// Requests larger than this are refused with 413 (files go through upload slots).
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;

@@ -28,9 +28,25 @@ impl PickValue for Lang {
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// A problem in both languages, rendered by [`localize`].
+/// A problem in both languages, rendered by [`localize`]. Boxed: it travels in `Err`.
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct Problem(Box<ProblemBody>);
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemBody;
+    fn deref(&self) -> &ProblemBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemBody {
+        &mut self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProblemBody {
     pub status: StatusCode,
     /// Stable machine-readable kind, the last part of the `type` URI.
     pub kind: &'static str,
@@ -45,7 +61,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, kind: &'static str, vi: &str, en: &str) -> Problem {
-        Problem {
+        Problem(Box::new(ProblemBody {
             status,
             kind,
             title_vi: vi.to_owned(),
@@ -54,7 +70,14 @@ impl Problem {
             detail_en: None,
             extra: None,
             retry_after_secs: None,
-        }
+        }))
+    }
+
+    /// The same problem under another status and kind.
+    pub fn with_status(mut self, status: StatusCode, kind: &'static str) -> Problem {
+        self.status = status;
+        self.kind = kind;
+        self
     }
 
     pub fn detail(mut self, vi: impl Into<String>, en: impl Into<String>) -> Problem {
