@@ -95,17 +95,39 @@ pub struct Procedure {
 pub enum FieldProblem {
     Missing,
     Unknown,
-    WrongType { expected: String },
-    TooShort { min: u32 },
-    TooLong { max: u32 },
-    BelowMin { min: f64 },
-    AboveMax { max: f64 },
+    WrongType {
+        expected: String,
+    },
+    TooShort {
+        min: u32,
+    },
+    TooLong {
+        max: u32,
+    },
+    BelowMin {
+        min: f64,
+    },
+    AboveMax {
+        max: f64,
+    },
     NotInteger,
     BadDate,
-    DateBefore { min: String },
-    DateAfter { max: String },
-    NotAnOption { options: Vec<String> },
-    BadCitizenId { reason: String },
+    DateBefore {
+        min: String,
+    },
+    DateAfter {
+        max: String,
+    },
+    NotAnOption {
+        options: Vec<String>,
+    },
+    BadCitizenId {
+        /// Machine-readable reason, e.g. `unknown province code`.
+        reason: String,
+        #[serde(skip)]
+        #[schema(ignore)]
+        error: Option<crate::ids::IdError>,
+    },
     BadPhone,
 }
 
@@ -155,12 +177,18 @@ impl Localized for FieldError {
             (P::NotAnOption { options }, Lang::En) => {
                 format!("Field '{f}' must be one of: {}", options.join(", "))
             }
-            (P::BadCitizenId { reason }, Lang::Vi) => {
-                format!("Trường '{f}': số định danh cá nhân {reason}")
-            }
-            (P::BadCitizenId { reason }, Lang::En) => {
-                format!("Field '{f}': the personal identification number {reason}")
-            }
+            (P::BadCitizenId { reason, error }, Lang::Vi) => format!(
+                "Trường '{f}': số định danh cá nhân {}",
+                error
+                    .as_ref()
+                    .map_or(reason.clone(), |e| e.message(Lang::Vi))
+            ),
+            (P::BadCitizenId { reason, error }, Lang::En) => format!(
+                "Field '{f}': the personal identification number {}",
+                error
+                    .as_ref()
+                    .map_or(reason.clone(), |e| e.message(Lang::En))
+            ),
             (P::BadPhone, Lang::Vi) => format!("Trường '{f}' không phải số điện thoại Việt Nam"),
             (P::BadPhone, Lang::En) => format!("Field '{f}' is not a Vietnamese phone number"),
         }
@@ -432,6 +460,7 @@ fn check_field(kind: &FieldKind, value: &Value) -> Result<Value, FieldProblem> {
             let s = value.as_str().ok_or_else(|| want("string"))?;
             let id = CitizenId::parse(s).map_err(|e| FieldProblem::BadCitizenId {
                 reason: e.to_string(),
+                error: Some(e),
             })?;
             Ok(Value::String(id.as_str().to_owned()))
         }
