@@ -1,0 +1,1 @@
+"""LocalStack providers of motcua: DynamoDB on moto instead of Amazon's DynamoDB Local jar."""
