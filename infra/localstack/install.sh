@@ -11,15 +11,10 @@ mkdir -p "$home"
 
 pip_quiet() { "$@" --disable-pip-version-check -q; }
 
-install_venv() { # name, lock file, extra command
-  local venv=$home/$1 lock=$2 extra=${3:-}
+install_venv() { # name, lock file
+  local venv=$home/$1 lock=$2
   local want
-  want=$( {
-    cat "$lock"
-    if [ -n "$extra" ]; then
-      find "$here/motcua_localstack_plugin" -type f \( -name '*.py' -o -name '*.toml' \) | sort | xargs cat
-    fi
-  } | sha256sum | cut -d' ' -f1)
+  want=$(sha256sum < "$lock" | cut -d' ' -f1)
   if [ -f "$venv/.motcua-stamp" ] && [ "$(cat "$venv/.motcua-stamp")" = "$want" ]; then
     echo "$1: up to date"
     return
@@ -28,10 +23,19 @@ install_venv() { # name, lock file, extra command
   rm -rf "$venv"
   "$python" -m venv "$venv"
   pip_quiet "$venv/bin/pip" install -r "$lock"
-  if [ -n "$extra" ]; then
-    pip_quiet "$venv/bin/pip" install --no-deps "$here/motcua_localstack_plugin"
-  fi
   echo "$want" > "$venv/.motcua-stamp"
+}
+
+install_plugin() { # into the LocalStack venv, again whenever its sources change
+  local venv=$home/venv want
+  want=$(find "$here/motcua_localstack_plugin" -type f \( -name '*.py' -o -name '*.toml' \) | sort | xargs cat | sha256sum | cut -d' ' -f1)
+  if [ -f "$venv/.motcua-plugin-stamp" ] && [ "$(cat "$venv/.motcua-plugin-stamp")" = "$want" ]; then
+    echo "plugin: up to date"
+    return
+  fi
+  echo "plugin: installing"
+  pip_quiet "$venv/bin/pip" install --no-deps --force-reinstall "$here/motcua_localstack_plugin"
+  echo "$want" > "$venv/.motcua-plugin-stamp"
 }
 
 relock() { # name, requirements.in, lock
@@ -51,6 +55,7 @@ if [ "${1:-}" = "--relock" ]; then
 fi
 
 start=$(date +%s)
-install_venv venv "$here/requirements.lock" plugin
+install_venv venv "$here/requirements.lock"
+install_plugin
 install_venv tools "$here/tools-requirements.lock"
 echo "installed in $(( $(date +%s) - start )) s under $home"

@@ -3,6 +3,10 @@
 # with DynamoDB and DynamoDB Streams served by moto. Waits until it answers. Idempotent.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+mkdir -p "$home"
+# Several test processes may ask at once: one starts it, the others wait and find it up.
+exec 9>"$home/start.lock"
+flock 9
 
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   echo "LocalStack already running (pid $(cat "$pidfile")) at $endpoint"

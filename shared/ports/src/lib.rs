@@ -130,6 +130,13 @@ pub trait Outbox: Send + Sync {
     async fn mark_published(&self, ids: &[Uuid]) -> StoreResult<()>;
 }
 
+/// Where relayed events go (EventBridge on AWS, an in-process bus locally).
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes the events; returns the ids of those that were not accepted (to retry).
+    async fn publish(&self, events: &[EventEnvelope]) -> StoreResult<Vec<Uuid>>;
+}
+
 /// The first answer to a request, kept for replay to retries with the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {

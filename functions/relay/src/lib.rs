@@ -1,0 +1,274 @@
+//! The outbox relay: dossier events recorded in the table (outbox items) are published to
+//! the event bus. On AWS this runs as a Lambda on the table's DynamoDB stream; locally the
+//! runner polls the same stream through the Streams API ([`poll_stream`]) or, on the
+//! embedded backend, drains the outbox table ([`drain_outbox`]).
+//!
+//! At least once: a record is reported failed (and redelivered) unless its event was
+//! accepted by the bus, so a relay that crashes mid-batch republishes. Consumers dedupe on
+//! the event id.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use motcua_domain::EventEnvelope;
+use motcua_ports::{EventPublisher, Outbox, StoreResult};
+
+/// What the relay needs of one stream record, whichever way it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRecord {
+    /// Identifies the record in batch item failures.
+    pub sequence_number: String,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    pub event_name: String,
+    /// The item's partition key.
+    pub pk: Option<String>,
+    /// The new image's `body` attribute.
+    pub body: Option<String>,
+}
+
+impl StreamRecord {
+    /// Is this the insertion of an outbox event?
+    pub fn is_outbox_insert(&self) -> bool {
+        self.event_name == "INSERT" && self.pk.as_deref().is_some_and(|pk| pk.starts_with("EV#"))
+    }
+}
+
+/// Converts a record of the Lambda DynamoDB stream event.
+pub fn from_lambda(r: &aws_lambda_events::event::dynamodb::EventRecord) -> StreamRecord {
+    let s = |item: &serde_dynamo::Item, name: &str| match item.get(name) {
+        Some(serde_dynamo::AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    };
+    StreamRecord {
+        sequence_number: r.change.sequence_number.clone().unwrap_or_default(),
+        event_name: r.event_name.clone(),
+        pk: s(&r.change.keys, "pk"),
+        body: s(&r.change.new_image, "body"),
+    }
+}
+
+/// What a batch came to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RelayOutcome {
+    pub published: usize,
+    pub skipped: usize,
+    /// Sequence numbers to report as batch item failures (to be redelivered).
+    pub failed: Vec<String>,
+}
+
+/// Publishes the outbox events among `records`; other records are skipped. Events the
+/// bus did not accept are reported failed; a record whose body does not parse is reported
+/// failed too (it then reaches the on-failure destination instead of vanishing).
+pub async fn relay(
+    records: &[StreamRecord],
+    publisher: &dyn EventPublisher,
+    outbox: Option<&dyn Outbox>,
+) -> RelayOutcome {
+    let mut out = RelayOutcome::default();
+    let mut events = Vec::new();
+    let mut seq_of = HashMap::new();
+    for r in records {
+        if !r.is_outbox_insert() {
+            out.skipped += 1;
+            continue;
+        }
+        match r.body.as_deref().map(serde_json::from_str::<EventEnvelope>) {
+            Some(Ok(e)) => {
+                seq_of.insert(e.id, r.sequence_number.clone());
+                events.push(e);
+            }
+            _ => {
+                tracing::error!(sequence = %r.sequence_number, "outbox record without a readable event");
+                out.failed.push(r.sequence_number.clone());
+            }
+        }
+    }
+    if events.is_empty() {
+        return out;
+    }
+    let failed_ids = match publisher.publish(&events).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "publishing failed; the batch will be retried");
+            events.iter().map(|e| e.id).collect()
+        }
+    };
+    let mut done = Vec::new();
+    for e in &events {
+        if failed_ids.contains(&e.id) {
+            if let Some(seq) = seq_of.get(&e.id) {
+                out.failed.push(seq.clone());
+            }
+        } else {
+            out.published += 1;
+            done.push(e.id);
+        }
+    }
+    if let Some(outbox) = outbox
+        && !done.is_empty()
+        && let Err(e) = outbox.mark_published(&done).await
+    {
+        // Harmless: the events are on the bus; the outbox index keeps them a while longer.
+        tracing::warn!(error = %e, "could not mark events published");
+    }
+    out
+}
+
+/// Publishes every pending outbox event (embedded backend, and the backlog at start).
+pub async fn drain_outbox(
+    outbox: &dyn Outbox,
+    publisher: &dyn EventPublisher,
+) -> StoreResult<usize> {
+    let mut total = 0;
+    loop {
+        let pending = outbox.pending(100).await?;
+        if pending.is_empty() {
+            return Ok(total);
+        }
+        let failed = publisher.publish(&pending).await?;
+        let ok: Vec<_> = pending
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| !failed.contains(id))
+            .collect();
+        outbox.mark_published(&ok).await?;
+        total += ok.len();
+        if !failed.is_empty() {
+            return Ok(total);
+        }
+    }
+}
+
+/// Follows a table's DynamoDB stream through the Streams API, as the Lambda event source
+/// mapping does on AWS: iterators are opened at the stream's tip, then the outbox backlog
+/// is drained, so nothing written before or after start is missed (some events may be
+/// published twice; consumers dedupe). Runs until the task is dropped.
+pub async fn poll_stream(
+    streams: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    publisher: std::sync::Arc<dyn EventPublisher>,
+    outbox: std::sync::Arc<dyn Outbox>,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    let mut iterators: HashMap<String, Option<String>> = HashMap::new();
+    let mut known_shards_refresh = tokio::time::Instant::now();
+    let mut refresh = true;
+    loop {
+        if refresh {
+            let desc = streams
+                .describe_stream()
+                .stream_arn(&stream_arn)
+                .send()
+                .await?;
+            for shard in desc
+                .stream_description()
+                .map(|d| d.shards())
+                .unwrap_or_default()
+            {
+                let Some(id) = shard.shard_id() else { continue };
+                if iterators.contains_key(id) {
+                    continue;
+                }
+                let it = streams
+                    .get_shard_iterator()
+                    .stream_arn(&stream_arn)
+                    .shard_id(id)
+                    .shard_iterator_type(ShardIteratorType::Latest)
+                    .send()
+                    .await?;
+                iterators.insert(id.to_owned(), it.shard_iterator().map(String::from));
+            }
+            if let Err(e) = drain_outbox(outbox.as_ref(), publisher.as_ref()).await {
+                tracing::warn!(error = %e, "draining the outbox failed");
+            }
+            refresh = false;
+            known_shards_refresh = tokio::time::Instant::now();
+        }
+        let mut got_any = false;
+        for (shard, iterator) in iterators.iter_mut() {
+            let Some(it) = iterator.clone() else { continue };
+            let page = match streams.get_records().shard_iterator(it).send().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "reading the stream failed");
+                    *iterator = None;
+                    refresh = true;
+                    continue;
+                }
+            };
+            let records: Vec<StreamRecord> = page
+                .records()
+                .iter()
+                .map(|r| {
+                    let s = |m: Option<
+                        &HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+                    >,
+                             name: &str| {
+                        m.and_then(|m| m.get(name))
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                    };
+                    let change = r.dynamodb();
+                    StreamRecord {
+                        sequence_number: change
+                            .and_then(|c| c.sequence_number())
+                            .unwrap_or_default()
+                            .to_owned(),
+                        event_name: r
+                            .event_name()
+                            .map(|n| n.as_str().to_owned())
+                            .unwrap_or_default(),
+                        pk: s(change.and_then(|c| c.keys()), "pk"),
+                        body: s(change.and_then(|c| c.new_image()), "body"),
+                    }
+                })
+                .collect();
+            if !records.is_empty() {
+                got_any = true;
+                let outcome = relay(&records, publisher.as_ref(), Some(outbox.as_ref())).await;
+                if !outcome.failed.is_empty() {
+                    // Like a Lambda retry: the outbox still holds them; drain it again.
+                    refresh = true;
+                }
+            }
+            *iterator = page.next_shard_iterator().map(String::from);
+        }
+        if iterators.values().all(Option::is_none)
+            || known_shards_refresh.elapsed() > Duration::from_secs(60)
+        {
+            refresh = true;
+            iterators.retain(|_, v| v.is_some());
+        }
+        if !got_any {
+            tokio::time::sleep(idle).await;
+        }
+    }
+}
+
+/// A bus in the process (embedded backend): keeps what was published, for subscribers
+/// in the same process and for tests.
+#[derive(Debug, Default)]
+pub struct InProcessBus {
+    events: std::sync::Mutex<Vec<EventEnvelope>>,
+}
+
+impl InProcessBus {
+    pub fn published(&self) -> Vec<EventEnvelope> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for InProcessBus {
+    async fn publish(&self, events: &[EventEnvelope]) -> StoreResult<Vec<uuid::Uuid>> {
+        if let Ok(mut all) = self.events.lock() {
+            let seen: std::collections::HashSet<_> = all.iter().map(|e| e.id).collect();
+            all.extend(events.iter().filter(|e| !seen.contains(&e.id)).cloned());
+            // Bounded: keep the most recent events only.
+            let excess = all.len().saturating_sub(10_000);
+            all.drain(..excess);
+        }
+        Ok(Vec::new())
+    }
+}
