@@ -53,29 +53,95 @@ pub fn fresh_data_dir(label: &str) -> PathBuf {
     ))
 }
 
+/// Which backend a runner serves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file in the data directory.
+    Embedded,
+    /// DynamoDB and EventBridge on LocalStack (started by the project's script if needed),
+    /// with a table of its own.
+    Aws,
+}
+
 /// A running `motcua-local serve`, stopped when dropped.
 pub struct Runner {
     child: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    pub backend: Backend,
+    /// Environment that selects the backend's resources (kept across restarts).
+    backend_env: Vec<(String, String)>,
 }
 
 impl Runner {
-    /// Starts a runner on a free port with a fresh data directory.
+    /// Starts a runner on a free port with a fresh data directory (embedded backend).
     pub fn start(label: &str) -> anyhow::Result<Runner> {
-        Self::start_with(&fresh_data_dir(label), &[])
+        Self::start_on(label, Backend::Embedded)
     }
 
-    /// Starts a runner on `data_dir` with extra environment variables.
+    /// Starts a runner on a free port with a fresh data directory and, for AWS, a fresh table.
+    pub fn start_on(label: &str, backend: Backend) -> anyhow::Result<Runner> {
+        let dir = fresh_data_dir(label);
+        let env = match backend {
+            Backend::Embedded => Vec::new(),
+            Backend::Aws => {
+                motcua_aws::localstack::ensure_running().map_err(anyhow::Error::msg)?;
+                let table = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().replace(['.', '_'], "-"))
+                    .unwrap_or_default();
+                vec![
+                    (
+                        "AWS_ENDPOINT_URL".into(),
+                        motcua_aws::localstack::endpoint(),
+                    ),
+                    ("MOTCUA_TABLE".into(), table),
+                    ("MOTCUA_EVENT_BUS".into(), "motcua-test".into()),
+                ]
+            }
+        };
+        Self::launch(&dir, backend, env, &[])
+    }
+
+    /// Starts a runner on `data_dir` with extra environment variables (embedded backend).
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Runner> {
+        Self::launch(data_dir, Backend::Embedded, Vec::new(), env)
+    }
+
+    /// Stops this runner and starts another on the same data (directory, table) with extra
+    /// environment variables.
+    pub fn restart(self, env: &[(&str, &str)]) -> anyhow::Result<Runner> {
+        let (dir, backend, backend_env) = (
+            self.data_dir.clone(),
+            self.backend,
+            self.backend_env.clone(),
+        );
+        self.stop();
+        Self::launch(&dir, backend, backend_env, env)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        backend: Backend,
+        backend_env: Vec<(String, String)>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Runner> {
         let mut cmd = Command::new(runner_binary()?);
-        cmd.args(["serve", "--port", "0", "--data-dir"])
+        cmd.args(["serve", "--port", "0", "--backend"])
+            .arg(match backend {
+                Backend::Embedded => "embedded",
+                Backend::Aws => "aws",
+            })
+            .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .env_remove("MOTCUA_JWT_SECRETS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        for (k, v) in &backend_env {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -97,13 +163,15 @@ impl Runner {
             child,
             base,
             data_dir: data_dir.to_owned(),
+            backend,
+            backend_env,
         };
         runner.wait_healthy()?;
         Ok(runner)
     }
 
     fn wait_healthy(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let addr = self.base.trim_start_matches("http://").to_owned();
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(&addr).is_ok() {

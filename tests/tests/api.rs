@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use motcua_domain::WorkingCalendar;
 use motcua_domain::calendar::local_date;
-use motcua_tests::Runner;
+use motcua_tests::{Backend, Runner};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,8 +20,8 @@ struct Api {
 }
 
 impl Api {
-    fn start(label: &str) -> Api {
-        let runner = Runner::start(label).expect("runner starts");
+    fn start(label: &str, backend: Backend) -> Api {
+        let runner = Runner::start_on(label, backend).expect("runner starts");
         Api::with(runner)
     }
 
@@ -108,9 +108,8 @@ fn expected_due(received_at: &str, days: u32) -> String {
     WorkingCalendar::vietnam().due_date(at, days).to_string()
 }
 
-#[tokio::test]
-async fn happy_path_to_returned_result() {
-    let api = Api::start("happy");
+async fn happy_path_to_returned_result(backend: Backend) {
+    let api = Api::start("happy", backend);
     let yymmdd = || {
         let d = local_date(Timestamp::now());
         format!("{:02}{:02}{:02}", d.year() % 100, d.month(), d.day())
@@ -217,9 +216,8 @@ async fn happy_path_to_returned_result() {
     problem(wrong, StatusCode::NOT_FOUND).await;
 }
 
-#[tokio::test]
-async fn supplement_loop_restarts_the_clock() {
-    let api = Api::start("supplement");
+async fn supplement_loop_restarts_the_clock(backend: Backend) {
+    let api = Api::start("supplement", backend);
     let id = api.submit(&api.citizen).await["id"]
         .as_str()
         .unwrap()
@@ -277,9 +275,8 @@ async fn supplement_loop_restarts_the_clock() {
     assert!(p["detail"].as_str().unwrap().contains("một lần"));
 }
 
-#[tokio::test]
-async fn refusal_and_withdrawal() {
-    let api = Api::start("refusal");
+async fn refusal_and_withdrawal(backend: Backend) {
+    let api = Api::start("refusal", backend);
     let a = api.submit(&api.citizen).await["id"]
         .as_str()
         .unwrap()
@@ -326,9 +323,8 @@ async fn refusal_and_withdrawal() {
     problem(after, StatusCode::CONFLICT).await;
 }
 
-#[tokio::test]
-async fn extension_once_and_overdue_after_restart() {
-    let api = Api::start("deadline");
+async fn extension_once_and_overdue_after_restart(backend: Backend) {
+    let api = Api::start("deadline", backend);
     let a = api.submit(&api.citizen).await["id"]
         .as_str()
         .unwrap()
@@ -380,9 +376,9 @@ async fn extension_once_and_overdue_after_restart() {
         officer,
         ..
     } = api;
-    let dir = runner.data_dir.clone();
-    runner.stop();
-    let later = Runner::start_with(&dir, &[("MOTCUA_CLOCK_OFFSET_SECS", "3456000")]).unwrap();
+    let later = runner
+        .restart(&[("MOTCUA_CLOCK_OFFSET_SECS", "3456000")])
+        .unwrap();
     let http = Client::new();
     let d: Value = http
         .get(later.url(&format!("/v1/dossiers/{b_id}")))
@@ -416,9 +412,8 @@ async fn extension_once_and_overdue_after_restart() {
     problem(late, StatusCode::CONFLICT).await;
 }
 
-#[tokio::test]
-async fn access_is_denied_where_it_should_be() {
-    let api = Api::start("access");
+async fn access_is_denied_where_it_should_be(backend: Backend) {
+    let api = Api::start("access", backend);
     let id = api.submit(&api.citizen).await["id"]
         .as_str()
         .unwrap()
@@ -492,9 +487,8 @@ async fn access_is_denied_where_it_should_be() {
     assert_eq!(other_queue["items"].as_array().unwrap().len(), 0);
 }
 
-#[tokio::test]
-async fn idempotent_retry_gives_the_same_answer() {
-    let api = Api::start("idem");
+async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
+    let api = Api::start("idem", backend);
     let send = |key: &str, body: Value| {
         api.http
             .post(api.runner.url("/v1/dossiers"))
@@ -552,9 +546,8 @@ async fn idempotent_retry_gives_the_same_answer() {
     assert_eq!(api.detail(&api.citizen, id).await["version"], 2);
 }
 
-#[tokio::test]
-async fn concurrent_conflicting_officer_actions_one_wins() {
-    let api = Api::start("race");
+async fn concurrent_conflicting_officer_actions_one_wins(backend: Backend) {
+    let api = Api::start("race", backend);
     let id = api.submit(&api.citizen).await["id"]
         .as_str()
         .unwrap()
@@ -595,9 +588,8 @@ async fn concurrent_conflicting_officer_actions_one_wins() {
     assert_eq!(d["version"], 2);
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_clearly_and_changes_nothing() {
-    let api = Api::start("bad");
+async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
+    let api = Api::start("bad", backend);
     let post_raw = |body: &'static str, ct: &'static str, lang: &'static str| {
         api.http
             .post(api.runner.url("/v1/dossiers"))
@@ -764,9 +756,8 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() {
     problem(r, StatusCode::BAD_REQUEST).await;
 }
 
-#[tokio::test]
-async fn listings_page_with_cursors() {
-    let api = Api::start("pages");
+async fn listings_page_with_cursors(backend: Backend) {
+    let api = Api::start("pages", backend);
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(
@@ -797,9 +788,8 @@ async fn listings_page_with_cursors() {
     }
 }
 
-#[tokio::test]
-async fn catalogue_and_openapi() {
-    let api = Api::start("catalogue");
+async fn catalogue_and_openapi(backend: Backend) {
+    let api = Api::start("catalogue", backend);
     let procs: Value = api
         .http
         .get(api.runner.url("/v1/procedures"))
@@ -855,3 +845,38 @@ async fn catalogue_and_openapi() {
     assert!(doc["components"]["schemas"]["DossierView"].is_object());
     assert!(doc["components"]["schemas"]["Command"].is_object());
 }
+
+/// Every flow above, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    happy_path_to_returned_result,
+    supplement_loop_restarts_the_clock,
+    refusal_and_withdrawal,
+    extension_once_and_overdue_after_restart,
+    access_is_denied_where_it_should_be,
+    idempotent_retry_gives_the_same_answer,
+    concurrent_conflicting_officer_actions_one_wins,
+    bad_input_is_refused_clearly_and_changes_nothing,
+    listings_page_with_cursors,
+    catalogue_and_openapi,
+);

@@ -8,10 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use motcua_aws::DynamoStore;
+use motcua_aws::events::EventBridgePublisher;
 use motcua_domain::catalogue::demo_catalogue;
 use motcua_domain::{AgencyCode, CitizenId, Role, WorkingCalendar};
 use motcua_embedded::EmbeddedStore;
 use motcua_http::Authenticator;
+use motcua_ports::SubmissionPorts;
+use motcua_relay::InProcessBus;
 use motcua_submission::{AppState, SubmissionConfig, SystemClock};
 use sha2::{Digest, Sha256};
 
@@ -121,26 +125,19 @@ pub fn token(o: &TokenOptions) -> anyhow::Result<String> {
         .mint(&sub, role, agency.as_ref(), now, o.ttl_secs))
 }
 
-/// The application state of every function on the embedded store in `data_dir`, with the
-/// demo catalogue seeded into an empty catalogue.
-pub async fn embedded_state(data_dir: &Path) -> anyhow::Result<AppState> {
-    let store = EmbeddedStore::open(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ports = store.submission_ports();
-    if ports
-        .catalogue
-        .procedures()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .is_empty()
-    {
+/// Seeds the demo catalogue into an empty catalogue.
+async fn seed_catalogue(ports: &SubmissionPorts) -> anyhow::Result<()> {
+    let err = |e: motcua_ports::StoreError| anyhow::anyhow!("{e}");
+    if ports.catalogue.procedures().await.map_err(err)?.is_empty() {
         for p in demo_catalogue() {
-            ports
-                .catalogue
-                .put_procedure(&p)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            ports.catalogue.put_procedure(&p).await.map_err(err)?;
         }
     }
+    Ok(())
+}
+
+/// The application state of every function on the given ports.
+pub fn state(ports: SubmissionPorts, data_dir: &Path) -> anyhow::Result<AppState> {
     let config = local_config(data_dir)?;
     let offset_secs = match std::env::var("MOTCUA_CLOCK_OFFSET_SECS") {
         Ok(s) => s
@@ -161,6 +158,105 @@ pub async fn embedded_state(data_dir: &Path) -> anyhow::Result<AppState> {
     })
 }
 
+/// The embedded backend in `data_dir`: ports, and the relay of its outbox to an
+/// in-process bus (polled every 200 ms).
+pub async fn embedded(data_dir: &Path) -> anyhow::Result<(AppState, Arc<InProcessBus>)> {
+    let store = EmbeddedStore::open(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ports = store.submission_ports();
+    seed_catalogue(&ports).await?;
+    let bus = Arc::new(InProcessBus::default());
+    let (outbox, publisher) = (ports.outbox.clone(), bus.clone());
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = motcua_relay::drain_outbox(outbox.as_ref(), publisher.as_ref()).await {
+                tracing::warn!(error = %e, "relaying the outbox failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    Ok((state(ports, data_dir)?, bus))
+}
+
+/// Names of the AWS resources the runner uses with `--backend aws`.
+#[derive(Debug, Clone)]
+pub struct AwsNames {
+    /// `MOTCUA_TABLE` (default `motcua-local`).
+    pub table: String,
+    /// `MOTCUA_EVENT_BUS` (default `motcua-local`).
+    pub bus: String,
+}
+
+impl AwsNames {
+    pub fn from_env() -> AwsNames {
+        AwsNames {
+            table: std::env::var("MOTCUA_TABLE").unwrap_or_else(|_| "motcua-local".into()),
+            bus: std::env::var("MOTCUA_EVENT_BUS").unwrap_or_else(|_| "motcua-local".into()),
+        }
+    }
+}
+
+/// The SDK configuration: the standard chain, or LocalStack's dummy credentials when an
+/// `AWS_ENDPOINT_URL` is set and no credentials are.
+async fn aws_config() -> aws_config::SdkConfig {
+    if std::env::var("AWS_ENDPOINT_URL").is_ok() && std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+        motcua_aws::localstack::config().await
+    } else {
+        motcua_aws::sdk_config().await
+    }
+}
+
+/// The AWS backend (DynamoDB, EventBridge; LocalStack when `AWS_ENDPOINT_URL` points at
+/// it): provisions the table and bus if missing, seeds the catalogue, and follows the
+/// table's stream to relay events to the bus, as the relay function does on AWS.
+pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<AppState> {
+    let conf = aws_config().await;
+    let store = DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        names.table.clone(),
+    );
+    store
+        .ensure_table()
+        .await
+        .map_err(|e| anyhow::anyhow!("table {}: {e}", names.table))?;
+    let publisher = EventBridgePublisher::new(
+        motcua_aws::aws_sdk_eventbridge::Client::new(&conf),
+        names.bus.clone(),
+    );
+    publisher
+        .ensure_bus()
+        .await
+        .map_err(|e| anyhow::anyhow!("bus {}: {e}", names.bus))?;
+    let ports = store.submission_ports();
+    seed_catalogue(&ports).await?;
+    let stream_arn = store
+        .client()
+        .describe_table()
+        .table_name(&names.table)
+        .send()
+        .await
+        .context("describing the table")?
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .map(String::from)
+        .context("the table has no stream")?;
+    let streams = motcua_aws::aws_sdk_dynamodbstreams::Client::new(&conf);
+    let outbox = ports.outbox.clone();
+    tokio::spawn(async move {
+        if let Err(e) = motcua_relay::poll_stream(
+            streams,
+            stream_arn,
+            Arc::new(publisher),
+            outbox,
+            std::time::Duration::from_millis(200),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "the stream relay stopped");
+        }
+    });
+    state(ports, data_dir)
+}
+
 /// One router serving every function.
 pub fn app(state: AppState) -> axum::Router {
     motcua_submission::router(state)
@@ -168,11 +264,6 @@ pub fn app(state: AppState) -> axum::Router {
 
 /// Serves every function until Ctrl-C / SIGTERM.
 pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
-    if o.backend == Backend::Aws {
-        anyhow::bail!(
-            "--backend aws needs the DynamoDB adapters, which are not built yet (issue 3); use --backend embedded"
-        );
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -184,13 +275,30 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let state = embedded_state(&o.data_dir).await?;
+        let (state, backend) = match o.backend {
+            Backend::Embedded => (
+                embedded(&o.data_dir).await?.0,
+                format!("embedded (SQLite in {})", o.data_dir.display()),
+            ),
+            Backend::Aws => {
+                let names = AwsNames::from_env();
+                let endpoint = std::env::var("AWS_ENDPOINT_URL")
+                    .unwrap_or_else(|_| "the AWS default endpoints".into());
+                (
+                    aws(&o.data_dir, &names).await?,
+                    format!(
+                        "aws (table {}, bus {}, {endpoint})",
+                        names.table, names.bus
+                    ),
+                )
+            }
+        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;
         let addr = listener.local_addr()?;
         println!("motcua-local listening on http://{addr}");
-        println!("  backend: embedded (SQLite in {})", o.data_dir.display());
+        println!("  backend: {backend}");
         println!("  API document: http://{addr}/v1/openapi.json");
         println!(
             "  get a citizen token:  TOKEN=$(cargo run -q -p motcua-local -- token --role citizen --sub demo-citizen --data-dir {})",
