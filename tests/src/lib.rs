@@ -108,6 +108,15 @@ impl Runner {
         Self::launch(data_dir, Backend::Embedded, Vec::new(), env)
     }
 
+    /// Starts a runner on the AWS backend with the given resources (`MOTCUA_TABLE`, …).
+    pub fn launch_aws(data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Runner> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch(data_dir, Backend::Aws, env, &[])
+    }
+
     /// Stops this runner and starts another on the same data (directory, table) with extra
     /// environment variables.
     pub fn restart(self, env: &[(&str, &str)]) -> anyhow::Result<Runner> {

@@ -272,3 +272,147 @@ impl EventPublisher for InProcessBus {
         Ok(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use motcua_embedded::EmbeddedStore;
+    use motcua_ports::contract::sample;
+    use std::sync::Mutex;
+    use uuid::Uuid;
+
+    /// A bus that refuses the events it is told to, like entries failing in PutEvents.
+    #[derive(Default)]
+    struct PickyBus {
+        refuse: Mutex<Vec<Uuid>>,
+        down: bool,
+        got: Mutex<Vec<Uuid>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventPublisher for PickyBus {
+        async fn publish(&self, events: &[EventEnvelope]) -> StoreResult<Vec<Uuid>> {
+            if self.down {
+                return Err(motcua_ports::StoreError::Unavailable("bus down".into()));
+            }
+            let refuse = self.refuse.lock().unwrap().clone();
+            let mut failed = Vec::new();
+            for e in events {
+                if refuse.contains(&e.id) {
+                    failed.push(e.id);
+                } else {
+                    self.got.lock().unwrap().push(e.id);
+                }
+            }
+            Ok(failed)
+        }
+    }
+
+    fn record(seq: &str, e: &EventEnvelope) -> StreamRecord {
+        StreamRecord {
+            sequence_number: seq.into(),
+            event_name: "INSERT".into(),
+            pk: Some(format!("EV#{}", e.id)),
+            body: Some(serde_json::to_string(e).unwrap()),
+        }
+    }
+
+    async fn store_with_events(n: u32) -> (EmbeddedStore, Vec<EventEnvelope>) {
+        let dir = std::env::temp_dir().join(format!("motcua-relay-{}", Uuid::now_v7()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let mut events = Vec::new();
+        for i in 0..n {
+            let (d, h, e) = sample("alice", i + 1, jiff::Timestamp::now());
+            motcua_ports::DossierStore::create(&store, &d, &h, &e)
+                .await
+                .unwrap();
+            events.push(e);
+        }
+        (store, events)
+    }
+
+    #[tokio::test]
+    async fn failed_entries_are_reported_and_stay_pending() {
+        let (store, events) = store_with_events(3).await;
+        let bus = PickyBus::default();
+        bus.refuse.lock().unwrap().push(events[1].id);
+        let mut records: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| record(&format!("{}", 100 + i), e))
+            .collect();
+        // A dossier update and a garbled outbox record.
+        records.push(StreamRecord {
+            sequence_number: "200".into(),
+            event_name: "MODIFY".into(),
+            pk: Some("D#x".into()),
+            body: Some("{}".into()),
+        });
+        records.push(StreamRecord {
+            sequence_number: "201".into(),
+            event_name: "INSERT".into(),
+            pk: Some("EV#y".into()),
+            body: Some("not json".into()),
+        });
+        let out = relay(&records, &bus, Some(&store)).await;
+        assert_eq!(out.published, 2);
+        assert_eq!(out.skipped, 1);
+        assert_eq!(out.failed, vec!["201".to_string(), "101".to_string()]);
+        // Only the refused event is still pending in the outbox.
+        let pending: Vec<_> = store
+            .pending(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(pending, vec![events[1].id]);
+    }
+
+    #[tokio::test]
+    async fn a_bus_outage_fails_the_whole_batch() {
+        let (store, events) = store_with_events(2).await;
+        let bus = PickyBus {
+            down: true,
+            ..Default::default()
+        };
+        let records: Vec<_> = events.iter().map(|e| record("7", e)).collect();
+        let out = relay(&records, &bus, Some(&store)).await;
+        assert_eq!(out.published, 0);
+        assert_eq!(out.failed.len(), 2);
+        assert_eq!(store.pending(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn redelivery_after_a_crash_publishes_again_and_the_bus_dedupes() {
+        let (store, events) = store_with_events(2).await;
+        let bus = InProcessBus::default();
+        let records: Vec<_> = events.iter().map(|e| record("1", e)).collect();
+        // First delivery "crashed" before checkpointing: the same batch comes again.
+        relay(&records, &bus, None).await;
+        relay(&records, &bus, Some(&store)).await;
+        let ids: Vec<_> = bus.published().iter().map(|e| e.id).collect();
+        assert_eq!(ids, events.iter().map(|e| e.id).collect::<Vec<_>>());
+        assert!(store.pending(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn drain_outbox_publishes_everything_pending() {
+        let (store, events) = store_with_events(5).await;
+        let bus = InProcessBus::default();
+        assert_eq!(drain_outbox(&store, &bus).await.unwrap(), 5);
+        assert_eq!(bus.published().len(), events.len());
+        assert_eq!(drain_outbox(&store, &bus).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn lambda_records_convert() {
+        let raw = include_str!("../../../events/dynamodb/outbox-insert.json");
+        let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(raw).unwrap();
+        let r = from_lambda(&event.records[0]);
+        assert!(r.is_outbox_insert());
+        assert_eq!(r.sequence_number, "111100000000000000000001");
+        let e: EventEnvelope = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+        assert_eq!(e.kind, "dossier.submit");
+    }
+}

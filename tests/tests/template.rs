@@ -1,0 +1,222 @@
+//! The SAM template, exercised: its wiring matches the runner's, and its non-function
+//! resources, deployed to LocalStack with CloudFormation, carry the API and its events.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use motcua_aws::aws_sdk_eventbridge::types::Target;
+use motcua_tests::Runner;
+use serde_json::{Value, json};
+
+fn template_script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/localstack/template.sh")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn template(args: &[&str]) -> Value {
+    let out = Command::new("bash")
+        .arg(template_script())
+        .args(args)
+        .output()
+        .expect("template.sh runs");
+    assert!(
+        out.status.success(),
+        "template.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from template.sh")
+}
+
+#[test]
+fn template_routes_match_the_runner() {
+    let wiring = template(&["wiring"]);
+    let declared: BTreeSet<(String, String)> = wiring["submission"]
+        .as_array()
+        .expect("the submission function is in the template")
+        .iter()
+        .filter(|e| e["type"] == "http")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(declared, motcua_submission::route_table());
+    // The relay reads the dossier table's stream, reports partial failures, bisects and
+    // has an on-failure destination.
+    let relay = &wiring["relay"][0];
+    assert_eq!(relay["type"], "dynamodb-stream");
+    assert_eq!(relay["table"], "DossierTable");
+    assert_eq!(relay["report_batch_item_failures"], true);
+    assert_eq!(relay["bisect"], true);
+    assert_eq!(relay["on_failure"], true);
+    // Nothing else serves HTTP or events yet.
+    let functions: BTreeSet<&str> = wiring
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(functions, BTreeSet::from(["relay", "submission"]));
+}
+
+#[tokio::test]
+async fn deployed_template_serves_the_api_and_relays_events() {
+    motcua_aws::localstack::ensure_running().expect("LocalStack");
+    let prefix = format!(
+        "t{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 10_000_000_000
+    );
+    let stack = format!("motcua-{prefix}");
+    let outputs = template(&["deploy", &stack, &format!("ResourcePrefix={prefix}")]);
+    let table = outputs["TableName"].as_str().unwrap().to_owned();
+    let bus = outputs["EventBusName"].as_str().unwrap().to_owned();
+    assert_eq!(table, format!("{prefix}-dev"));
+    assert!(outputs["TableStreamArn"].as_str().unwrap().contains(&table));
+
+    // A consumer of the bus: a rule sending every motcua event to a queue.
+    let conf = motcua_aws::localstack::config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let events = motcua_aws::aws_sdk_eventbridge::Client::new(&conf);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-consumer"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    events
+        .put_rule()
+        .name(format!("{prefix}-all"))
+        .event_bus_name(&bus)
+        .event_pattern(json!({"source": ["motcua"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(format!("{prefix}-all"))
+        .event_bus_name(&bus)
+        .targets(
+            Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // The runner on the deployed table and bus.
+    let dir = motcua_tests::fresh_data_dir("deployed");
+    let endpoint = motcua_aws::localstack::endpoint();
+    let runner = Runner::launch_aws(
+        &dir,
+        &[
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("MOTCUA_TABLE", table.as_str()),
+            ("MOTCUA_EVENT_BUS", bus.as_str()),
+        ],
+    )
+    .expect("runner on the deployed resources");
+    let citizen = runner.token("citizen", "citizen-deployed", None);
+    let officer = runner.token("officer", "officer-deployed", Some("000.00.04.H42"));
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(runner.url("/v1/dossiers"))
+        .bearer_auth(&citizen)
+        .json(
+            &serde_json::from_str::<Value>(include_str!(
+                "../../events/api/submit-criminal-record.json"
+            ))
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("created").to_owned();
+    let code = created["code"].as_str().unwrap().to_owned();
+    let r = http
+        .post(runner.url(&format!("/v1/dossiers/{id}/actions")))
+        .bearer_auth(&officer)
+        .json(&json!({"action": "receive"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The dossier is in the template's table.
+    let ddb = motcua_aws::aws_sdk_dynamodb::Client::new(&conf);
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            motcua_aws::aws_sdk_dynamodb::types::AttributeValue::S(format!("D#{id}")),
+        )
+        .key(
+            "sk",
+            motcua_aws::aws_sdk_dynamodb::types::AttributeValue::S("D".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item().is_some());
+
+    // Both events reach the consumer through stream, relay and bus, with their envelope.
+    let mut kinds = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kinds.len() < 2 && Instant::now() < deadline {
+        let msgs = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in msgs.messages() {
+            let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(v["source"], "motcua");
+            let detail = &v["detail"];
+            assert_eq!(detail["subject"], id.as_str());
+            assert_eq!(detail["data"]["dossier_code"], code.as_str());
+            assert_eq!(v["detail-type"], detail["type"]);
+            ids.insert(detail["id"].as_str().unwrap().to_owned());
+            kinds.insert(detail["type"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["dossier.receive".to_string(), "dossier.submit".to_string()])
+    );
+    assert_eq!(ids.len(), 2);
+    runner.stop();
+    template(&["delete", &stack]);
+}
