@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints, every unit, property, contract and API test.
-# Installs what it needs (cargo-nextest) when missing. Exits non-zero on the first failure.
+# The one test command: formatting, lints, the SAM template checks, every unit, property,
+# contract and API test on both backends. Installs what it needs (cargo-nextest, LocalStack
+# and the template tools in project-owned virtualenvs), starts LocalStack and stops it at
+# the end. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (%s s)\n' "$*" "$SECONDS"; }
 
 step "toolchain"
 cargo --version
-rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || true
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -16,13 +18,22 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+step "LocalStack and template tools (install if needed, start)"
+infra/localstack/install.sh
+infra/localstack/start.sh
+trap 'infra/localstack/stop.sh' EXIT
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "SAM template: sam validate --lint, cfn-lint"
+.localstack/tools/bin/sam validate --lint --template-file infra/template.yaml
+.localstack/tools/bin/cfn-lint infra/template.yaml
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests (unit, property, contract, API through the local runner)"
+step "tests: unit, property, contract (SQLite, DynamoDB), API (both backends), template on LocalStack"
 cargo build --workspace --locked --bins
 cargo nextest run --workspace --locked --no-fail-fast
 

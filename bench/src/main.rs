@@ -3,7 +3,9 @@
 //! ```text
 //! cargo build --release -p motcua-local -p motcua-bench
 //! target/release/motcua-bench [--connections 64] [--seconds 10] [--client-threads 1]
+//!                             [--backend embedded|aws]
 //! ```
+//! `--backend aws` needs LocalStack running (`infra/localstack/start.sh`).
 //! Starts the release runner on a free port with a fresh data directory (embedded backend),
 //! then runs two phases at N concurrent keep-alive connections: submissions
 //! (`POST /v1/dossiers`) and dossier reads (`GET /v1/dossiers/{id}`).
@@ -26,6 +28,8 @@ struct Options {
     connections: usize,
     seconds: u64,
     client_threads: usize,
+    /// `embedded` (default) or `aws` (LocalStack at AWS_ENDPOINT_URL, default 127.0.0.1:4566).
+    backend: String,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -33,6 +37,7 @@ fn options() -> anyhow::Result<Options> {
         connections: 64,
         seconds: 10,
         client_threads: 1,
+        backend: "embedded".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,6 +46,7 @@ fn options() -> anyhow::Result<Options> {
             "--connections" => o.connections = v.parse()?,
             "--seconds" => o.seconds = v.parse()?,
             "--client-threads" => o.client_threads = v.parse()?,
+            "--backend" if v == "embedded" || v == "aws" => o.backend = v,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -176,12 +182,29 @@ fn main() -> anyhow::Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("motcua-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(&runner)
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut cmd = Command::new(&runner);
+    cmd.args([
+        "serve",
+        "--port",
+        "0",
+        "--backend",
+        &o.backend,
+        "--data-dir",
+    ])
+    .arg(&dir)
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped());
+    if o.backend == "aws" {
+        let endpoint =
+            std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env(
+                "MOTCUA_TABLE",
+                format!("motcua-bench-{}", std::process::id()),
+            )
+            .env("MOTCUA_EVENT_BUS", "motcua-bench");
+    }
+    let mut child = cmd.spawn()?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
     let first = lines.next().context("runner printed nothing")??;
     std::thread::spawn(move || for _ in lines {});
@@ -204,8 +227,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!(
-        "motcua-bench: {} connections, {} s per phase, {} client thread(s), runner {}",
-        o.connections, o.seconds, o.client_threads, base
+        "motcua-bench: {} backend, {} connections, {} s per phase, {} client thread(s), runner {}",
+        o.backend, o.connections, o.seconds, o.client_threads, base
     );
     let result = rt.block_on(async {
         let body = Bytes::from_static(include_bytes!(

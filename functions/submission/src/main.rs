@@ -13,12 +13,24 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
     let config = SubmissionConfig::from_env()?;
-    // The DynamoDB backend arrives with the AWS adapters; until then the function runs on
-    // the embedded backend in the directory MOTCUA_DATA_DIR (default /tmp/motcua).
-    let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());
-    let store = motcua_embedded::EmbeddedStore::open(std::path::Path::new(&dir))?;
+    let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
+        Ok("embedded") => {
+            // For trying a function alone; data in the Lambda's /tmp is not durable.
+            let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());
+            motcua_embedded::EmbeddedStore::open(std::path::Path::new(&dir))?.submission_ports()
+        }
+        Ok("aws") | Err(_) => {
+            let table = std::env::var("MOTCUA_TABLE").map_err(|_| "MOTCUA_TABLE is required")?;
+            motcua_aws::DynamoStore::from_env(table)
+                .await
+                .submission_ports()
+        }
+        Ok(other) => {
+            return Err(format!("MOTCUA_BACKEND must be aws or embedded, not {other}").into());
+        }
+    };
     let state = AppState {
-        ports: store.submission_ports(),
+        ports,
         auth: Arc::new(config.authenticator()),
         clock: Arc::new(SystemClock::default()),
         calendar: WorkingCalendar::vietnam(),

@@ -9,6 +9,7 @@ moto is not safe under concurrent requests: two TransactWriteItems on the same i
 both succeed, and a cancelled transaction can leave some of its writes behind (seen here
 with 16 concurrent conditional transactions). DynamoDB isolates transactions, so every
 operation of both services runs under one lock: slower, but with DynamoDB's semantics.
+moto_patches makes transactions cost what they touch instead of the whole account's data.
 """
 
 import threading
@@ -37,6 +38,10 @@ def _serialized(provider):
 @aws_provider(api="dynamodb", name="moto")
 def dynamodb_moto():
     from localstack.aws.api.dynamodb import DynamodbApi
+
+    from motcua_localstack import moto_patches
+
+    moto_patches.apply()
 
     class MotoDynamodbProvider(DynamodbApi):
         pass
