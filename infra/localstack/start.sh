@@ -32,7 +32,8 @@ export OVERRIDE_IN_DOCKER=0 \
   PROVIDER_OVERRIDE_DYNAMODB=moto \
   PROVIDER_OVERRIDE_DYNAMODBSTREAMS=moto
 start=$(date +%s%N)
-nohup "$home/venv/bin/python" -m localstack.runtime.main > "$logfile" 2>&1 &
+# The server must not inherit the lock (fd 9), or later starts would wait forever.
+nohup "$home/venv/bin/python" -m localstack.runtime.main > "$logfile" 2>&1 9>&- &
 echo $! > "$pidfile"
 for _ in $(seq 1 600); do
   if curl -fsS "$endpoint/_localstack/health" >/dev/null 2>&1; then
