@@ -960,6 +960,36 @@ mod tests {
     motcua_ports::contract_tests!(fresh());
 
     #[tokio::test]
+    async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {
+        // Nothing listens on port 9 of loopback: the SDK retries, then we answer 503.
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url("http://127.0.0.1:9")
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .load()
+            .await;
+        let store = DynamoStore::new(Client::new(&conf), "nowhere");
+        assert!(matches!(
+            store.get(Uuid::now_v7()).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_is_a_bug_not_a_conflict() {
+        localstack::ensure_running().expect("LocalStack");
+        let conf = localstack::config().await;
+        let store = DynamoStore::new(Client::new(&conf), "motcua-no-such-table");
+        assert!(matches!(
+            store.get(Uuid::now_v7()).await,
+            Err(StoreError::Backend(_))
+        ));
+    }
+
+    #[tokio::test]
     async fn ensure_table_is_idempotent_and_cursors_are_checked() {
         localstack::ensure_running().expect("LocalStack");
         let conf = localstack::config().await;
