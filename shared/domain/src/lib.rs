@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod dossier;
 pub mod events;
 pub mod i18n;
+pub mod identity;
 pub mod ids;
 pub mod lunar;
 pub mod money;

@@ -71,6 +71,31 @@ CREATE TABLE IF NOT EXISTS sequences (
     value INTEGER NOT NULL,
     PRIMARY KEY (agency, day)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    id_hash TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (kind, id_hash)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id TEXT PRIMARY KEY,
+    id_hash TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_hash ON audit (id_hash, at_us DESC);
+CREATE TABLE IF NOT EXISTS attempts (
+    key TEXT NOT NULL,
+    at_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_key ON attempts (key, at_us);
+CREATE TABLE IF NOT EXISTS verification_cache (
+    id_hash TEXT PRIMARY KEY,
+    expires_s INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -713,6 +738,8 @@ impl IdempotencyStore for EmbeddedStore {
     }
 }
 
+mod identity;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,6 +750,13 @@ mod tests {
     }
 
     motcua_ports::contract_tests!(fresh());
+
+    async fn fresh_identity() -> motcua_ports::identity::IdentityPorts {
+        let dir = std::env::temp_dir().join(format!("motcua-identity-{}", Uuid::now_v7()));
+        EmbeddedStore::open(&dir).unwrap().identity_ports()
+    }
+
+    motcua_ports::identity_contract_tests!(fresh_identity());
 
     #[tokio::test]
     async fn data_survives_reopen() {

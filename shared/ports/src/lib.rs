@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 #[cfg(feature = "contract")]
 pub mod contract;
+pub mod identity;
+#[cfg(feature = "contract")]
+pub mod identity_contract;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,233 @@
+//! The identity ports on the same SQLite file.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use motcua_domain::identity::RegistryPerson;
+use motcua_ports::identity::{
+    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, IdentityPorts,
+    VerificationCache,
+};
+use motcua_ports::{StoreError, StoreResult};
+use rusqlite::{OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::{EmbeddedStore, from_json, map_sql, to_json};
+
+fn kind_str(k: AccountKind) -> &'static str {
+    match k {
+        AccountKind::Citizen => "citizen",
+        AccountKind::Business => "business",
+    }
+}
+
+impl EmbeddedStore {
+    /// The identity ports, all served by this store.
+    pub fn identity_ports(&self) -> IdentityPorts {
+        IdentityPorts {
+            accounts: Arc::new(self.clone()),
+            audit: Arc::new(self.clone()),
+            attempts: Arc::new(self.clone()),
+            cache: Arc::new(self.clone()),
+        }
+    }
+
+    async fn account_where(
+        &self,
+        sql: &'static str,
+        key: Vec<String>,
+    ) -> StoreResult<Option<Account>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached(sql)
+            .and_then(|mut st| {
+                st.query_row(rusqlite::params_from_iter(key.iter()), |r| r.get(0))
+                    .optional()
+            })
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+}
+
+#[async_trait]
+impl AccountStore for EmbeddedStore {
+    async fn create_if_absent(&self, a: &Account) -> StoreResult<(Account, bool)> {
+        let (id, kind, hash, version, body) = (
+            a.id.to_string(),
+            kind_str(a.kind),
+            a.id_hash.clone(),
+            a.version as i64,
+            to_json(a)?,
+        );
+        let stored: (String, bool) = self
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "INSERT INTO accounts (id, kind, id_hash, version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (kind, id_hash) DO NOTHING",
+                    )
+                    .and_then(|mut st| st.execute(params![id, kind, hash, version, body]))
+                    .map_err(map_sql)?;
+                let existing: String = c
+                    .prepare_cached("SELECT body FROM accounts WHERE kind = ?1 AND id_hash = ?2")
+                    .and_then(|mut st| st.query_row(params![kind, hash], |r| r.get(0)))
+                    .map_err(map_sql)?;
+                Ok((existing, n == 1))
+            })
+            .await?;
+        Ok((from_json(&stored.0)?, stored.1))
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Account>> {
+        self.account_where(
+            "SELECT body FROM accounts WHERE id = ?1",
+            vec![id.to_string()],
+        )
+        .await
+    }
+
+    async fn get_by_id_hash(
+        &self,
+        kind: AccountKind,
+        id_hash: &str,
+    ) -> StoreResult<Option<Account>> {
+        self.account_where(
+            "SELECT body FROM accounts WHERE kind = ?1 AND id_hash = ?2",
+            vec![kind_str(kind).to_owned(), id_hash.to_owned()],
+        )
+        .await
+    }
+
+    async fn update(&self, a: &Account) -> StoreResult<()> {
+        let (id, version, body) = (a.id.to_string(), a.version as i64, to_json(a)?);
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE accounts SET version = ?2, body = ?3 WHERE id = ?1 AND version = ?4",
+                )
+                .and_then(|mut st| st.execute(params![id, version, body, version - 1]))
+                .map_err(map_sql)?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditLog for EmbeddedStore {
+    async fn append(&self, e: &AuditEntry) -> StoreResult<()> {
+        let (id, hash, at, body) = (
+            e.id.to_string(),
+            e.id_hash.clone(),
+            e.at.as_microsecond(),
+            to_json(e)?,
+        );
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO audit (id, id_hash, at_us, body) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![id, hash, at, body]))
+            .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn by_id_hash(&self, id_hash: &str, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached(
+                "SELECT body FROM audit WHERE id_hash = ?1 ORDER BY at_us DESC, id DESC LIMIT ?2",
+            )
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map(params![id_hash, limit], |r| r.get::<_, String>(0))
+            .map_err(map_sql)?;
+        rows.map(|r| r.map_err(map_sql).and_then(|b| from_json(&b)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AttemptLimiter for EmbeddedStore {
+    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()> {
+        let (key, at) = (key.to_owned(), at.as_microsecond());
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO attempts (key, at_us) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![key, at]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached(
+                "SELECT at_us FROM attempts WHERE key = ?1 AND at_us >= ?2 ORDER BY at_us",
+            )
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map(params![key, since.as_microsecond()], |r| r.get::<_, i64>(0))
+            .map_err(map_sql)?;
+        rows.map(|r| {
+            r.map_err(map_sql).and_then(|us| {
+                Timestamp::from_microsecond(us).map_err(|e| StoreError::Backend(e.to_string()))
+            })
+        })
+        .collect()
+    }
+
+    async fn clear(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM attempts WHERE key = ?1")
+                .and_then(|mut st| st.execute([key]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl VerificationCache for EmbeddedStore {
+    async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached(
+                "SELECT body FROM verification_cache WHERE id_hash = ?1 AND expires_s > ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![id_hash, now.as_second()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn put(
+        &self,
+        id_hash: &str,
+        person: &RegistryPerson,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        let (hash, exp, body) = (id_hash.to_owned(), expires.as_second(), to_json(person)?);
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO verification_cache (id_hash, expires_s, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id_hash) DO UPDATE SET expires_s = excluded.expires_s, body = excluded.body",
+            )
+            .and_then(|mut st| st.execute(params![hash, exp, body]))
+            .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+}

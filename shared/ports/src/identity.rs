@@ -1,0 +1,165 @@
+//! Ports of the identity capability: registries, the one account, audit, attempt limits.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use motcua_domain::identity::RegistryPerson;
+use motcua_domain::ids::Sex;
+use motcua_domain::{CitizenId, TaxCode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::StoreResult;
+
+/// Why a registry could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry has no such person / business.
+    #[error("not found in the registry")]
+    NotFound,
+    /// Outage, timeout or open circuit: try again later.
+    #[error("registry unavailable")]
+    Unavailable { retry_after_secs: u64 },
+    /// The registry refused our request (bad credentials, bad request): a configuration bug.
+    #[error("registry refused the request: {0}")]
+    Refused(String),
+}
+
+/// A business as the business registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryBusiness {
+    pub name: String,
+    /// Still operating (not dissolved / suspended).
+    pub active: bool,
+}
+
+/// The national population database (CSDLQG về dân cư).
+#[async_trait]
+pub trait PopulationRegistry: Send + Sync {
+    async fn person(&self, id: &CitizenId) -> Result<RegistryPerson, RegistryError>;
+}
+
+/// The national business registration database.
+#[async_trait]
+pub trait BusinessRegistry: Send + Sync {
+    async fn business(&self, tax_code: &TaxCode) -> Result<RegistryBusiness, RegistryError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    Citizen,
+    Business,
+}
+
+/// Channels the account holder wants status messages on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPreferences {
+    pub sms: bool,
+    pub email: bool,
+    /// Zalo needs an explicit opt-in.
+    pub zalo: bool,
+}
+
+impl Default for ChannelPreferences {
+    fn default() -> Self {
+        ChannelPreferences {
+            sms: true,
+            email: true,
+            zalo: false,
+        }
+    }
+}
+
+/// The one account of a person or business. Keyed by a keyed hash of the ID number or tax
+/// code; the number itself is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: Uuid,
+    pub kind: AccountKind,
+    /// Keyed hash (HMAC-SHA256) of the personal number or tax code.
+    pub id_hash: String,
+    /// 1: self-declared; 2: matched against the registry.
+    pub assurance: u8,
+    /// Verified name (person or business).
+    pub name: String,
+    pub birth_date: Option<Date>,
+    pub sex: Option<Sex>,
+    /// E.164.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub preferences: ChannelPreferences,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+/// Accounts, one per keyed ID hash.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Stores `account` unless one with the same kind and `id_hash` exists; returns the
+    /// stored account and whether it was created now. Two simultaneous first verifications
+    /// of the same number create one account.
+    async fn create_if_absent(&self, account: &Account) -> StoreResult<(Account, bool)>;
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Account>>;
+    async fn get_by_id_hash(
+        &self,
+        kind: AccountKind,
+        id_hash: &str,
+    ) -> StoreResult<Option<Account>>;
+    /// Replaces the account if its stored version is `account.version - 1` (`Conflict`
+    /// otherwise).
+    async fn update(&self, account: &Account) -> StoreResult<()>;
+}
+
+/// One registry lookup, as the audit trail keeps it (append-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub at: Timestamp,
+    /// Who asked: account subject, or the client for anonymous first verifications.
+    pub actor: String,
+    /// Why, e.g. `citizen-verification`.
+    pub purpose: String,
+    /// Keyed hash of the number looked up.
+    pub id_hash: String,
+    /// `match`, `mismatch`, `not-found`, `unavailable`, `cached-match`, …
+    pub outcome: String,
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Newest first.
+    async fn by_id_hash(&self, id_hash: &str, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Failed attempts per key (an ID hash, a client), for lock-outs.
+#[async_trait]
+pub trait AttemptLimiter: Send + Sync {
+    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()>;
+    /// Failure times of `key` since `since`, oldest first.
+    async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>>;
+    async fn clear(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Registry answers kept for a while, so a verified person is not re-checked at every login.
+#[async_trait]
+pub trait VerificationCache: Send + Sync {
+    async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>>;
+    async fn put(
+        &self,
+        id_hash: &str,
+        person: &RegistryPerson,
+        expires: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// Everything the identity capability stores.
+#[derive(Clone)]
+pub struct IdentityPorts {
+    pub accounts: std::sync::Arc<dyn AccountStore>,
+    pub audit: std::sync::Arc<dyn AuditLog>,
+    pub attempts: std::sync::Arc<dyn AttemptLimiter>,
+    pub cache: std::sync::Arc<dyn VerificationCache>,
+}

@@ -1,0 +1,182 @@
+//! The contract of the identity ports; run with [`identity_contract_tests!`](crate::identity_contract_tests).
+
+use jiff::Timestamp;
+use jiff::civil::date;
+use motcua_domain::identity::RegistryPerson;
+use motcua_domain::ids::Sex;
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::identity::{Account, AccountKind, AuditEntry, ChannelPreferences, IdentityPorts};
+
+/// One `#[tokio::test]` per case; `$make` is an async expression giving fresh ports.
+#[macro_export]
+macro_rules! identity_contract_tests {
+    ($make:expr) => {
+        $crate::identity_contract_tests!(@each $make;
+            one_account_per_id_hash,
+            one_account_under_concurrency,
+            account_updates_are_versioned,
+            audit_is_listed_newest_first_per_hash,
+            attempts_are_counted_in_a_window,
+            cache_entries_expire
+        );
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let ports = $make.await;
+                $crate::identity_contract::$name(ports).await;
+            }
+        )*
+    };
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_773_712_800 + secs).expect("valid")
+}
+
+pub fn account(hash: &str) -> Account {
+    Account {
+        id: Uuid::now_v7(),
+        kind: AccountKind::Citizen,
+        id_hash: hash.into(),
+        assurance: 2,
+        name: "Nguyễn Thị Lan".into(),
+        birth_date: Some(date(1953, 4, 2)),
+        sex: Some(Sex::Female),
+        phone: Some("+84912345678".into()),
+        email: None,
+        preferences: ChannelPreferences::default(),
+        created_at: t(0),
+        updated_at: t(0),
+        version: 1,
+    }
+}
+
+pub async fn one_account_per_id_hash(p: IdentityPorts) {
+    let a = account("h1");
+    let (stored, created) = p.accounts.create_if_absent(&a).await.unwrap();
+    assert!(created);
+    assert_eq!(stored, a);
+    let again = account("h1");
+    let (stored2, created2) = p.accounts.create_if_absent(&again).await.unwrap();
+    assert!(!created2);
+    assert_eq!(stored2.id, a.id);
+    assert_eq!(p.accounts.get(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        p.accounts
+            .get_by_id_hash(AccountKind::Citizen, "h1")
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(a.id)
+    );
+    // The same hash as a business is another account.
+    assert_eq!(
+        p.accounts
+            .get_by_id_hash(AccountKind::Business, "h1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(p.accounts.get(again.id).await.unwrap(), None);
+}
+
+pub async fn one_account_under_concurrency(p: IdentityPorts) {
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let accounts = p.accounts.clone();
+        tasks.push(tokio::spawn(async move {
+            accounts.create_if_absent(&account("same")).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (a, c) = task.await.unwrap();
+        created += usize::from(c);
+        ids.insert(a.id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1, "every caller sees the one account");
+}
+
+pub async fn account_updates_are_versioned(p: IdentityPorts) {
+    let a = account("h2");
+    p.accounts.create_if_absent(&a).await.unwrap();
+    let mut b = a.clone();
+    b.email = Some("lan@example.vn".into());
+    b.version = 2;
+    p.accounts.update(&b).await.unwrap();
+    let mut stale = a.clone();
+    stale.phone = None;
+    stale.version = 2;
+    assert_eq!(p.accounts.update(&stale).await, Err(StoreError::Conflict));
+    assert_eq!(p.accounts.get(a.id).await.unwrap(), Some(b));
+}
+
+pub async fn audit_is_listed_newest_first_per_hash(p: IdentityPorts) {
+    let entry = |hash: &str, at: i64, outcome: &str| AuditEntry {
+        id: Uuid::now_v7(),
+        at: t(at),
+        actor: "client-1".into(),
+        purpose: "citizen-verification".into(),
+        id_hash: hash.into(),
+        outcome: outcome.into(),
+    };
+    let e1 = entry("h", 1, "mismatch");
+    let e2 = entry("h", 2, "match");
+    let other = entry("x", 3, "match");
+    for e in [&e1, &e2, &other] {
+        p.audit.append(e).await.unwrap();
+    }
+    assert_eq!(
+        p.audit.by_id_hash("h", 10).await.unwrap(),
+        vec![e2.clone(), e1]
+    );
+    assert_eq!(p.audit.by_id_hash("h", 1).await.unwrap(), vec![e2]);
+    assert!(p.audit.by_id_hash("none", 10).await.unwrap().is_empty());
+}
+
+pub async fn attempts_are_counted_in_a_window(p: IdentityPorts) {
+    for s in [0, 10, 20] {
+        p.attempts.record_failure("k", t(s)).await.unwrap();
+    }
+    p.attempts.record_failure("other", t(15)).await.unwrap();
+    assert_eq!(
+        p.attempts.failures_since("k", t(5)).await.unwrap(),
+        vec![t(10), t(20)]
+    );
+    p.attempts.clear("k").await.unwrap();
+    assert!(
+        p.attempts
+            .failures_since("k", t(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        p.attempts
+            .failures_since("other", t(0))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn cache_entries_expire(p: IdentityPorts) {
+    let person = RegistryPerson {
+        full_name: "Nguyễn Thị Lan".into(),
+        birth_date: date(1953, 4, 2),
+        sex: Sex::Female,
+    };
+    p.cache.put("h", &person, t(60)).await.unwrap();
+    assert_eq!(p.cache.get("h", t(0)).await.unwrap(), Some(person.clone()));
+    assert_eq!(p.cache.get("h", t(61)).await.unwrap(), None);
+    assert_eq!(p.cache.get("other", t(0)).await.unwrap(), None);
+    p.cache.put("h", &person, t(120)).await.unwrap();
+    assert_eq!(p.cache.get("h", t(61)).await.unwrap(), Some(person));
+}
