@@ -55,6 +55,19 @@ fn template_routes_match_the_runner() {
     assert_eq!(relay["report_batch_item_failures"], true);
     assert_eq!(relay["bisect"], true);
     assert_eq!(relay["on_failure"], true);
+    let identity: BTreeSet<(String, String)> = wiring["identity"]
+        .as_array()
+        .expect("the identity function is in the template")
+        .iter()
+        .filter(|e| e["type"] == "http")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(identity, motcua_identity::route_table());
     // Nothing else serves HTTP or events yet.
     let functions: BTreeSet<&str> = wiring
         .as_object()
@@ -62,7 +75,10 @@ fn template_routes_match_the_runner() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(functions, BTreeSet::from(["relay", "submission"]));
+    assert_eq!(
+        functions,
+        BTreeSet::from(["identity", "relay", "submission"])
+    );
 }
 
 #[tokio::test]
@@ -77,7 +93,12 @@ async fn deployed_template_serves_the_api_and_relays_events() {
             % 10_000_000_000
     );
     let stack = format!("motcua-{prefix}");
-    let outputs = template(&["deploy", &stack, &format!("ResourcePrefix={prefix}")]);
+    let outputs = template(&[
+        "deploy",
+        &stack,
+        &format!("ResourcePrefix={prefix}"),
+        &format!("IdHashKey={}", "k".repeat(44)),
+    ]);
     let table = outputs["TableName"].as_str().unwrap().to_owned();
     let bus = outputs["EventBusName"].as_str().unwrap().to_owned();
     assert_eq!(table, format!("{prefix}-dev"));

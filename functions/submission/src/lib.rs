@@ -38,27 +38,7 @@ use uuid::Uuid;
 pub use config::SubmissionConfig;
 use views::*;
 
-/// Where "now" comes from; the local runner can shift it to try deadlines.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-/// The real clock, optionally shifted by a fixed number of seconds.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock {
-    pub offset_secs: i64,
-}
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let now = Timestamp::now();
-        if self.offset_secs == 0 {
-            now
-        } else {
-            Timestamp::from_second(now.as_second() + self.offset_secs).unwrap_or(now)
-        }
-    }
-}
+pub use motcua_http::{Clock, SystemClock};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -125,13 +105,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
-/// The function's complete router: routes, `/v1/openapi.json`, body limit, localized
-/// problems, CORS.
-pub fn router(state: AppState) -> Router {
+/// The function's routes and `/v1/openapi.json`, without the HTTP layers (the local runner
+/// merges several functions' routes under one set of layers).
+pub fn routes(state: AppState) -> Router {
     let (routes, doc) = api();
     let doc = Arc::new(doc);
-    let cors = state.config.cors_layer();
-    let limit = state.config.max_body_bytes;
     routes
         .route(
             "/v1/openapi.json",
@@ -145,9 +123,21 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(|| async { Json(json!({"status": "ok"})) }),
         )
         .with_state(state)
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
+}
+
+/// The HTTP layers every function's router runs under: body limit, localized problems, CORS.
+pub fn with_layers(router: Router, config: &SubmissionConfig) -> Router {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(motcua_http::localize))
-        .layer(cors)
+        .layer(config.cors_layer())
+}
+
+/// The function's complete router: routes, `/v1/openapi.json`, body limit, localized
+/// problems, CORS.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    with_layers(routes(state), &config)
 }
 
 fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {

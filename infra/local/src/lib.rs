@@ -14,6 +14,7 @@ use motcua_domain::catalogue::demo_catalogue;
 use motcua_domain::{AgencyCode, CitizenId, Role, WorkingCalendar};
 use motcua_embedded::EmbeddedStore;
 use motcua_http::Authenticator;
+use motcua_identity::{IdentityConfig, IdentityState};
 use motcua_ports::SubmissionPorts;
 use motcua_relay::InProcessBus;
 use motcua_submission::{AppState, SubmissionConfig, SystemClock};
@@ -49,17 +50,23 @@ pub struct TokenOptions {
 /// The development signing secret in `data_dir/dev-jwt.key`, created on first use.
 /// `MOTCUA_JWT_SECRETS` overrides it.
 pub fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
-    if let Ok(s) = std::env::var("MOTCUA_JWT_SECRETS") {
+    secret_file(data_dir, KEY_FILE, "MOTCUA_JWT_SECRETS")
+}
+
+/// A random 32-byte base64 secret kept in `data_dir/file` (mode 0600), created on first
+/// use; the environment variable `env` overrides it.
+fn secret_file(data_dir: &Path, file: &str, env: &str) -> anyhow::Result<String> {
+    if let Ok(s) = std::env::var(env) {
         return Ok(s);
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let path = data_dir.join(KEY_FILE);
+    let path = data_dir.join(file);
     if let Ok(s) = std::fs::read_to_string(&path) {
         return Ok(s.trim().to_owned());
     }
     let key = STANDARD.encode(rand::random::<[u8; 32]>());
-    let tmp = data_dir.join(format!("{KEY_FILE}.{}", std::process::id()));
+    let tmp = data_dir.join(format!("{file}.{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         #[cfg(unix)]
@@ -160,7 +167,9 @@ pub fn state(ports: SubmissionPorts, data_dir: &Path) -> anyhow::Result<AppState
 
 /// The embedded backend in `data_dir`: ports, and the relay of its outbox to an
 /// in-process bus (polled every 200 ms).
-pub async fn embedded(data_dir: &Path) -> anyhow::Result<(AppState, Arc<InProcessBus>)> {
+pub async fn embedded(
+    data_dir: &Path,
+) -> anyhow::Result<(AppState, Arc<InProcessBus>, EmbeddedStore)> {
     let store = EmbeddedStore::open(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let ports = store.submission_ports();
     seed_catalogue(&ports).await?;
@@ -174,7 +183,7 @@ pub async fn embedded(data_dir: &Path) -> anyhow::Result<(AppState, Arc<InProces
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     });
-    Ok((state(ports, data_dir)?, bus))
+    Ok((state(ports, data_dir)?, bus, store))
 }
 
 /// Names of the AWS resources the runner uses with `--backend aws`.
@@ -257,9 +266,63 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<AppState> 
     state(ports, data_dir)
 }
 
-/// One router serving every function.
-pub fn app(state: AppState) -> axum::Router {
-    motcua_submission::router(state)
+/// The identity function's state: accounts, audit and attempts in the data directory's
+/// SQLite file (their DynamoDB adapters are not built yet), the registry at
+/// `MOTCUA_REGISTRY_URL`, or else a registry simulator started here.
+pub async fn identity(
+    data_dir: &Path,
+    submission: &AppState,
+    store: Option<EmbeddedStore>,
+) -> anyhow::Result<(IdentityState, Option<motcua_registry::simulator::Simulator>)> {
+    let store = match store {
+        Some(s) => s,
+        None => EmbeddedStore::open(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let hash_key = secret_file(data_dir, "id-hash.key", "MOTCUA_ID_HASH_KEY")?;
+    let (url, api_key, sim) = match std::env::var("MOTCUA_REGISTRY_URL") {
+        Ok(url) => (url, std::env::var("MOTCUA_REGISTRY_API_KEY").ok(), None),
+        Err(_) => {
+            let sim = motcua_registry::simulator::start(
+                motcua_registry::simulator::Fixture::demo(),
+                "local-simulator",
+                0,
+            )
+            .await?;
+            (
+                sim.base_url(),
+                Some("local-simulator".to_owned()),
+                Some(sim),
+            )
+        }
+    };
+    let config = IdentityConfig::from_lookup(|k| match k {
+        "MOTCUA_ID_HASH_KEY" => Some(hash_key.clone()),
+        "MOTCUA_REGISTRY_URL" => Some(url.clone()),
+        "MOTCUA_REGISTRY_API_KEY" => api_key.clone(),
+        other => std::env::var(other).ok(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let registry = Arc::new(
+        motcua_registry::HttpRegistry::new(config.registry_client()).map_err(anyhow::Error::msg)?,
+    );
+    Ok((
+        IdentityState {
+            ports: store.identity_ports(),
+            population: registry.clone(),
+            business: registry,
+            auth: submission.auth.clone(),
+            clock: submission.clock.clone(),
+            config: Arc::new(config),
+        },
+        sim,
+    ))
+}
+
+/// One router serving every function, under the shared HTTP layers.
+pub fn app(state: AppState, identity: IdentityState) -> axum::Router {
+    let config = state.config.clone();
+    let routes = motcua_submission::routes(state).merge(motcua_identity::routes(identity));
+    motcua_submission::with_layers(routes, &config)
 }
 
 /// Serves every function until Ctrl-C / SIGTERM.
@@ -275,11 +338,15 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (state, backend) = match o.backend {
-            Backend::Embedded => (
-                embedded(&o.data_dir).await?.0,
-                format!("embedded (SQLite in {})", o.data_dir.display()),
-            ),
+        let (state, backend, store) = match o.backend {
+            Backend::Embedded => {
+                let (state, _bus, store) = embedded(&o.data_dir).await?;
+                (
+                    state,
+                    format!("embedded (SQLite in {})", o.data_dir.display()),
+                    Some(store),
+                )
+            }
             Backend::Aws => {
                 let names = AwsNames::from_env();
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
@@ -287,18 +354,26 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 (
                     aws(&o.data_dir, &names).await?,
                     format!(
-                        "aws (table {}, bus {}, {endpoint})",
-                        names.table, names.bus
+                        "aws (table {}, bus {}, {endpoint}; identity data in {})",
+                        names.table,
+                        names.bus,
+                        o.data_dir.display()
                     ),
+                    None,
                 )
             }
         };
+        let (identity_state, simulator) = identity(&o.data_dir, &state, store).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;
         let addr = listener.local_addr()?;
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
+        match &simulator {
+            Some(sim) => println!("  registry: simulator at {} (fictional people in shared/registry/data/fixture.json)", sim.base_url()),
+            None => println!("  registry: {}", identity_state.config.registry_url),
+        }
         println!("  API document: http://{addr}/v1/openapi.json");
         println!(
             "  get a citizen token:  TOKEN=$(cargo run -q -p motcua-local -- token --role citizen --sub demo-citizen --data-dir {})",
@@ -308,7 +383,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             "  submit a dossier:     curl -s -X POST http://{addr}/v1/dossiers -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d @events/api/submit-criminal-record.json"
         );
         std::io::stdout().flush()?;
-        axum::serve(listener, app(state))
+        axum::serve(listener, app(state, identity_state))
             .with_graceful_shutdown(shutdown())
             .await?;
         Ok(())

@@ -1,0 +1,143 @@
+//! Configuration from environment variables, checked once at start-up.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {why}")]
+    Invalid { name: &'static str, why: String },
+}
+
+/// Settings of the identity function.
+#[derive(Clone)]
+pub struct IdentityConfig {
+    /// `MOTCUA_ID_HASH_KEY`: base64 key (≥ 32 bytes) of the keyed hash of ID numbers.
+    pub id_hash_key: Vec<u8>,
+    /// `MOTCUA_REGISTRY_URL`: base URL of the population and business registries.
+    pub registry_url: String,
+    /// `MOTCUA_REGISTRY_API_KEY` (optional).
+    pub registry_api_key: Option<String>,
+    /// `MOTCUA_REGISTRY_TIMEOUT_MS` (default 3000) per attempt.
+    pub registry_timeout: Duration,
+    /// `MOTCUA_VERIFY_CACHE_SECS` (default 86400): how long a registry answer is reused.
+    pub cache_secs: i64,
+    /// `MOTCUA_LOCKOUT_FAILURES` (default 5) failures within
+    /// `MOTCUA_LOCKOUT_WINDOW_SECS` (default 1800) lock the ID / client for the window.
+    pub lockout_failures: u32,
+    pub lockout_window_secs: i64,
+    /// `MOTCUA_ACCESS_TOKEN_TTL_SECS` (default 900).
+    pub access_token_ttl_secs: i64,
+}
+
+impl std::fmt::Debug for IdentityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityConfig")
+            .field("registry_url", &self.registry_url)
+            .field("lockout_failures", &self.lockout_failures)
+            .finish_non_exhaustive()
+    }
+}
+
+fn num<T: std::str::FromStr>(
+    name: &'static str,
+    raw: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => s.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            why: "not a number".into(),
+        }),
+    }
+}
+
+impl IdentityConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let key_raw =
+            get("MOTCUA_ID_HASH_KEY").ok_or(ConfigError::Missing("MOTCUA_ID_HASH_KEY"))?;
+        let id_hash_key = STANDARD
+            .decode(key_raw.trim())
+            .map_err(|_| ConfigError::Invalid {
+                name: "MOTCUA_ID_HASH_KEY",
+                why: "not base64".into(),
+            })?;
+        if id_hash_key.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "MOTCUA_ID_HASH_KEY",
+                why: "needs at least 32 bytes".into(),
+            });
+        }
+        Ok(IdentityConfig {
+            id_hash_key,
+            registry_url: get("MOTCUA_REGISTRY_URL")
+                .ok_or(ConfigError::Missing("MOTCUA_REGISTRY_URL"))?,
+            registry_api_key: get("MOTCUA_REGISTRY_API_KEY"),
+            registry_timeout: Duration::from_millis(num(
+                "MOTCUA_REGISTRY_TIMEOUT_MS",
+                get("MOTCUA_REGISTRY_TIMEOUT_MS"),
+                3000,
+            )?),
+            cache_secs: num(
+                "MOTCUA_VERIFY_CACHE_SECS",
+                get("MOTCUA_VERIFY_CACHE_SECS"),
+                86_400,
+            )?,
+            lockout_failures: num("MOTCUA_LOCKOUT_FAILURES", get("MOTCUA_LOCKOUT_FAILURES"), 5)?,
+            lockout_window_secs: num(
+                "MOTCUA_LOCKOUT_WINDOW_SECS",
+                get("MOTCUA_LOCKOUT_WINDOW_SECS"),
+                1800,
+            )?,
+            access_token_ttl_secs: num(
+                "MOTCUA_ACCESS_TOKEN_TTL_SECS",
+                get("MOTCUA_ACCESS_TOKEN_TTL_SECS"),
+                900,
+            )?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The registry client settings derived from this configuration.
+    pub fn registry_client(&self) -> motcua_registry::RegistryClientConfig {
+        let mut c = motcua_registry::RegistryClientConfig::new(self.registry_url.clone());
+        c.api_key = self.registry_api_key.clone();
+        c.timeout = self.registry_timeout;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_what_is_missing_or_wrong() {
+        assert_eq!(
+            IdentityConfig::from_lookup(|_| None)
+                .unwrap_err()
+                .to_string(),
+            "MOTCUA_ID_HASH_KEY is required"
+        );
+        let key = STANDARD.encode([3u8; 32]);
+        let err = IdentityConfig::from_lookup(|k| (k == "MOTCUA_ID_HASH_KEY").then(|| key.clone()))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "MOTCUA_REGISTRY_URL is required");
+        let ok = IdentityConfig::from_lookup(|k| match k {
+            "MOTCUA_ID_HASH_KEY" => Some(key.clone()),
+            "MOTCUA_REGISTRY_URL" => Some("http://127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(ok.lockout_failures, 5);
+        assert!(!format!("{ok:?}").contains(&key));
+    }
+}

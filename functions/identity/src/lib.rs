@@ -1,0 +1,772 @@
+//! The identity function: a person or business proves who they are against the national
+//! registries and gets the one account every other function trusts.
+//!
+//! Routes: `POST /v1/identity/citizens/verify`, `POST /v1/identity/businesses/verify`,
+//! `GET|PATCH /v1/me`, `GET /v1/admin/audit`, `GET /v1/identity/openapi.json`.
+
+pub mod config;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use motcua_domain::identity::{FieldMatch, PersonComparison, RegistryPerson, names_match};
+use motcua_domain::ids::{ClaimMismatch, Sex};
+use motcua_domain::{CitizenId, Lang, Localized, PhoneNumber, Role, TaxCode};
+use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, store_problem};
+use motcua_ports::identity::{
+    Account, AccountKind, AuditEntry, BusinessRegistry, ChannelPreferences, IdentityPorts,
+    PopulationRegistry, RegistryError,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub use config::IdentityConfig;
+
+/// What every identity handler gets.
+#[derive(Clone)]
+pub struct IdentityState {
+    pub ports: IdentityPorts,
+    pub population: Arc<dyn PopulationRegistry>,
+    pub business: Arc<dyn BusinessRegistry>,
+    pub auth: Arc<Authenticator>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<IdentityConfig>,
+}
+
+impl FromRef<IdentityState> for Arc<Authenticator> {
+    fn from_ref(s: &IdentityState) -> Self {
+        s.auth.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "motcua identity API",
+    description = "Verify a person or business against the national registries; the one account.",
+    version = "1.0.0"
+))]
+struct ApiDoc;
+
+/// Routes and their OpenAPI document.
+pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(verify_citizen))
+        .routes(routes!(verify_business))
+        .routes(routes!(get_me, patch_me))
+        .routes(routes!(audit))
+        .split_for_parts()
+}
+
+/// Every (method, path) this function serves.
+pub fn route_table() -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for (path, item) in api().1.paths.paths {
+        for (m, present) in [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ] {
+            if present {
+                out.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out.insert(("GET".into(), "/v1/identity/openapi.json".into()));
+    out
+}
+
+/// The function's router (without the problem/CORS layers, which the host adds).
+pub fn routes(state: IdentityState) -> Router {
+    let (routes, doc) = api();
+    let doc = Arc::new(doc);
+    routes
+        .route(
+            "/v1/identity/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .with_state(state)
+}
+
+/// The function's complete router for Lambda.
+pub fn router(state: IdentityState) -> Router {
+    routes(state)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            motcua_http::DEFAULT_BODY_LIMIT,
+        ))
+        .layer(axum::middleware::from_fn(motcua_http::localize))
+}
+
+/// Keyed hash of an ID number or tax code: how identities are stored and looked up.
+pub fn id_hash(key: &[u8], kind: &str, value: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(kind.as_bytes());
+    mac.update(b":");
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Who is calling, for per-client attempt limits: the first `X-Forwarded-For` address
+/// (set by API Gateway / the load balancer), else `local`.
+fn client_key(headers: &HeaderMap) -> String {
+    let ip = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("local");
+    format!("client:{ip}")
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CitizenClaim {
+    /// 12-digit personal identification number.
+    pub citizen_id: String,
+    pub full_name: String,
+    #[schema(value_type = String, format = Date)]
+    pub birth_date: Date,
+    pub sex: Sex,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessClaim {
+    pub tax_code: String,
+    pub name: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedResponse {
+    pub account_id: Uuid,
+    /// The account was created by this verification.
+    pub created: bool,
+    /// 2: matched against the registry.
+    pub assurance: u8,
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub kind: String,
+    pub assurance: u8,
+    pub name: String,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub birth_date: Option<Date>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub preferences: PreferencesView,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct PreferencesView {
+    pub sms: bool,
+    pub email: bool,
+    pub zalo: bool,
+}
+
+impl From<ChannelPreferences> for PreferencesView {
+    fn from(p: ChannelPreferences) -> Self {
+        PreferencesView {
+            sms: p.sms,
+            email: p.email,
+            zalo: p.zalo,
+        }
+    }
+}
+
+impl AccountView {
+    fn of(a: Account) -> AccountView {
+        AccountView {
+            id: a.id,
+            kind: match a.kind {
+                AccountKind::Citizen => "citizen".into(),
+                AccountKind::Business => "business".into(),
+            },
+            assurance: a.assurance,
+            name: a.name,
+            birth_date: a.birth_date,
+            phone: a.phone,
+            email: a.email,
+            preferences: a.preferences.into(),
+        }
+    }
+}
+
+fn unprocessable(kind: &'static str, vi: &str, en: &str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, kind, vi, en)
+}
+
+fn parse_contacts(
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> Result<(Option<String>, Option<String>), Problem> {
+    let phone = match phone.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(p) => Some(
+            PhoneNumber::parse(p)
+                .map_err(|e| {
+                    unprocessable(
+                        "invalid-contact",
+                        "Số điện thoại không hợp lệ",
+                        "Invalid phone",
+                    )
+                    .detail_from(&e)
+                })?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let email = match email.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(e) => {
+            let ok = e.len() <= 254
+                && e.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+                })
+                && !e.contains(char::is_whitespace);
+            if !ok {
+                return Err(unprocessable(
+                    "invalid-contact",
+                    "Địa chỉ email không hợp lệ",
+                    "Invalid email address",
+                ));
+            }
+            Some(e.to_lowercase())
+        }
+        None => None,
+    };
+    Ok((phone, email))
+}
+
+/// Refuses (429) when `key` failed too often within the window.
+async fn check_lock(s: &IdentityState, key: &str, now: Timestamp) -> Result<(), Problem> {
+    let window = s.config.lockout_window_secs;
+    let since = Timestamp::from_second(now.as_second() - window).unwrap_or(now);
+    let failures = s
+        .ports
+        .attempts
+        .failures_since(key, since)
+        .await
+        .map_err(store_problem)?;
+    if failures.len() as u32 >= s.config.lockout_failures {
+        let oldest = failures[failures.len() - s.config.lockout_failures as usize];
+        let retry = (oldest.as_second() + window - now.as_second()).max(1) as u64;
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-attempts",
+            "Quá nhiều lần thử",
+            "Too many attempts",
+        )
+        .detail(
+            format!(
+                "Đã xác thực sai quá nhiều lần; vui lòng thử lại sau {} phút",
+                retry.div_ceil(60)
+            ),
+            format!(
+                "Too many failed verifications; try again in {} minute(s)",
+                retry.div_ceil(60)
+            ),
+        )
+        .retry_after(retry));
+    }
+    Ok(())
+}
+
+async fn record_failure(s: &IdentityState, keys: &[&str], now: Timestamp) -> Result<(), Problem> {
+    for k in keys {
+        s.ports
+            .attempts
+            .record_failure(k, now)
+            .await
+            .map_err(store_problem)?;
+    }
+    Ok(())
+}
+
+async fn audit_entry(
+    s: &IdentityState,
+    actor: &str,
+    purpose: &str,
+    hash: &str,
+    outcome: &str,
+    now: Timestamp,
+) -> Result<(), Problem> {
+    s.ports
+        .audit
+        .append(&AuditEntry {
+            id: Uuid::now_v7(),
+            at: now,
+            actor: actor.to_owned(),
+            purpose: purpose.to_owned(),
+            id_hash: hash.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+        .await
+        .map_err(store_problem)
+}
+
+fn registry_problem(e: &RegistryError) -> Problem {
+    match e {
+        RegistryError::Unavailable { retry_after_secs } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "registry-unavailable",
+            "Cơ sở dữ liệu quốc gia tạm thời không phản hồi",
+            "The national registry is not answering",
+        )
+        .detail(
+            "Không kết nối được cơ sở dữ liệu quốc gia; vui lòng thử lại sau ít phút",
+            "The national registry cannot be reached; please try again in a few minutes",
+        )
+        .retry_after(*retry_after_secs),
+        RegistryError::NotFound => unprocessable(
+            "not-in-registry",
+            "Không tìm thấy trong cơ sở dữ liệu quốc gia",
+            "Not found in the national registry",
+        ),
+        RegistryError::Refused(why) => {
+            tracing::error!(error = %why, "registry refused our request");
+            Problem::internal()
+        }
+    }
+}
+
+fn mismatch_problem(cmp: &PersonComparison) -> Problem {
+    let fields = serde_json::to_value(cmp).unwrap_or_default();
+    let wrong: Vec<&str> = [
+        ("full_name", cmp.full_name),
+        ("birth_date", cmp.birth_date),
+        ("sex", cmp.sex),
+    ]
+    .iter()
+    .filter(|(_, m)| *m == FieldMatch::Mismatch)
+    .map(|(n, _)| *n)
+    .collect();
+    unprocessable(
+        "registry-mismatch",
+        "Thông tin không khớp với cơ sở dữ liệu quốc gia",
+        "The details do not match the national registry",
+    )
+    .detail(
+        format!("Các trường không khớp: {}", wrong.join(", ")),
+        format!("Fields that do not match: {}", wrong.join(", ")),
+    )
+    .extra("fields", fields)
+}
+
+/// Verify a person: offline checks of the personal number, then the population registry.
+/// On a match the one account is created (or found) and an access token issued.
+#[utoipa::path(post, path = "/v1/identity/citizens/verify", tag = "identity",
+    request_body = CitizenClaim,
+    responses((status = 200, body = VerifiedResponse),
+        (status = 422, description = "Number inconsistent with the claim, not in the registry, or fields mismatch (listed)"),
+        (status = 429, description = "Too many failed attempts; Retry-After"),
+        (status = 503, description = "Registry unavailable; Retry-After")))]
+async fn verify_citizen(
+    State(s): State<IdentityState>,
+    headers: HeaderMap,
+    JsonBody(claim): JsonBody<CitizenClaim>,
+) -> Result<Response, Problem> {
+    let now = s.clock.now();
+    let client = client_key(&headers);
+    check_lock(&s, &client, now).await?;
+    let id = CitizenId::parse(&claim.citizen_id).map_err(|e| {
+        unprocessable(
+            "invalid-citizen-id",
+            "Số định danh cá nhân không hợp lệ",
+            "Invalid personal identification number",
+        )
+        .detail(
+            format!("Số định danh cá nhân {}", e.message(Lang::Vi)),
+            format!("The personal identification number {}", e.message(Lang::En)),
+        )
+    })?;
+    let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
+    let id_key = format!("id:{hash}");
+    check_lock(&s, &id_key, now).await?;
+    let (phone, email) = parse_contacts(claim.phone.as_deref(), claim.email.as_deref())?;
+    if let Err(mismatches) = id.check_claim(claim.birth_date, claim.sex) {
+        record_failure(&s, &[&client, &id_key], now).await?;
+        let what: Vec<(&str, &str)> = mismatches
+            .iter()
+            .map(|m| match m {
+                ClaimMismatch::BirthYear => ("năm sinh", "birth year"),
+                ClaimMismatch::Sex => ("giới tính", "sex"),
+            })
+            .collect();
+        return Err(unprocessable(
+            "claim-inconsistent",
+            "Số định danh không khớp với thông tin khai báo",
+            "The number does not fit the details given",
+        )
+        .detail(
+            format!(
+                "Số định danh cá nhân không khớp với {} đã khai",
+                what.iter().map(|w| w.0).collect::<Vec<_>>().join(", ")
+            ),
+            format!(
+                "The personal number does not fit the declared {}",
+                what.iter().map(|w| w.1).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let claimed = RegistryPerson {
+        full_name: claim.full_name.clone(),
+        birth_date: claim.birth_date,
+        sex: claim.sex,
+    };
+    let purpose = "citizen-verification";
+    let record = match s.ports.cache.get(&hash, now).await.map_err(store_problem)? {
+        Some(p) => {
+            audit_entry(&s, &client, purpose, &hash, "cache-hit", now).await?;
+            p
+        }
+        None => match s.population.person(&id).await {
+            Ok(p) => {
+                let expires =
+                    Timestamp::from_second(now.as_second() + s.config.cache_secs).unwrap_or(now);
+                s.ports
+                    .cache
+                    .put(&hash, &p, expires)
+                    .await
+                    .map_err(store_problem)?;
+                audit_entry(&s, &client, purpose, &hash, "found", now).await?;
+                p
+            }
+            Err(e) => {
+                let outcome = match e {
+                    RegistryError::NotFound => "not-found",
+                    RegistryError::Unavailable { .. } => "unavailable",
+                    RegistryError::Refused(_) => "refused",
+                };
+                audit_entry(&s, &client, purpose, &hash, outcome, now).await?;
+                if e == RegistryError::NotFound {
+                    record_failure(&s, &[&client, &id_key], now).await?;
+                }
+                return Err(registry_problem(&e));
+            }
+        },
+    };
+    let cmp = PersonComparison::compare(&claimed, &record);
+    if !cmp.all_match() {
+        record_failure(&s, &[&client, &id_key], now).await?;
+        audit_entry(&s, &client, purpose, &hash, "mismatch", now).await?;
+        return Err(mismatch_problem(&cmp));
+    }
+    s.ports
+        .attempts
+        .clear(&id_key)
+        .await
+        .map_err(store_problem)?;
+    let account = Account {
+        id: Uuid::now_v7(),
+        kind: AccountKind::Citizen,
+        id_hash: hash,
+        assurance: 2,
+        name: record.full_name,
+        birth_date: Some(record.birth_date),
+        sex: Some(record.sex),
+        phone,
+        email,
+        preferences: ChannelPreferences::default(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    issue(&s, account, now).await
+}
+
+/// Verify a business by tax code and name against the business registry.
+#[utoipa::path(post, path = "/v1/identity/businesses/verify", tag = "identity",
+    request_body = BusinessClaim,
+    responses((status = 200, body = VerifiedResponse),
+        (status = 422, description = "Invalid tax code, not in the registry, name mismatch or not active"),
+        (status = 429, description = "Too many failed attempts; Retry-After"),
+        (status = 503, description = "Registry unavailable; Retry-After")))]
+async fn verify_business(
+    State(s): State<IdentityState>,
+    headers: HeaderMap,
+    JsonBody(claim): JsonBody<BusinessClaim>,
+) -> Result<Response, Problem> {
+    let now = s.clock.now();
+    let client = client_key(&headers);
+    check_lock(&s, &client, now).await?;
+    let tax = TaxCode::parse(&claim.tax_code).map_err(|e| {
+        unprocessable(
+            "invalid-tax-code",
+            "Mã số thuế không hợp lệ",
+            "Invalid tax code",
+        )
+        .detail(
+            format!("Mã số thuế {}", e.message(Lang::Vi)),
+            format!("The tax code {}", e.message(Lang::En)),
+        )
+    })?;
+    let hash = id_hash(&s.config.id_hash_key, "business", tax.as_str());
+    let id_key = format!("id:{hash}");
+    check_lock(&s, &id_key, now).await?;
+    let (phone, email) = parse_contacts(claim.phone.as_deref(), claim.email.as_deref())?;
+    let purpose = "business-verification";
+    let record = match s.business.business(&tax).await {
+        Ok(b) => b,
+        Err(e) => {
+            let outcome = if e == RegistryError::NotFound {
+                "not-found"
+            } else {
+                "unavailable"
+            };
+            audit_entry(&s, &client, purpose, &hash, outcome, now).await?;
+            if e == RegistryError::NotFound {
+                record_failure(&s, &[&client, &id_key], now).await?;
+            }
+            return Err(registry_problem(&e));
+        }
+    };
+    if !names_match(&claim.name, &record.name) {
+        record_failure(&s, &[&client, &id_key], now).await?;
+        audit_entry(&s, &client, purpose, &hash, "mismatch", now).await?;
+        return Err(unprocessable(
+            "registry-mismatch",
+            "Tên không khớp với cơ sở dữ liệu đăng ký doanh nghiệp",
+            "The name does not match the business registry",
+        )
+        .extra("fields", serde_json::json!({"name": "mismatch"})));
+    }
+    audit_entry(&s, &client, purpose, &hash, "match", now).await?;
+    if !record.active {
+        return Err(unprocessable(
+            "business-inactive",
+            "Doanh nghiệp không còn hoạt động",
+            "The business is not active",
+        ));
+    }
+    s.ports
+        .attempts
+        .clear(&id_key)
+        .await
+        .map_err(store_problem)?;
+    let account = Account {
+        id: Uuid::now_v7(),
+        kind: AccountKind::Business,
+        id_hash: hash,
+        assurance: 2,
+        name: record.name,
+        birth_date: None,
+        sex: None,
+        phone,
+        email,
+        preferences: ChannelPreferences::default(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    issue(&s, account, now).await
+}
+
+/// Creates the account unless it exists, and issues an access token for it.
+async fn issue(s: &IdentityState, account: Account, now: Timestamp) -> Result<Response, Problem> {
+    let (stored, created) = s
+        .ports
+        .accounts
+        .create_if_absent(&account)
+        .await
+        .map_err(store_problem)?;
+    tracing::info!(account = %stored.id, created, "identity verified");
+    let ttl = s.config.access_token_ttl_secs;
+    let token = s.auth.mint(
+        &stored.id.to_string(),
+        Role::Citizen,
+        None,
+        now.as_second(),
+        ttl,
+    );
+    let body = VerifiedResponse {
+        account_id: stored.id,
+        created,
+        assurance: stored.assurance,
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+    };
+    let mut r = Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn my_account(s: &IdentityState, caller: &motcua_domain::Actor) -> Result<Account, Problem> {
+    if caller.role != Role::Citizen {
+        return Err(Problem::forbidden(
+            "Chức năng dành cho người dân và doanh nghiệp",
+            "This is for citizens and businesses",
+        ));
+    }
+    let id = Uuid::parse_str(&caller.subject).map_err(|_| {
+        Problem::not_found().detail("Chưa có tài khoản định danh", "No verified account")
+    })?;
+    s.ports
+        .accounts
+        .get(id)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| {
+            Problem::not_found().detail("Chưa có tài khoản định danh", "No verified account")
+        })
+}
+
+/// The caller's account: verified name, birth date, contacts, channel preferences.
+#[utoipa::path(get, path = "/v1/me", tag = "identity",
+    responses((status = 200, body = AccountView), (status = 404, description = "No verified account")))]
+async fn get_me(
+    State(s): State<IdentityState>,
+    Caller(caller): Caller,
+) -> Result<Response, Problem> {
+    let a = my_account(&s, &caller).await?;
+    let mut r = Json(AccountView::of(a)).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(r)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MePatch {
+    /// Empty string removes it.
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub preferences: Option<PreferencesView>,
+}
+
+/// Change contacts and channel preferences (the verified name and birth date stay).
+#[utoipa::path(patch, path = "/v1/me", tag = "identity", request_body = MePatch,
+    responses((status = 200, body = AccountView), (status = 422, description = "Invalid phone or email")))]
+async fn patch_me(
+    State(s): State<IdentityState>,
+    Caller(caller): Caller,
+    JsonBody(patch): JsonBody<MePatch>,
+) -> Result<Response, Problem> {
+    let mut a = my_account(&s, &caller).await?;
+    let (phone, email) = parse_contacts(patch.phone.as_deref(), patch.email.as_deref())?;
+    if patch.phone.is_some() {
+        a.phone = phone;
+    }
+    if patch.email.is_some() {
+        a.email = email;
+    }
+    if let Some(p) = patch.preferences {
+        a.preferences = ChannelPreferences {
+            sms: p.sms,
+            email: p.email,
+            zalo: p.zalo,
+        };
+    }
+    a.version += 1;
+    a.updated_at = s.clock.now();
+    s.ports.accounts.update(&a).await.map_err(store_problem)?;
+    Ok(Json(AccountView::of(a)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// The personal number whose lookups to list (never stored: hashed).
+    pub citizen_id: Option<String>,
+    pub tax_code: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub actor: String,
+    pub purpose: String,
+    pub outcome: String,
+}
+
+/// Admin: every registry lookup of one number (who, when, why, outcome).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "identity", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditView>), (status = 403, description = "Admins only")))]
+async fn audit(
+    State(s): State<IdentityState>,
+    Caller(caller): Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Problem> {
+    if caller.role != Role::Admin {
+        return Err(Problem::forbidden(
+            "Chỉ dành cho quản trị viên",
+            "Admins only",
+        ));
+    }
+    let hash = match (q.citizen_id.as_deref(), q.tax_code.as_deref()) {
+        (Some(c), None) => {
+            let id = CitizenId::parse(c).map_err(|e| {
+                Problem::bad_request(
+                    &format!("citizen_id {}", e.message(Lang::Vi)),
+                    &format!("citizen_id {}", e.message(Lang::En)),
+                )
+            })?;
+            id_hash(&s.config.id_hash_key, "citizen", id.as_str())
+        }
+        (None, Some(t)) => {
+            let tax = TaxCode::parse(t).map_err(|e| {
+                Problem::bad_request(
+                    &format!("tax_code {}", e.message(Lang::Vi)),
+                    &format!("tax_code {}", e.message(Lang::En)),
+                )
+            })?;
+            id_hash(&s.config.id_hash_key, "business", tax.as_str())
+        }
+        _ => {
+            return Err(Problem::bad_request(
+                "Cần đúng một trong citizen_id hoặc tax_code",
+                "Give exactly one of citizen_id or tax_code",
+            ));
+        }
+    };
+    let entries = s
+        .ports
+        .audit
+        .by_id_hash(&hash, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+        .map_err(store_problem)?;
+    let view: Vec<AuditView> = entries
+        .into_iter()
+        .map(|e| AuditView {
+            at: e.at,
+            actor: e.actor,
+            purpose: e.purpose,
+            outcome: e.outcome,
+        })
+        .collect();
+    Ok(Json(view).into_response())
+}

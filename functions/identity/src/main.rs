@@ -1,0 +1,48 @@
+//! The identity function on AWS Lambda, behind the HTTP API.
+
+use std::sync::Arc;
+
+use motcua_http::SystemClock;
+use motcua_identity::{IdentityConfig, IdentityState, router};
+use motcua_registry::HttpRegistry;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
+    let config = IdentityConfig::from_env()?;
+    let auth = motcua_http::Authenticator::new(
+        &std::env::var("MOTCUA_JWT_ISSUER").unwrap_or_else(|_| "motcua".into()),
+        &std::env::var("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|_| "motcua".into()),
+        &jwt_secrets()?,
+    )?;
+    let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
+    // Accounts, audit and attempt state stay on the embedded backend until their DynamoDB
+    // adapters exist; data in the Lambda's /tmp is not durable.
+    let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());
+    let store = motcua_embedded::EmbeddedStore::open(std::path::Path::new(&dir))?;
+    let state = IdentityState {
+        ports: store.identity_ports(),
+        population: registry.clone(),
+        business: registry,
+        auth: Arc::new(auth),
+        clock: Arc::new(SystemClock::default()),
+        config: Arc::new(config),
+    };
+    lambda_http::run(router(state)).await
+}
+
+fn jwt_secrets() -> Result<Vec<Vec<u8>>, String> {
+    use base64::Engine;
+    let raw = std::env::var("MOTCUA_JWT_SECRETS").map_err(|_| "MOTCUA_JWT_SECRETS is required")?;
+    raw.split(',')
+        .map(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|_| "MOTCUA_JWT_SECRETS is not base64".to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,326 @@
+//! Identity verification through the real runner, against a registry simulator started
+//! by the test (so it can inject outages).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use motcua_registry::simulator::{self, Fixture, Simulator};
+use motcua_tests::{Runner, fresh_data_dir};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+
+struct Env {
+    runner: Runner,
+    sim: Simulator,
+    http: Client,
+    /// Distinct per test, so per-client limits of one test do not touch another.
+    client_ip: String,
+}
+
+async fn start(label: &str) -> Env {
+    let sim = simulator::start(Fixture::demo(), "test-key", 0)
+        .await
+        .unwrap();
+    let url = sim.base_url();
+    let runner = Runner::start_with(
+        &fresh_data_dir(label),
+        &[
+            ("MOTCUA_REGISTRY_URL", url.as_str()),
+            ("MOTCUA_REGISTRY_API_KEY", "test-key"),
+            ("MOTCUA_REGISTRY_TIMEOUT_MS", "500"),
+        ],
+    )
+    .unwrap();
+    Env {
+        runner,
+        sim,
+        http: Client::new(),
+        client_ip: format!("10.0.{}.{}", label.len(), std::process::id() % 250),
+    }
+}
+
+fn lan(name: &str, birth: &str, sex: &str) -> Value {
+    json!({"citizen_id": "037153000257", "full_name": name, "birth_date": birth, "sex": sex, "phone": "0912345678"})
+}
+
+impl Env {
+    async fn verify(&self, body: Value) -> Response {
+        self.http
+            .post(self.runner.url("/v1/identity/citizens/verify"))
+            .header("x-forwarded-for", &self.client_ip)
+            .header("accept-language", "en")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn problem(r: Response, status: StatusCode, kind: &str) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], format!("urn:motcua:problem:{kind}"), "{v}");
+    v
+}
+
+#[tokio::test]
+async fn a_match_creates_one_account_whose_token_works_everywhere() {
+    let env = start("id-match").await;
+    let r = env
+        .verify(lan("  nguyễn thị   LAN ", "1953-04-02", "female"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["created"], true);
+    assert_eq!(v["assurance"], 2);
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let me: Value = env
+        .http
+        .get(env.runner.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "Nguyễn Thị Lan");
+    assert_eq!(me["phone"], "+84912345678");
+    assert_eq!(me["id"], v["account_id"]);
+    // Verifying again finds the same account; the registry is not asked again (cache).
+    let calls = env.sim.faults.calls.load(Ordering::SeqCst);
+    let again: Value = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["created"], false);
+    assert_eq!(again["account_id"], v["account_id"]);
+    assert_eq!(env.sim.faults.calls.load(Ordering::SeqCst), calls);
+    // The token submits dossiers.
+    let r = env
+        .http
+        .post(env.runner.url("/v1/dossiers"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::from_str::<Value>(include_str!(
+                "../../events/api/submit-criminal-record.json"
+            ))
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Contacts and preferences can change; a bad email cannot.
+    let patched: Value = env
+        .http
+        .patch(env.runner.url("/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "Lan@Example.vn", "preferences": {"sms": true, "email": false, "zalo": true}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["email"], "lan@example.vn");
+    assert_eq!(patched["preferences"]["zalo"], true);
+    let bad = env
+        .http
+        .patch(env.runner.url("/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "not an email"}))
+        .send()
+        .await
+        .unwrap();
+    problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid-contact").await;
+}
+
+#[tokio::test]
+async fn mismatches_are_reported_field_by_field() {
+    let env = start("id-mismatch").await;
+    // Diacritics are significant.
+    let p = problem(
+        env.verify(lan("Nguyen Thi Lan", "1953-04-02", "female"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "registry-mismatch",
+    )
+    .await;
+    assert_eq!(
+        p["fields"],
+        json!({"full_name": "mismatch", "birth_date": "match", "sex": "match"})
+    );
+    // Same birth year, other day: only the registry can tell.
+    let p = problem(
+        env.verify(lan("Nguyễn Thị Lan", "1953-05-02", "female"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "registry-mismatch",
+    )
+    .await;
+    assert_eq!(p["fields"]["birth_date"], "mismatch");
+    // Offline: the number says 1953 and female.
+    let p = problem(
+        env.verify(lan("Nguyễn Thị Lan", "1960-04-02", "male"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "claim-inconsistent",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("birth year, sex"));
+    let mut bad = lan("x", "1953-04-02", "female");
+    bad["citizen_id"] = json!("003153000257");
+    problem(
+        env.verify(bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-citizen-id",
+    )
+    .await;
+    let mut unknown = lan("Ai Đó", "1999-01-01", "male");
+    unknown["citizen_id"] = json!("001099000001");
+    problem(
+        env.verify(unknown).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not-in-registry",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_first_verifications_create_one_account() {
+    let env = start("id-race").await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let http = env.http.clone();
+        let url = env.runner.url("/v1/identity/citizens/verify");
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .header("x-forwarded-for", format!("10.9.9.{i}"))
+                .json(&json!({"citizen_id": "079205001234", "full_name": "Trần Văn Minh", "birth_date": "2005-09-14", "sex": "male"}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let v = t.await.unwrap();
+        created += usize::from(v["created"] == true);
+        ids.insert(v["account_id"].as_str().expect("verified").to_owned());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_number_out() {
+    let env = start("id-lock").await;
+    for _ in 0..5 {
+        problem(
+            env.verify(lan("Sai Tên", "1953-04-02", "female")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "registry-mismatch",
+        )
+        .await;
+    }
+    // Locked: even the right details wait, and the answer says how long.
+    let r = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1800).contains(&retry));
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts").await;
+    // The number is locked from another client too.
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/citizens/verify"))
+        .header("x-forwarded-for", "10.200.0.1")
+        .json(&lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_registry_outage_answers_503_fast_once_the_circuit_opens() {
+    let env = start("id-outage").await;
+    env.sim.faults.fail_next.store(1_000_000, Ordering::SeqCst);
+    let body = json!({"citizen_id": "001190012345", "full_name": "Lê Thị Hoa", "birth_date": "1990-01-23", "sex": "female"});
+    for _ in 0..5 {
+        let r = env.verify(body.clone()).await;
+        assert!(r.headers().contains_key("retry-after"));
+        problem(r, StatusCode::SERVICE_UNAVAILABLE, "registry-unavailable").await;
+    }
+    let calls = env.sim.faults.calls.load(Ordering::SeqCst);
+    let t = Instant::now();
+    let r = env.verify(body.clone()).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "open circuit answers at once"
+    );
+    problem(r, StatusCode::SERVICE_UNAVAILABLE, "registry-unavailable").await;
+    assert_eq!(
+        env.sim.faults.calls.load(Ordering::SeqCst),
+        calls,
+        "the registry was spared"
+    );
+    // Outages are not the citizen's fault: no lock-out followed.
+    env.sim.faults.fail_next.store(0, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn every_lookup_is_audited_for_admins_only() {
+    let env = start("id-audit").await;
+    env.verify(lan("Sai Tên", "1953-04-02", "female")).await;
+    env.verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await;
+    let admin = env.runner.token("admin", "admin-1", None);
+    let r = env
+        .http
+        .get(env.runner.url("/v1/admin/audit"))
+        .query(&[("citizen_id", "037153000257")])
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("037153000257"),
+        "the audit view shows no ID number"
+    );
+    let entries: Value = serde_json::from_str(&text).unwrap();
+    let outcomes: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    // Newest first: the second call was served from the cache.
+    assert_eq!(outcomes, ["cache-hit", "mismatch", "found"]);
+    assert!(entries[0]["actor"].as_str().unwrap().starts_with("client:"));
+    let citizen = env.runner.token("citizen", "c-1", None);
+    let r = env
+        .http
+        .get(env.runner.url("/v1/admin/audit"))
+        .query(&[("citizen_id", "037153000257")])
+        .bearer_auth(&citizen)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+}
