@@ -100,6 +100,42 @@ async fn a_match_creates_one_account_whose_token_works_everywhere() {
     assert_eq!(again["created"], false);
     assert_eq!(again["account_id"], v["account_id"]);
     assert_eq!(env.sim.faults.calls.load(Ordering::SeqCst), calls);
+    // An EdDSA token whose key the JWKS publishes.
+    let jwks: Value = env
+        .http
+        .get(env.runner.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header_json = {
+        use base64::Engine;
+        let h = token.split('.').next().unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .unwrap();
+        serde_json::from_slice::<Value>(&raw).unwrap()
+    };
+    assert_eq!(header_json["alg"], "EdDSA");
+    assert_eq!(jwks["keys"][0]["kid"], header_json["kid"]);
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private part published"
+    );
+    // A tampered token is refused.
+    let mut tampered: Vec<String> = token.split('.').map(String::from).collect();
+    tampered[1] = tampered[1].replacen('e', "f", 1);
+    let r = env
+        .http
+        .get(env.runner.url("/v1/me"))
+        .bearer_auth(tampered.join("."))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // The token submits dossiers.
     let r = env
         .http

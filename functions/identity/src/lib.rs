@@ -64,6 +64,7 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verify_business))
         .routes(routes!(get_me, patch_me))
         .routes(routes!(audit))
+        .routes(routes!(jwks))
         .split_for_parts()
 }
 
@@ -597,13 +598,11 @@ async fn issue(s: &IdentityState, account: Account, now: Timestamp) -> Result<Re
         .map_err(store_problem)?;
     tracing::info!(account = %stored.id, created, "identity verified");
     let ttl = s.config.access_token_ttl_secs;
-    let token = s.auth.mint(
-        &stored.id.to_string(),
-        Role::Citizen,
-        None,
-        now.as_second(),
-        ttl,
-    );
+    let sub = stored.id.to_string();
+    let token = s
+        .auth
+        .mint_eddsa(&sub, Role::Citizen, None, now.as_second(), ttl)
+        .unwrap_or_else(|| s.auth.mint(&sub, Role::Citizen, None, now.as_second(), ttl));
     let body = VerifiedResponse {
         account_id: stored.id,
         created,
@@ -693,6 +692,19 @@ async fn patch_me(
     a.updated_at = s.clock.now();
     s.ports.accounts.update(&a).await.map_err(store_problem)?;
     Ok(Json(AccountView::of(a)).into_response())
+}
+
+/// The public keys account tokens are signed with (JWK set, Ed25519): what the other
+/// functions and the HTTP API's JWT authorizer verify against.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity",
+    responses((status = 200, description = "JWK set")))]
+async fn jwks(State(s): State<IdentityState>) -> Response {
+    let mut r = Json(s.auth.jwks()).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

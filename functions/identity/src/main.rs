@@ -18,7 +18,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         &std::env::var("MOTCUA_JWT_ISSUER").unwrap_or_else(|_| "motcua".into()),
         &std::env::var("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|_| "motcua".into()),
         &jwt_secrets()?,
-    )?;
+    )?
+    .with_signing_keys(&match std::env::var("MOTCUA_SIGNING_KEYS") {
+        Ok(json) => motcua_http::signing_keys_from_json(&json)?,
+        Err(_) => return Err("MOTCUA_SIGNING_KEYS is required".into()),
+    });
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
     // Accounts, audit and attempt state stay on the embedded backend until their DynamoDB
     // adapters exist; data in the Lambda's /tmp is not durable.

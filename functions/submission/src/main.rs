@@ -29,9 +29,14 @@ async fn main() -> Result<(), lambda_http::Error> {
             return Err(format!("MOTCUA_BACKEND must be aws or embedded, not {other}").into());
         }
     };
+    // Public keys of account tokens (the identity function's JWKS as [{"kid", "x"}]).
+    let mut auth = config.authenticator();
+    if let Ok(json) = std::env::var("MOTCUA_VERIFY_KEYS") {
+        auth = auth.with_signing_keys(&motcua_http::signing_keys_from_json(&json)?);
+    }
     let state = AppState {
         ports,
-        auth: Arc::new(config.authenticator()),
+        auth: Arc::new(auth),
         clock: Arc::new(SystemClock::default()),
         calendar: WorkingCalendar::vietnam(),
         config: Arc::new(config),

@@ -96,6 +96,36 @@ fn local_config(data_dir: &Path) -> anyhow::Result<SubmissionConfig> {
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The Ed25519 signing keys of account tokens, in `data_dir/signing-keys.json` (created on
+/// first use); `MOTCUA_SIGNING_KEYS` overrides them.
+pub fn signing_keys(data_dir: &Path) -> anyhow::Result<Vec<motcua_http::SigningKey>> {
+    let json = match std::env::var("MOTCUA_SIGNING_KEYS") {
+        Ok(j) => j,
+        Err(_) => {
+            let path = data_dir.join("signing-keys.json");
+            if !path.exists() {
+                std::fs::create_dir_all(data_dir)?;
+                let kid = format!("local-{}", jiff::Timestamp::now().as_second());
+                let json =
+                    motcua_http::signing_keys_to_json(&[motcua_http::SigningKey::generate(&kid)]);
+                let tmp = data_dir.join(format!("signing-keys.json.{}", std::process::id()));
+                std::fs::write(&tmp, json)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+                }
+                if std::fs::hard_link(&tmp, &path).is_err() && !path.exists() {
+                    std::fs::rename(&tmp, &path)?;
+                }
+                let _ = std::fs::remove_file(&tmp);
+            }
+            std::fs::read_to_string(&path)?
+        }
+    };
+    motcua_http::signing_keys_from_json(&json).map_err(|e| anyhow::anyhow!("signing keys: {e}"))
+}
+
 /// Mints a development token that a runner on the same data directory accepts.
 pub fn token(o: &TokenOptions) -> anyhow::Result<String> {
     let role = match o.role.as_str() {
@@ -155,7 +185,9 @@ pub fn state(ports: SubmissionPorts, data_dir: &Path) -> anyhow::Result<AppState
     if offset_secs != 0 {
         tracing::warn!(offset_secs, "clock shifted for testing deadlines");
     }
-    let auth: Authenticator = config.authenticator();
+    let auth: Authenticator = config
+        .authenticator()
+        .with_signing_keys(&signing_keys(data_dir)?);
     Ok(AppState {
         ports,
         auth: Arc::new(auth),

@@ -29,15 +29,141 @@ pub struct Claims {
 pub enum AuthConfigError {
     #[error("the signing secret must be at least 32 bytes")]
     WeakSecret,
+    #[error("not a valid Ed25519 key")]
+    BadKey,
 }
 
-/// Verifies (and, for development, mints) HS256 tokens for one issuer and audience.
-/// Several secrets may be configured: the first signs, all verify (key rotation).
+/// An Ed25519 signing key with its `kid`; the private part is absent where a service only
+/// verifies.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pkcs8: Option<Vec<u8>>,
+    public: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SigningKey({}, private: {})",
+            self.kid,
+            self.pkcs8.is_some()
+        )
+    }
+}
+
+impl SigningKey {
+    /// A fresh key pair.
+    pub fn generate(kid: &str) -> SigningKey {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .expect("the system RNG works")
+            .as_ref()
+            .to_vec();
+        SigningKey::from_pkcs8(kid, &pkcs8).expect("a generated key parses")
+    }
+
+    /// From a PKCS#8 document (as `generate` makes).
+    pub fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> Result<SigningKey, AuthConfigError> {
+        use ring::signature::KeyPair;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|_| AuthConfigError::BadKey)?;
+        Ok(SigningKey {
+            kid: kid.to_owned(),
+            pkcs8: Some(pkcs8.to_vec()),
+            public: pair.public_key().as_ref().to_vec(),
+        })
+    }
+
+    /// A verification-only key from a JWK's `x` (base64url of the public key).
+    pub fn from_jwk_x(kid: &str, x: &str) -> Result<SigningKey, AuthConfigError> {
+        use base64::Engine;
+        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(x)
+            .map_err(|_| AuthConfigError::BadKey)?;
+        if public.len() != 32 {
+            return Err(AuthConfigError::BadKey);
+        }
+        Ok(SigningKey {
+            kid: kid.to_owned(),
+            pkcs8: None,
+            public,
+        })
+    }
+
+    pub fn pkcs8(&self) -> Option<&[u8]> {
+        self.pkcs8.as_deref()
+    }
+
+    /// The public JWK (RFC 8037).
+    pub fn jwk(&self) -> serde_json::Value {
+        use base64::Engine;
+        serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "alg": "EdDSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public),
+        })
+    }
+}
+
+/// Parses `[{"kid": …, "pkcs8": "<base64>"} | {"kid": …, "x": "<base64url>"}, …]`, newest
+/// first (the form of `MOTCUA_SIGNING_KEYS` and of the runner's key file).
+pub fn signing_keys_from_json(json: &str) -> Result<Vec<SigningKey>, AuthConfigError> {
+    use base64::Engine;
+    let v: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|_| AuthConfigError::BadKey)?;
+    v.iter()
+        .map(|k| {
+            let kid = k["kid"].as_str().ok_or(AuthConfigError::BadKey)?;
+            match (k["pkcs8"].as_str(), k["x"].as_str()) {
+                (Some(p), _) => {
+                    let der = base64::engine::general_purpose::STANDARD
+                        .decode(p)
+                        .map_err(|_| AuthConfigError::BadKey)?;
+                    SigningKey::from_pkcs8(kid, &der)
+                }
+                (None, Some(x)) => SigningKey::from_jwk_x(kid, x),
+                _ => Err(AuthConfigError::BadKey),
+            }
+        })
+        .collect()
+}
+
+/// The JSON form [`signing_keys_from_json`] reads, private parts included.
+pub fn signing_keys_to_json(keys: &[SigningKey]) -> String {
+    use base64::Engine;
+    let v: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| match k.pkcs8() {
+            Some(p) => serde_json::json!({"kid": k.kid, "pkcs8": base64::engine::general_purpose::STANDARD.encode(p)}),
+            None => serde_json::json!({"kid": k.kid, "x": k.jwk()["x"]}),
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+struct EdKey {
+    kid: String,
+    encoding: Option<EncodingKey>,
+    decoding: DecodingKey,
+    jwk: serde_json::Value,
+}
+
+/// Verifies and mints tokens for one issuer and audience: EdDSA (Ed25519, `kid` header) for
+/// account tokens, HS256 for development and service tokens. Several keys of each kind
+/// may be configured: the first signs, all verify (rotation keeps the previous key valid
+/// until its tokens expire).
 pub struct Authenticator {
     issuer: String,
     audience: String,
     keys: Vec<(EncodingKey, DecodingKey)>,
     validation: Validation,
+    ed_keys: Vec<EdKey>,
+    ed_validation: Validation,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -63,6 +189,8 @@ impl Authenticator {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
+        let mut ed_validation = validation.clone();
+        ed_validation.algorithms = vec![Algorithm::EdDSA];
         Ok(Authenticator {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
@@ -71,7 +199,51 @@ impl Authenticator {
                 .map(|s| (EncodingKey::from_secret(s), DecodingKey::from_secret(s)))
                 .collect(),
             validation,
+            ed_keys: Vec::new(),
+            ed_validation,
         })
+    }
+
+    /// Adds Ed25519 keys, newest first: the first with a private part signs.
+    pub fn with_signing_keys(mut self, keys: &[SigningKey]) -> Authenticator {
+        for k in keys {
+            self.ed_keys.push(EdKey {
+                kid: k.kid.clone(),
+                encoding: k.pkcs8.as_deref().map(EncodingKey::from_ed_der),
+                decoding: DecodingKey::from_ed_der(&k.public),
+                jwk: k.jwk(),
+            });
+        }
+        self
+    }
+
+    /// The public keys as a JWK set, for `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({"keys": self.ed_keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    }
+
+    /// Signs an EdDSA token with the newest private key; `None` without one.
+    pub fn mint_eddsa(
+        &self,
+        sub: &str,
+        role: Role,
+        agency: Option<&AgencyCode>,
+        now_secs: i64,
+        ttl_secs: i64,
+    ) -> Option<String> {
+        let key = self.ed_keys.iter().find(|k| k.encoding.is_some())?;
+        let claims = Claims {
+            sub: sub.to_owned(),
+            role,
+            agency: agency.map(|a| a.as_str().to_owned()),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now_secs,
+            exp: now_secs + ttl_secs,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, key.encoding.as_ref()?).ok()
     }
 
     pub fn issuer(&self) -> &str {
@@ -102,12 +274,32 @@ impl Authenticator {
 
     /// Checks signature, issuer, audience and expiry; returns the caller.
     pub fn verify(&self, token: &str) -> Result<Actor, Problem> {
+        let invalid =
+            || Problem::unauthorized("Mã xác thực không hợp lệ", "The bearer token is not valid");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         let mut last_err = None;
-        for (_, key) in &self.keys {
-            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => return actor_of(data.claims),
-                Err(e) => last_err = Some(e),
+        match header.alg {
+            Algorithm::HS256 => {
+                for (_, key) in &self.keys {
+                    match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+                        Ok(data) => return actor_of(data.claims),
+                        Err(e) => last_err = Some(e),
+                    }
+                }
             }
+            Algorithm::EdDSA => {
+                let kid = header.kid.ok_or_else(invalid)?;
+                let key = self
+                    .ed_keys
+                    .iter()
+                    .find(|k| k.kid == kid)
+                    .ok_or_else(invalid)?;
+                match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.ed_validation) {
+                    Ok(data) => return actor_of(data.claims),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            _ => return Err(invalid()),
         }
         use jsonwebtoken::errors::ErrorKind;
         Err(match last_err.map(|e| e.into_kind()) {
@@ -222,6 +414,50 @@ mod tests {
         let now = jiff::Timestamp::now().as_second();
         let t = old.mint("c", Role::Citizen, None, now, 600);
         assert!(rotated.verify(&t).is_ok());
+    }
+
+    #[test]
+    fn eddsa_tokens_rotation_and_tampering() {
+        let old = SigningKey::generate("k-2026-01");
+        let new = SigningKey::generate("k-2026-02");
+        let before = auth(&[7u8; 32]).with_signing_keys(std::slice::from_ref(&old));
+        let after = auth(&[7u8; 32]).with_signing_keys(&[new.clone(), old.clone()]);
+        let now = jiff::Timestamp::now().as_second();
+        let t_old = before
+            .mint_eddsa("acct-1", Role::Citizen, None, now, 600)
+            .unwrap();
+        let t_new = after
+            .mint_eddsa("acct-1", Role::Citizen, None, now, 600)
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&t_new).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("k-2026-02"));
+        // After rotation both verify; the JWKS publishes both keys.
+        assert_eq!(after.verify(&t_old).unwrap().subject, "acct-1");
+        assert!(after.verify(&t_new).is_ok());
+        assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
+        // A service holding only the public JWKS verifies too.
+        let jwk = &after.jwks()["keys"][0];
+        let public =
+            SigningKey::from_jwk_x(jwk["kid"].as_str().unwrap(), jwk["x"].as_str().unwrap())
+                .unwrap();
+        let verifier = auth(&[9u8; 32]).with_signing_keys(&[public]);
+        assert!(verifier.verify(&t_new).is_ok());
+        assert!(
+            verifier
+                .mint_eddsa("x", Role::Citizen, None, now, 60)
+                .is_none()
+        );
+        // Before the new key was published, its tokens are unknown.
+        assert!(before.verify(&t_new).is_err());
+        // Tampered payload.
+        let mut parts: Vec<String> = t_new.split('.').map(String::from).collect();
+        parts[1] = parts[1].replacen('i', "j", 1);
+        assert!(after.verify(&parts.join(".")).is_err());
+        // Expired.
+        let expired = after
+            .mint_eddsa("acct-1", Role::Citizen, None, now - 7200, 600)
+            .unwrap();
+        assert!(after.verify(&expired).is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use motcua_ports::{IdempotencyBegin, IdempotencyStore, StoreError, StoredRespons
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-pub use auth::{Authenticator, Caller, Claims};
+pub use auth::{
+    Authenticator, Caller, Claims, SigningKey, signing_keys_from_json, signing_keys_to_json,
+};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody, localize};
 
 /// Where "now" comes from; the local runner can shift it to try deadlines.
