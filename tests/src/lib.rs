@@ -81,6 +81,15 @@ impl Runner {
 
     /// Starts a runner on a free port with a fresh data directory and, for AWS, a fresh table.
     pub fn start_on(label: &str, backend: Backend) -> anyhow::Result<Runner> {
+        Self::start_on_with(label, backend, &[])
+    }
+
+    /// As [`Runner::start_on`], with extra environment variables.
+    pub fn start_on_with(
+        label: &str,
+        backend: Backend,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Runner> {
         let dir = fresh_data_dir(label);
         let env = match backend {
             Backend::Embedded => Vec::new(),
@@ -100,7 +109,7 @@ impl Runner {
                 ]
             }
         };
-        Self::launch(&dir, backend, env, &[])
+        Self::launch(&dir, backend, env, extra)
     }
 
     /// Starts a runner on `data_dir` with extra environment variables (embedded backend).

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use motcua_registry::simulator::{self, Fixture, Simulator};
-use motcua_tests::{Runner, fresh_data_dir};
+use motcua_tests::{Backend, Runner};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,13 +17,14 @@ struct Env {
     client_ip: String,
 }
 
-async fn start(label: &str) -> Env {
+async fn start(label: &str, backend: Backend) -> Env {
     let sim = simulator::start(Fixture::demo(), "test-key", 0)
         .await
         .unwrap();
     let url = sim.base_url();
-    let runner = Runner::start_with(
-        &fresh_data_dir(label),
+    let runner = Runner::start_on_with(
+        label,
+        backend,
         &[
             ("MOTCUA_REGISTRY_URL", url.as_str()),
             ("MOTCUA_REGISTRY_API_KEY", "test-key"),
@@ -64,9 +65,8 @@ async fn problem(r: Response, status: StatusCode, kind: &str) -> Value {
     v
 }
 
-#[tokio::test]
-async fn a_match_creates_one_account_whose_token_works_everywhere() {
-    let env = start("id-match").await;
+async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backend) {
+    let env = start("id-match", backend).await;
     let r = env
         .verify(lan("  nguyễn thị   LAN ", "1953-04-02", "female"))
         .await;
@@ -176,9 +176,8 @@ async fn a_match_creates_one_account_whose_token_works_everywhere() {
     problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid-contact").await;
 }
 
-#[tokio::test]
-async fn mismatches_are_reported_field_by_field() {
-    let env = start("id-mismatch").await;
+async fn mismatches_are_reported_field_by_field(backend: Backend) {
+    let env = start("id-mismatch", backend).await;
     // Diacritics are significant.
     let p = problem(
         env.verify(lan("Nguyen Thi Lan", "1953-04-02", "female"))
@@ -227,9 +226,8 @@ async fn mismatches_are_reported_field_by_field() {
     .await;
 }
 
-#[tokio::test]
-async fn concurrent_first_verifications_create_one_account() {
-    let env = start("id-race").await;
+async fn concurrent_first_verifications_create_one_account(backend: Backend) {
+    let env = start("id-race", backend).await;
     let mut tasks = Vec::new();
     for i in 0..10 {
         let http = env.http.clone();
@@ -257,9 +255,8 @@ async fn concurrent_first_verifications_create_one_account() {
     assert_eq!(ids.len(), 1);
 }
 
-#[tokio::test]
-async fn repeated_failures_lock_the_number_out() {
-    let env = start("id-lock").await;
+async fn repeated_failures_lock_the_number_out(backend: Backend) {
+    let env = start("id-lock", backend).await;
     for _ in 0..5 {
         problem(
             env.verify(lan("Sai Tên", "1953-04-02", "female")).await,
@@ -291,9 +288,8 @@ async fn repeated_failures_lock_the_number_out() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
-#[tokio::test]
-async fn a_registry_outage_answers_503_fast_once_the_circuit_opens() {
-    let env = start("id-outage").await;
+async fn a_registry_outage_answers_503_fast_once_the_circuit_opens(backend: Backend) {
+    let env = start("id-outage", backend).await;
     env.sim.faults.fail_next.store(1_000_000, Ordering::SeqCst);
     let body = json!({"citizen_id": "001190012345", "full_name": "Lê Thị Hoa", "birth_date": "1990-01-23", "sex": "female"});
     for _ in 0..5 {
@@ -318,9 +314,8 @@ async fn a_registry_outage_answers_503_fast_once_the_circuit_opens() {
     env.sim.faults.fail_next.store(0, Ordering::SeqCst);
 }
 
-#[tokio::test]
-async fn every_lookup_is_audited_for_admins_only() {
-    let env = start("id-audit").await;
+async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
+    let env = start("id-audit", backend).await;
     env.verify(lan("Sai Tên", "1953-04-02", "female")).await;
     env.verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
         .await;
@@ -360,3 +355,34 @@ async fn every_lookup_is_audited_for_admins_only() {
         .unwrap();
     problem(r, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+/// Every flow above, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_match_creates_one_account_whose_token_works_everywhere,
+    mismatches_are_reported_field_by_field,
+    concurrent_first_verifications_create_one_account,
+    repeated_failures_lock_the_number_out,
+    a_registry_outage_answers_503_fast_once_the_circuit_opens,
+    every_lookup_is_audited_for_admins_only,
+);

@@ -24,12 +24,21 @@ async fn main() -> Result<(), lambda_http::Error> {
         Err(_) => return Err("MOTCUA_SIGNING_KEYS is required".into()),
     });
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
-    // Accounts, audit and attempt state stay on the embedded backend until their DynamoDB
-    // adapters exist; data in the Lambda's /tmp is not durable.
-    let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());
-    let store = motcua_embedded::EmbeddedStore::open(std::path::Path::new(&dir))?;
+    let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
+        Ok("embedded") => {
+            // For trying the function alone; data in the Lambda's /tmp is not durable.
+            let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());
+            motcua_embedded::EmbeddedStore::open(std::path::Path::new(&dir))?.identity_ports()
+        }
+        _ => {
+            let table = std::env::var("MOTCUA_TABLE").map_err(|_| "MOTCUA_TABLE is required")?;
+            motcua_aws::DynamoStore::from_env(table)
+                .await
+                .identity_ports()
+        }
+    };
     let state = IdentityState {
-        ports: store.identity_ports(),
+        ports,
         population: registry.clone(),
         business: registry,
         auth: Arc::new(auth),

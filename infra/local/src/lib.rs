@@ -249,7 +249,7 @@ async fn aws_config() -> aws_config::SdkConfig {
 /// The AWS backend (DynamoDB, EventBridge; LocalStack when `AWS_ENDPOINT_URL` points at
 /// it): provisions the table and bus if missing, seeds the catalogue, and follows the
 /// table's stream to relay events to the bus, as the relay function does on AWS.
-pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<AppState> {
+pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState, DynamoStore)> {
     let conf = aws_config().await;
     let store = DynamoStore::new(
         motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
@@ -295,21 +295,16 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<AppState> 
             tracing::error!(error = %e, "the stream relay stopped");
         }
     });
-    state(ports, data_dir)
+    Ok((state(ports, data_dir)?, store))
 }
 
-/// The identity function's state: accounts, audit and attempts in the data directory's
-/// SQLite file (their DynamoDB adapters are not built yet), the registry at
+/// The identity function's state on the given ports, with the registry at
 /// `MOTCUA_REGISTRY_URL`, or else a registry simulator started here.
 pub async fn identity(
     data_dir: &Path,
     submission: &AppState,
-    store: Option<EmbeddedStore>,
+    ports: motcua_ports::identity::IdentityPorts,
 ) -> anyhow::Result<(IdentityState, Option<motcua_registry::simulator::Simulator>)> {
-    let store = match store {
-        Some(s) => s,
-        None => EmbeddedStore::open(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?,
-    };
     let hash_key = secret_file(data_dir, "id-hash.key", "MOTCUA_ID_HASH_KEY")?;
     let (url, api_key, sim) = match std::env::var("MOTCUA_REGISTRY_URL") {
         Ok(url) => (url, std::env::var("MOTCUA_REGISTRY_API_KEY").ok(), None),
@@ -339,7 +334,7 @@ pub async fn identity(
     );
     Ok((
         IdentityState {
-            ports: store.identity_ports(),
+            ports,
             population: registry.clone(),
             business: registry,
             auth: submission.auth.clone(),
@@ -370,32 +365,31 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (state, backend, store) = match o.backend {
+        let (state, backend, identity_ports) = match o.backend {
             Backend::Embedded => {
                 let (state, _bus, store) = embedded(&o.data_dir).await?;
                 (
                     state,
                     format!("embedded (SQLite in {})", o.data_dir.display()),
-                    Some(store),
+                    store.identity_ports(),
                 )
             }
             Backend::Aws => {
                 let names = AwsNames::from_env();
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
                     .unwrap_or_else(|_| "the AWS default endpoints".into());
+                let (state, store) = aws(&o.data_dir, &names).await?;
                 (
-                    aws(&o.data_dir, &names).await?,
+                    state,
                     format!(
-                        "aws (table {}, bus {}, {endpoint}; identity data in {})",
-                        names.table,
-                        names.bus,
-                        o.data_dir.display()
+                        "aws (table {}, bus {}, {endpoint})",
+                        names.table, names.bus
                     ),
-                    None,
+                    store.identity_ports(),
                 )
             }
         };
-        let (identity_state, simulator) = identity(&o.data_dir, &state, store).await?;
+        let (identity_state, simulator) = identity(&o.data_dir, &state, identity_ports).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;

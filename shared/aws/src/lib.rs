@@ -18,6 +18,7 @@
 //! relay.
 
 pub mod events;
+pub mod identity;
 
 pub use aws_sdk_dynamodbstreams;
 pub use aws_sdk_eventbridge;
@@ -433,7 +434,7 @@ impl DynamoStore {
             .map_err(|e| classify(e, StoreError::Conflict))
     }
 
-    async fn get_item(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+    pub(crate) async fn get_item(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -958,6 +959,19 @@ mod tests {
     }
 
     motcua_ports::contract_tests!(fresh());
+
+    async fn fresh_identity() -> motcua_ports::identity::IdentityPorts {
+        localstack::ensure_running().expect("LocalStack");
+        let conf = localstack::config().await;
+        let store = DynamoStore::new(
+            Client::new(&conf),
+            format!("motcua-identity-{}", Uuid::now_v7().simple()),
+        );
+        store.ensure_table().await.expect("table created");
+        store.identity_ports()
+    }
+
+    motcua_ports::identity_contract_tests!(fresh_identity());
 
     #[tokio::test]
     async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {

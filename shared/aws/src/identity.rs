@@ -1,0 +1,311 @@
+//! The identity ports on the same DynamoDB table.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | account | `ACCT#<id>` | `ACCT` |
+//! | account by keyed ID hash (uniqueness) | `IDH#<kind>#<hash>` | `IDH` |
+//! | audit entry | `AUDIT#<hash>` | `<at µs, 20 digits>#<id>` |
+//! | failed attempt | `ATT#<key>` | `<at µs>#<random>` (TTL one day) |
+//! | verification cache | `VC#<hash>` | `VC` (TTL) |
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use jiff::Timestamp;
+use motcua_domain::identity::RegistryPerson;
+use motcua_ports::identity::{
+    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, IdentityPorts,
+    VerificationCache,
+};
+use motcua_ports::{StoreError, StoreResult};
+use uuid::Uuid;
+
+use crate::{DynamoStore, Item, body_of, build, classify, get_n, get_s, n, s, to_json};
+
+fn kind_str(k: AccountKind) -> &'static str {
+    match k {
+        AccountKind::Citizen => "citizen",
+        AccountKind::Business => "business",
+    }
+}
+
+impl DynamoStore {
+    /// The identity ports, all served by this table.
+    pub fn identity_ports(&self) -> IdentityPorts {
+        IdentityPorts {
+            accounts: Arc::new(self.clone()),
+            audit: Arc::new(self.clone()),
+            attempts: Arc::new(self.clone()),
+            cache: Arc::new(self.clone()),
+        }
+    }
+
+    async fn query_sk(
+        &self,
+        pk: String,
+        from: Option<String>,
+        forward: bool,
+        limit: Option<i32>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .scan_index_forward(forward)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_limit(limit)
+                .set_exclusive_start_key(start.take());
+            q = match &from {
+                Some(f) => q
+                    .key_condition_expression("pk = :pk AND sk >= :from")
+                    .expression_attribute_values(":from", s(f.clone())),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let page = q
+                .send()
+                .await
+                .map_err(|e| classify(e, StoreError::Conflict))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() && limit.is_none_or(|l| (out.len() as i32) < l) => {
+                    start = Some(k.clone())
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl AccountStore for DynamoStore {
+    async fn create_if_absent(&self, a: &Account) -> StoreResult<(Account, bool)> {
+        let mut acct = Item::new();
+        acct.insert("pk".into(), s(format!("ACCT#{}", a.id)));
+        acct.insert("sk".into(), s("ACCT"));
+        acct.insert("kind".into(), s("account"));
+        acct.insert("version".into(), n(a.version));
+        acct.insert("body".into(), s(to_json(a)?));
+        let mut idh = Item::new();
+        idh.insert(
+            "pk".into(),
+            s(format!("IDH#{}#{}", kind_str(a.kind), a.id_hash)),
+        );
+        idh.insert("sk".into(), s("IDH"));
+        idh.insert("kind".into(), s("account-key"));
+        idh.insert("account_id".into(), s(a.id.to_string()));
+        let put = |item: Item| -> StoreResult<TransactWriteItem> {
+            Ok(TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build(),
+                )?)
+                .build())
+        };
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(put(idh)?)
+            .transact_items(put(acct)?)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok((a.clone(), true)),
+            Err(e) => match classify(e, StoreError::Duplicate) {
+                StoreError::Duplicate | StoreError::Conflict => {
+                    let existing = self
+                        .get_by_id_hash(a.kind, &a.id_hash)
+                        .await?
+                        .ok_or_else(|| StoreError::Backend("account key without account".into()))?;
+                    Ok((existing, false))
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Account>> {
+        match self.get_item(format!("ACCT#{id}"), "ACCT").await? {
+            Some(item) => Ok(Some(body_of(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_by_id_hash(
+        &self,
+        kind: AccountKind,
+        id_hash: &str,
+    ) -> StoreResult<Option<Account>> {
+        let Some(item) = self
+            .get_item(format!("IDH#{}#{id_hash}", kind_str(kind)), "IDH")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id = Uuid::parse_str(get_s(&item, "account_id")?)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        AccountStore::get(self, id).await
+    }
+
+    async fn update(&self, a: &Account) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("ACCT#{}", a.id)))
+            .item("sk", s("ACCT"))
+            .item("kind", s("account"))
+            .item("version", n(a.version))
+            .item("body", s(to_json(a)?))
+            .condition_expression("attribute_exists(pk) AND version = :prev")
+            .expression_attribute_values(":prev", n(a.version - 1))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    async fn append(&self, e: &AuditEntry) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("AUDIT#{}", e.id_hash)))
+            .item("sk", s(format!("{:020}#{}", e.at.as_microsecond(), e.id)))
+            .item("kind", s("audit"))
+            .item("body", s(to_json(e)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|err| classify(err, StoreError::Duplicate))?;
+        Ok(())
+    }
+
+    async fn by_id_hash(&self, id_hash: &str, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let items = self
+            .query_sk(
+                format!("AUDIT#{id_hash}"),
+                None,
+                false,
+                Some(limit.max(1) as i32),
+            )
+            .await?;
+        items.iter().take(limit as usize).map(body_of).collect()
+    }
+}
+
+#[async_trait]
+impl AttemptLimiter for DynamoStore {
+    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("ATT#{key}")))
+            .item(
+                "sk",
+                s(format!("{:020}#{}", at.as_microsecond(), Uuid::now_v7())),
+            )
+            .item("kind", s("attempt"))
+            .item("at_us", n(at.as_microsecond()))
+            .item("ttl", n(at.as_second() + 86_400))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(())
+    }
+
+    async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>> {
+        let items = self
+            .query_sk(
+                format!("ATT#{key}"),
+                Some(format!("{:020}", since.as_microsecond())),
+                true,
+                None,
+            )
+            .await?;
+        items
+            .iter()
+            .map(|i| {
+                Timestamp::from_microsecond(get_n(i, "at_us")?)
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn clear(&self, key: &str) -> StoreResult<()> {
+        for item in self
+            .query_sk(format!("ATT#{key}"), None, true, None)
+            .await?
+        {
+            let r = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(
+                    "pk",
+                    item.get("pk")
+                        .cloned()
+                        .unwrap_or(AttributeValue::Null(true)),
+                )
+                .key(
+                    "sk",
+                    item.get("sk")
+                        .cloned()
+                        .unwrap_or(AttributeValue::Null(true)),
+                )
+                .send()
+                .await;
+            if let Err(e) = r
+                && e.code() != Some("ConditionalCheckFailedException")
+            {
+                return Err(classify(e, StoreError::Conflict));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl VerificationCache for DynamoStore {
+    async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>> {
+        let Some(item) = self.get_item(format!("VC#{id_hash}"), "VC").await? else {
+            return Ok(None);
+        };
+        // TTL deletion is lazy: the expiry is checked here.
+        if get_n(&item, "expires_s")? <= now.as_second() {
+            return Ok(None);
+        }
+        Ok(Some(body_of(&item)?))
+    }
+
+    async fn put(
+        &self,
+        id_hash: &str,
+        person: &RegistryPerson,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("VC#{id_hash}")))
+            .item("sk", s("VC"))
+            .item("kind", s("verification-cache"))
+            .item("expires_s", n(expires.as_second()))
+            .item("ttl", n(expires.as_second()))
+            .item("body", s(to_json(person)?))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(())
+    }
+}
