@@ -271,10 +271,69 @@ fn main() -> anyhow::Result<()> {
         });
         let (reads, _) = phase("reads", &addr, &o, read, 200).await?;
         reads.print();
+        // Identity verifications against the registry simulator (0 ms latency).
+        let people: Vec<Bytes> = [
+            ("037153000257", "Nguyễn Thị Lan", "1953-04-02", "female"),
+            ("079205001234", "Trần Văn Minh", "2005-09-14", "male"),
+            ("001190012345", "Lê Thị Hoa", "1990-01-23", "female"),
+            ("048088004321", "Phạm Đức Anh", "1988-12-01", "male"),
+            ("092301000777", "Võ Ngọc Trâm", "2001-06-30", "female"),
+            ("038075000123", "Đặng Văn Hùng", "1975-03-08", "male"),
+        ]
+        .iter()
+        .map(|(id, name, birth, sex)| {
+            Bytes::from(
+                serde_json::json!({"citizen_id": id, "full_name": name, "birth_date": birth, "sex": sex})
+                    .to_string(),
+            )
+        })
+        .collect();
+        let host = addr.clone();
+        let verify: Maker = Arc::new(move |w, n| {
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/identity/citizens/verify")
+                .header("host", &host)
+                .header("content-type", "application/json")
+                .body(Full::new(people[(w + n as usize) % people.len()].clone()))
+                .expect("request")
+        });
+        let (verifications, _) = phase("verifications", &addr, &o, verify, 200).await?;
+        verifications.print();
         Ok::<_, anyhow::Error>(())
     });
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    result?;
+    token_validations();
+    Ok(())
+}
+
+/// Token validations per second in-process, one core: EdDSA account tokens and HS256
+/// development tokens.
+fn token_validations() {
+    use motcua_domain::Role;
+    use motcua_http::{Authenticator, SigningKey};
+    let auth = Authenticator::new("motcua-bench", "motcua", &[vec![7u8; 32]])
+        .expect("authenticator")
+        .with_signing_keys(&[SigningKey::generate("bench")]);
+    let now = jiff::Timestamp::now().as_second();
+    let ed = auth
+        .mint_eddsa("account-1", Role::Citizen, None, now, 600)
+        .expect("signing key");
+    let hs = auth.mint("account-1", Role::Citizen, None, now, 600);
+    for (name, token) in [("EdDSA", &ed), ("HS256", &hs)] {
+        let n = 50_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(auth.verify(token).is_ok());
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "token validations ({name}, in-process, 1 thread): {:.0}/s ({:.1} µs each)",
+            n as f64 / secs,
+            secs * 1e6 / n as f64
+        );
+    }
 }
