@@ -356,6 +356,77 @@ async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
     problem(r, StatusCode::FORBIDDEN, "forbidden").await;
 }
 
+async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend) {
+    let env = start("id-refresh", backend).await;
+    let v: Value = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r1 = v["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |token: String| {
+        env.http
+            .post(env.runner.url("/v1/identity/token/refresh"))
+            .json(&json!({"refresh_token": token}))
+            .send()
+    };
+    let next = refresh(r1.clone()).await.unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+    let next: Value = next.json().await.unwrap();
+    let r2 = next["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2);
+    let me = env
+        .http
+        .get(env.runner.url("/v1/me"))
+        .bearer_auth(next["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    // Replaying the spent token revokes the whole sign-in, successor included.
+    problem(
+        refresh(r1).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
+    problem(
+        refresh(r2).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
+    // Sign-out revokes too; unknown tokens are refused.
+    let v: Value = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r3 = v["refresh_token"].as_str().unwrap().to_owned();
+    let out = env
+        .http
+        .post(env.runner.url("/v1/identity/token/revoke"))
+        .json(&json!({"refresh_token": r3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    problem(
+        refresh(r3).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
+    problem(
+        refresh("made-up".into()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
+}
+
 /// Every flow above, once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -385,4 +456,5 @@ on_both_backends!(
     repeated_failures_lock_the_number_out,
     a_registry_outage_answers_503_fast_once_the_circuit_opens,
     every_lookup_is_audited_for_admins_only,
+    refresh_tokens_rotate_and_a_replay_revokes_the_sign_in,
 );

@@ -32,6 +32,8 @@ pub struct IdentityConfig {
     pub lockout_window_secs: i64,
     /// `MOTCUA_ACCESS_TOKEN_TTL_SECS` (default 900).
     pub access_token_ttl_secs: i64,
+    /// `MOTCUA_REFRESH_TOKEN_TTL_SECS` (default 30 days).
+    pub refresh_token_ttl_secs: i64,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -98,6 +100,11 @@ impl IdentityConfig {
                 "MOTCUA_ACCESS_TOKEN_TTL_SECS",
                 get("MOTCUA_ACCESS_TOKEN_TTL_SECS"),
                 900,
+            )?,
+            refresh_token_ttl_secs: num(
+                "MOTCUA_REFRESH_TOKEN_TTL_SECS",
+                get("MOTCUA_REFRESH_TOKEN_TTL_SECS"),
+                30 * 86_400,
             )?,
         })
     }

@@ -21,7 +21,7 @@ use motcua_domain::{CitizenId, Lang, Localized, PhoneNumber, Role, TaxCode};
 use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, store_problem};
 use motcua_ports::identity::{
     Account, AccountKind, AuditEntry, BusinessRegistry, ChannelPreferences, IdentityPorts,
-    PopulationRegistry, RegistryError,
+    PopulationRegistry, RefreshRecord, RefreshUse, RegistryError,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -65,6 +65,8 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_me, patch_me))
         .routes(routes!(audit))
         .routes(routes!(jwks))
+        .routes(routes!(refresh))
+        .routes(routes!(revoke))
         .split_for_parts()
 }
 
@@ -166,9 +168,26 @@ pub struct VerifiedResponse {
     pub created: bool,
     /// 2: matched against the registry.
     pub assurance: u8,
+    #[serde(flatten)]
+    pub tokens: TokenResponse,
+}
+
+/// An access token and the refresh token that gets the next one.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
+    /// Seconds.
     pub expires_in: i64,
+    /// Single use: each refresh returns a new one; reusing a spent one revokes them all.
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -588,7 +607,58 @@ async fn verify_business(
     issue(&s, account, now).await
 }
 
-/// Creates the account unless it exists, and issues an access token for it.
+fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new access token and a new refresh token in `family`.
+async fn tokens(
+    s: &IdentityState,
+    account_id: Uuid,
+    family: Uuid,
+    now: Timestamp,
+) -> Result<TokenResponse, Problem> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let ttl = s.config.access_token_ttl_secs;
+    let sub = account_id.to_string();
+    let access_token = s
+        .auth
+        .mint_eddsa(&sub, Role::Citizen, None, now.as_second(), ttl)
+        .unwrap_or_else(|| s.auth.mint(&sub, Role::Citizen, None, now.as_second(), ttl));
+    let mut raw = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| Problem::internal())?;
+    let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let refresh_ttl = s.config.refresh_token_ttl_secs;
+    s.ports
+        .refresh
+        .put(&RefreshRecord {
+            token_hash: token_hash(&refresh_token),
+            account_id,
+            family,
+            expires: Timestamp::from_second(now.as_second() + refresh_ttl).unwrap_or(now),
+        })
+        .await
+        .map_err(store_problem)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token,
+        refresh_expires_in: refresh_ttl,
+    })
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Creates the account unless it exists, and issues tokens for it (a new token family).
 async fn issue(s: &IdentityState, account: Account, now: Timestamp) -> Result<Response, Problem> {
     let (stored, created) = s
         .ports
@@ -597,24 +667,119 @@ async fn issue(s: &IdentityState, account: Account, now: Timestamp) -> Result<Re
         .await
         .map_err(store_problem)?;
     tracing::info!(account = %stored.id, created, "identity verified");
-    let ttl = s.config.access_token_ttl_secs;
-    let sub = stored.id.to_string();
-    let token = s
-        .auth
-        .mint_eddsa(&sub, Role::Citizen, None, now.as_second(), ttl)
-        .unwrap_or_else(|| s.auth.mint(&sub, Role::Citizen, None, now.as_second(), ttl));
     let body = VerifiedResponse {
         account_id: stored.id,
         created,
         assurance: stored.assurance,
-        access_token: token,
-        token_type: "Bearer".into(),
-        expires_in: ttl,
+        tokens: tokens(s, stored.id, Uuid::now_v7(), now).await?,
     };
-    let mut r = Json(body).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    Ok(no_store(Json(body).into_response()))
+}
+
+fn bad_refresh(vi: &str, en: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+        "Phiên đăng nhập không còn hiệu lực",
+        "The session is no longer valid",
+    )
+    .detail(vi, en)
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token. A refresh
+/// token works once; presenting a spent one revokes every token of its sign-in.
+#[utoipa::path(post, path = "/v1/identity/token/refresh", tag = "identity",
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "Unknown, expired, spent or revoked refresh token")))]
+async fn refresh(
+    State(s): State<IdentityState>,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> Result<Response, Problem> {
+    let now = s.clock.now();
+    let record = match s
+        .ports
+        .refresh
+        .spend(&token_hash(&req.refresh_token))
+        .await
+        .map_err(store_problem)?
+    {
+        RefreshUse::Fresh(r) => r,
+        RefreshUse::Reused(r) => {
+            s.ports
+                .refresh
+                .revoke_family(r.family)
+                .await
+                .map_err(store_problem)?;
+            tracing::warn!(account = %r.account_id, "spent refresh token presented again: family revoked");
+            return Err(bad_refresh(
+                "Mã làm mới đã được dùng; vì an toàn, mọi phiên của lần đăng nhập này đã bị hủy",
+                "This refresh token was already used; for safety every token of this sign-in is revoked",
+            ));
+        }
+        RefreshUse::NotFound => {
+            return Err(bad_refresh(
+                "Mã làm mới không hợp lệ",
+                "Unknown refresh token",
+            ));
+        }
+    };
+    if record.expires <= now {
+        return Err(bad_refresh(
+            "Mã làm mới đã hết hạn",
+            "The refresh token has expired",
+        ));
+    }
+    if s.ports
+        .refresh
+        .family_revoked(record.family)
+        .await
+        .map_err(store_problem)?
+    {
+        return Err(bad_refresh(
+            "Phiên đăng nhập đã bị thu hồi",
+            "The session was revoked",
+        ));
+    }
+    if s.ports
+        .accounts
+        .get(record.account_id)
+        .await
+        .map_err(store_problem)?
+        .is_none()
+    {
+        return Err(bad_refresh(
+            "Tài khoản không còn tồn tại",
+            "The account no longer exists",
+        ));
+    }
+    let body = tokens(&s, record.account_id, record.family, now).await?;
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// Sign out: revoke the refresh token and every token of its sign-in. Always 204.
+#[utoipa::path(post, path = "/v1/identity/token/revoke", tag = "identity",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Revoked (or unknown)")))]
+async fn revoke(
+    State(s): State<IdentityState>,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> Result<Response, Problem> {
+    match s
+        .ports
+        .refresh
+        .spend(&token_hash(&req.refresh_token))
+        .await
+        .map_err(store_problem)?
+    {
+        RefreshUse::Fresh(r) | RefreshUse::Reused(r) => s
+            .ports
+            .refresh
+            .revoke_family(r.family)
+            .await
+            .map_err(store_problem)?,
+        RefreshUse::NotFound => {}
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn my_account(s: &IdentityState, caller: &motcua_domain::Actor) -> Result<Account, Problem> {

@@ -7,6 +7,8 @@
 //! | audit entry | `AUDIT#<hash>` | `<at µs, 20 digits>#<id>` |
 //! | failed attempt | `ATT#<key>` | `<at µs>#<random>` (TTL one day) |
 //! | verification cache | `VC#<hash>` | `VC` (TTL) |
+//! | refresh token | `RT#<token hash>` | `RT` (TTL) |
+//! | revoked token family | `RF#<family>` | `RF` (TTL) |
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use jiff::Timestamp;
 use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
     Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, IdentityPorts,
-    VerificationCache,
+    RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
 };
 use motcua_ports::{StoreError, StoreResult};
 use uuid::Uuid;
@@ -39,6 +41,7 @@ impl DynamoStore {
             audit: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
             cache: Arc::new(self.clone()),
+            refresh: Arc::new(self.clone()),
         }
     }
 
@@ -307,5 +310,72 @@ impl VerificationCache for DynamoStore {
             .await
             .map_err(|e| classify(e, StoreError::Conflict))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for DynamoStore {
+    async fn put(&self, r: &RefreshRecord) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("RT#{}", r.token_hash)))
+            .item("sk", s("RT"))
+            .item("kind", s("refresh-token"))
+            .item("spent", AttributeValue::Bool(false))
+            .item("ttl", n(r.expires.as_second()))
+            .item("body", s(to_json(r)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Duplicate))?;
+        Ok(())
+    }
+
+    async fn spend(&self, token_hash: &str) -> StoreResult<RefreshUse> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RT#{token_hash}")))
+            .key("sk", s("RT"))
+            .update_expression("SET spent = :t")
+            .condition_expression("attribute_exists(pk) AND spent = :f")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(RefreshUse::Fresh(body_of(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                match self.get_item(format!("RT#{token_hash}"), "RT").await? {
+                    Some(item) => Ok(RefreshUse::Reused(body_of(&item)?)),
+                    None => Ok(RefreshUse::NotFound),
+                }
+            }
+            Err(e) => Err(classify(e, StoreError::Conflict)),
+        }
+    }
+
+    async fn revoke_family(&self, family: Uuid) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("RF#{family}")))
+            .item("sk", s("RF"))
+            .item("kind", s("revoked-family"))
+            // Refresh tokens live 30 days at most; their revocation a little longer.
+            .item("ttl", n(Timestamp::now().as_second() + 40 * 86_400))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(())
+    }
+
+    async fn family_revoked(&self, family: Uuid) -> StoreResult<bool> {
+        Ok(self.get_item(format!("RF#{family}"), "RF").await?.is_some())
     }
 }

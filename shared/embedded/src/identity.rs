@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
     Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, IdentityPorts,
-    VerificationCache,
+    RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
 };
 use motcua_ports::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
@@ -30,6 +30,7 @@ impl EmbeddedStore {
             audit: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
             cache: Arc::new(self.clone()),
+            refresh: Arc::new(self.clone()),
         }
     }
 
@@ -229,5 +230,63 @@ impl VerificationCache for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for EmbeddedStore {
+    async fn put(&self, r: &RefreshRecord) -> StoreResult<()> {
+        let (hash, body) = (r.token_hash.clone(), to_json(r)?);
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO refresh_tokens (token_hash, body) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![hash, body]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn spend(&self, token_hash: &str) -> StoreResult<RefreshUse> {
+        let hash = token_hash.to_owned();
+        let (body, changed): (Option<String>, usize) = self
+            .write(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE refresh_tokens SET spent = 1 WHERE token_hash = ?1 AND spent = 0",
+                    )
+                    .and_then(|mut st| st.execute([&hash]))
+                    .map_err(map_sql)?;
+                let body: Option<String> = c
+                    .prepare_cached("SELECT body FROM refresh_tokens WHERE token_hash = ?1")
+                    .and_then(|mut st| st.query_row([&hash], |r| r.get(0)).optional())
+                    .map_err(map_sql)?;
+                Ok((body, changed))
+            })
+            .await?;
+        Ok(match body {
+            None => RefreshUse::NotFound,
+            Some(b) if changed == 1 => RefreshUse::Fresh(from_json(&b)?),
+            Some(b) => RefreshUse::Reused(from_json(&b)?),
+        })
+    }
+
+    async fn revoke_family(&self, family: Uuid) -> StoreResult<()> {
+        let family = family.to_string();
+        self.write(move |c| {
+            c.prepare_cached("INSERT OR IGNORE INTO revoked_families (family) VALUES (?1)")
+                .and_then(|mut st| st.execute([family]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn family_revoked(&self, family: Uuid) -> StoreResult<bool> {
+        let c = self.reader();
+        let found: Option<i64> = c
+            .prepare_cached("SELECT 1 FROM revoked_families WHERE family = ?1")
+            .and_then(|mut st| st.query_row([family.to_string()], |r| r.get(0)).optional())
+            .map_err(map_sql)?;
+        Ok(found.is_some())
     }
 }

@@ -155,6 +155,37 @@ pub trait VerificationCache: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// A refresh token as stored: by hash, in a family that rotation keeps together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// SHA-256 of the token; the token itself is never stored.
+    pub token_hash: String,
+    pub account_id: Uuid,
+    /// All tokens descending from one sign-in; revoked together.
+    pub family: Uuid,
+    pub expires: Timestamp,
+}
+
+/// What presenting a refresh token came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// First use: the token is now spent; issue its successor.
+    Fresh(RefreshRecord),
+    /// Already spent: someone replays it (theft?) — revoke its family.
+    Reused(RefreshRecord),
+    NotFound,
+}
+
+/// Rotating, revocable refresh tokens.
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    async fn put(&self, record: &RefreshRecord) -> StoreResult<()>;
+    /// Marks the token spent, atomically: of two simultaneous uses one is `Fresh`.
+    async fn spend(&self, token_hash: &str) -> StoreResult<RefreshUse>;
+    async fn revoke_family(&self, family: Uuid) -> StoreResult<()>;
+    async fn family_revoked(&self, family: Uuid) -> StoreResult<bool>;
+}
+
 /// Everything the identity capability stores.
 #[derive(Clone)]
 pub struct IdentityPorts {
@@ -162,4 +193,5 @@ pub struct IdentityPorts {
     pub audit: std::sync::Arc<dyn AuditLog>,
     pub attempts: std::sync::Arc<dyn AttemptLimiter>,
     pub cache: std::sync::Arc<dyn VerificationCache>,
+    pub refresh: std::sync::Arc<dyn RefreshTokenStore>,
 }

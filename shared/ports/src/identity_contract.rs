@@ -7,7 +7,9 @@ use motcua_domain::ids::Sex;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::identity::{Account, AccountKind, AuditEntry, ChannelPreferences, IdentityPorts};
+use crate::identity::{
+    Account, AccountKind, AuditEntry, ChannelPreferences, IdentityPorts, RefreshRecord, RefreshUse,
+};
 
 /// One `#[tokio::test]` per case; `$make` is an async expression giving fresh ports.
 #[macro_export]
@@ -19,7 +21,8 @@ macro_rules! identity_contract_tests {
             account_updates_are_versioned,
             audit_is_listed_newest_first_per_hash,
             attempts_are_counted_in_a_window,
-            cache_entries_expire
+            cache_entries_expire,
+            refresh_tokens_are_spent_once_and_families_revoked
         );
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -179,4 +182,42 @@ pub async fn cache_entries_expire(p: IdentityPorts) {
     assert_eq!(p.cache.get("other", t(0)).await.unwrap(), None);
     p.cache.put("h", &person, t(120)).await.unwrap();
     assert_eq!(p.cache.get("h", t(61)).await.unwrap(), Some(person));
+}
+
+pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts) {
+    let family = Uuid::now_v7();
+    let r = RefreshRecord {
+        token_hash: format!("hash-{family}"),
+        account_id: Uuid::now_v7(),
+        family,
+        expires: t(3600),
+    };
+    p.refresh.put(&r).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = p.refresh.clone();
+        let h = r.token_hash.clone();
+        tasks.push(tokio::spawn(async move { store.spend(&h).await.unwrap() }));
+    }
+    let mut fresh = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            RefreshUse::Fresh(got) => {
+                fresh += 1;
+                assert_eq!(got, r);
+            }
+            RefreshUse::Reused(got) => assert_eq!(got.family, family),
+            RefreshUse::NotFound => panic!("the token exists"),
+        }
+    }
+    assert_eq!(fresh, 1, "a token is spent exactly once");
+    assert_eq!(
+        p.refresh.spend("no-such-hash").await.unwrap(),
+        RefreshUse::NotFound
+    );
+    assert!(!p.refresh.family_revoked(family).await.unwrap());
+    p.refresh.revoke_family(family).await.unwrap();
+    p.refresh.revoke_family(family).await.unwrap();
+    assert!(p.refresh.family_revoked(family).await.unwrap());
+    assert!(!p.refresh.family_revoked(Uuid::now_v7()).await.unwrap());
 }
