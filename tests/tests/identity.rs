@@ -427,6 +427,79 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend
     .await;
 }
 
+async fn erasure_exports_then_forgets_the_account(backend: Backend) {
+    let env = start("id-erase", backend).await;
+    let v: Value = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let r = env
+        .http
+        .delete(env.runner.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let export: Value = r.json().await.unwrap();
+    assert_eq!(export["account"]["name"], "Nguyễn Thị Lan");
+    assert_eq!(export["account"]["id"], v["account_id"]);
+    let gone = env
+        .http
+        .get(env.runner.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    problem(gone, StatusCode::NOT_FOUND, "not-found").await;
+    // The refresh token of the erased account no longer works.
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/token/refresh"))
+        .json(&json!({"refresh_token": v["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
+    // Verifying again makes a new account; the audit trail records the erasure.
+    let again: Value = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["created"], true);
+    assert_ne!(again["account_id"], v["account_id"]);
+    let admin = env.runner.token("admin", "admin-1", None);
+    let audit: Value = env
+        .http
+        .get(env.runner.url("/v1/admin/audit"))
+        .query(&[("citizen_id", "037153000257")])
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["outcome"] == "erased")
+    );
+}
+
 /// Every flow above, once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -457,4 +530,5 @@ on_both_backends!(
     a_registry_outage_answers_503_fast_once_the_circuit_opens,
     every_lookup_is_audited_for_admins_only,
     refresh_tokens_rotate_and_a_replay_revokes_the_sign_in,
+    erasure_exports_then_forgets_the_account,
 );

@@ -62,7 +62,7 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(verify_citizen))
         .routes(routes!(verify_business))
-        .routes(routes!(get_me, patch_me))
+        .routes(routes!(get_me, patch_me, delete_me))
         .routes(routes!(audit))
         .routes(routes!(jwks))
         .routes(routes!(refresh))
@@ -870,6 +870,49 @@ async fn jwks(State(s): State<IdentityState>) -> Response {
         HeaderValue::from_static("public, max-age=300"),
     );
     r
+}
+
+/// Data-subject request (Decree 13/2023): answers with an export of the account, then
+/// erases it and the cached registry answer. Dossiers stay, as the law requires; they keep
+/// the old account id. Verifying again creates a new account.
+#[utoipa::path(delete, path = "/v1/me", tag = "identity",
+    responses((status = 200, description = "Export of the erased account"), (status = 404, description = "No verified account")))]
+async fn delete_me(
+    State(s): State<IdentityState>,
+    Caller(caller): Caller,
+) -> Result<Response, Problem> {
+    let a = my_account(&s, &caller).await?;
+    let now = s.clock.now();
+    let export = serde_json::json!({
+        "exported_at": now,
+        "account": AccountView::of(a.clone()),
+        "kept": {
+            "vi": "Hồ sơ thủ tục hành chính đã nộp được lưu theo quy định của pháp luật.",
+            "en": "Dossiers already submitted are kept as the law requires."
+        }
+    });
+    s.ports.accounts.erase(&a).await.map_err(store_problem)?;
+    s.ports
+        .cache
+        .forget(&a.id_hash)
+        .await
+        .map_err(store_problem)?;
+    audit_entry(
+        &s,
+        &caller.subject,
+        "data-subject-erasure",
+        &a.id_hash,
+        "erased",
+        now,
+    )
+    .await?;
+    tracing::info!(account = %a.id, "account erased at the holder's request");
+    let mut r = no_store(Json(export).into_response());
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"motcua-account.json\""),
+    );
+    Ok(r)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -88,6 +88,12 @@ impl DynamoStore {
 
 #[async_trait]
 impl AccountStore for DynamoStore {
+    async fn erase(&self, a: &Account) -> StoreResult<()> {
+        self.delete_key(format!("IDH#{}#{}", kind_str(a.kind), a.id_hash), "IDH")
+            .await?;
+        self.delete_key(format!("ACCT#{}", a.id), "ACCT").await
+    }
+
     async fn create_if_absent(&self, a: &Account) -> StoreResult<(Account, bool)> {
         let mut acct = Item::new();
         acct.insert("pk".into(), s(format!("ACCT#{}", a.id)));
@@ -170,6 +176,20 @@ impl AccountStore for DynamoStore {
             .item("body", s(to_json(a)?))
             .condition_expression("attribute_exists(pk) AND version = :prev")
             .expression_attribute_values(":prev", n(a.version - 1))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    async fn delete_key(&self, pk: String, sk: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .send()
             .await
             .map_err(|e| classify(e, StoreError::Conflict))?;
@@ -280,6 +300,10 @@ impl AttemptLimiter for DynamoStore {
 
 #[async_trait]
 impl VerificationCache for DynamoStore {
+    async fn forget(&self, id_hash: &str) -> StoreResult<()> {
+        self.delete_key(format!("VC#{id_hash}"), "VC").await
+    }
+
     async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>> {
         let Some(item) = self.get_item(format!("VC#{id_hash}"), "VC").await? else {
             return Ok(None);

@@ -53,6 +53,11 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl AccountStore for EmbeddedStore {
+    async fn erase(&self, a: &Account) -> StoreResult<()> {
+        self.delete_where("DELETE FROM accounts WHERE id = ?1", a.id.to_string())
+            .await
+    }
+
     async fn create_if_absent(&self, a: &Account) -> StoreResult<(Account, bool)> {
         let (id, kind, hash, version, body) = (
             a.id.to_string(),
@@ -114,6 +119,18 @@ impl AccountStore for EmbeddedStore {
             } else {
                 Err(StoreError::Conflict)
             }
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    async fn delete_where(&self, sql: &'static str, key: String) -> StoreResult<()> {
+        self.write(move |c| {
+            c.prepare_cached(sql)
+                .and_then(|mut st| st.execute([key]))
+                .map_err(map_sql)?;
+            Ok(())
         })
         .await
     }
@@ -199,6 +216,14 @@ impl AttemptLimiter for EmbeddedStore {
 
 #[async_trait]
 impl VerificationCache for EmbeddedStore {
+    async fn forget(&self, id_hash: &str) -> StoreResult<()> {
+        self.delete_where(
+            "DELETE FROM verification_cache WHERE id_hash = ?1",
+            id_hash.to_owned(),
+        )
+        .await
+    }
+
     async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>> {
         let c = self.reader();
         let body: Option<String> = c

@@ -110,6 +110,9 @@ pub trait AccountStore: Send + Sync {
     /// Replaces the account if its stored version is `account.version - 1` (`Conflict`
     /// otherwise).
     async fn update(&self, account: &Account) -> StoreResult<()>;
+    /// Erases the account and its ID-hash key (a data-subject request); unknown ids are
+    /// ignored.
+    async fn erase(&self, account: &Account) -> StoreResult<()>;
 }
 
 /// One registry lookup, as the audit trail keeps it (append-only).
@@ -153,6 +156,7 @@ pub trait VerificationCache: Send + Sync {
         person: &RegistryPerson,
         expires: Timestamp,
     ) -> StoreResult<()>;
+    async fn forget(&self, id_hash: &str) -> StoreResult<()>;
 }
 
 /// A refresh token as stored: by hash, in a family that rotation keeps together.

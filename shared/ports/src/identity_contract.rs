@@ -22,7 +22,8 @@ macro_rules! identity_contract_tests {
             audit_is_listed_newest_first_per_hash,
             attempts_are_counted_in_a_window,
             cache_entries_expire,
-            refresh_tokens_are_spent_once_and_families_revoked
+            refresh_tokens_are_spent_once_and_families_revoked,
+            erased_accounts_are_gone
         );
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -220,4 +221,32 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
     p.refresh.revoke_family(family).await.unwrap();
     assert!(p.refresh.family_revoked(family).await.unwrap());
     assert!(!p.refresh.family_revoked(Uuid::now_v7()).await.unwrap());
+}
+
+pub async fn erased_accounts_are_gone(p: IdentityPorts) {
+    let a = account("h-erase");
+    p.accounts.create_if_absent(&a).await.unwrap();
+    let person = RegistryPerson {
+        full_name: a.name.clone(),
+        birth_date: date(1953, 4, 2),
+        sex: Sex::Female,
+    };
+    p.cache.put("h-erase", &person, t(600)).await.unwrap();
+    p.accounts.erase(&a).await.unwrap();
+    p.accounts.erase(&a).await.unwrap();
+    p.cache.forget("h-erase").await.unwrap();
+    assert_eq!(p.accounts.get(a.id).await.unwrap(), None);
+    assert_eq!(
+        p.accounts
+            .get_by_id_hash(AccountKind::Citizen, "h-erase")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(p.cache.get("h-erase", t(0)).await.unwrap(), None);
+    // The person may verify again: a new account.
+    let b = account("h-erase");
+    let (stored, created) = p.accounts.create_if_absent(&b).await.unwrap();
+    assert!(created);
+    assert_eq!(stored.id, b.id);
 }
