@@ -98,6 +98,7 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         &stack,
         &format!("ResourcePrefix={prefix}"),
         &format!("IdHashKey={}", "k".repeat(44)),
+        &format!("AccountKey={}", "a".repeat(44)),
     ]);
     let table = outputs["TableName"].as_str().unwrap().to_owned();
     let bus = outputs["EventBusName"].as_str().unwrap().to_owned();

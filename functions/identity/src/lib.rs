@@ -5,6 +5,7 @@
 //! `GET|PATCH /v1/me`, `GET /v1/admin/audit`, `GET /v1/identity/openapi.json`.
 
 pub mod config;
+pub mod sealed;
 
 use std::sync::Arc;
 
@@ -516,6 +517,7 @@ async fn verify_citizen(
         created_at: now,
         updated_at: now,
         version: 1,
+        sealed: None,
     };
     issue(&s, account, now).await
 }
@@ -603,6 +605,7 @@ async fn verify_business(
         created_at: now,
         updated_at: now,
         version: 1,
+        sealed: None,
     };
     issue(&s, account, now).await
 }

@@ -37,6 +37,21 @@ async fn main() -> Result<(), lambda_http::Error> {
                 .identity_ports()
         }
     };
+    // Personal fields of accounts are sealed with data keys wrapped by this master key.
+    let master =
+        std::env::var("MOTCUA_ACCOUNT_KEY").map_err(|_| "MOTCUA_ACCOUNT_KEY is required")?;
+    let vault = motcua_identity::sealed::LocalKeyVault::new(
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(master.trim())
+        }
+        .map_err(|_| "MOTCUA_ACCOUNT_KEY must be base64")?,
+    )?;
+    let mut ports = ports;
+    ports.accounts = Arc::new(motcua_identity::sealed::SealedAccounts::new(
+        ports.accounts.clone(),
+        Arc::new(vault),
+    ));
     let state = IdentityState {
         ports,
         population: registry.clone(),

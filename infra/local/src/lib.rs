@@ -332,6 +332,18 @@ pub async fn identity(
     let registry = Arc::new(
         motcua_registry::HttpRegistry::new(config.registry_client()).map_err(anyhow::Error::msg)?,
     );
+    let master = secret_file(data_dir, "account.key", "MOTCUA_ACCOUNT_KEY")?;
+    let vault = motcua_identity::sealed::LocalKeyVault::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(master.trim())
+            .context("MOTCUA_ACCOUNT_KEY must be base64")?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut ports = ports;
+    ports.accounts = Arc::new(motcua_identity::sealed::SealedAccounts::new(
+        ports.accounts.clone(),
+        Arc::new(vault),
+    ));
     Ok((
         IdentityState {
             ports,

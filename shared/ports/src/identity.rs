@@ -92,6 +92,10 @@ pub struct Account {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
+    /// Where stored encrypted: the personal fields above, sealed (envelope encryption);
+    /// they are then empty in storage. `None` in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// Accounts, one per keyed ID hash.
@@ -113,6 +117,19 @@ pub trait AccountStore: Send + Sync {
     /// Erases the account and its ID-hash key (a data-subject request); unknown ids are
     /// ignored.
     async fn erase(&self, account: &Account) -> StoreResult<()>;
+}
+
+/// A data key for envelope encryption: used in plain, stored wrapped by the master key.
+pub struct DataKey {
+    pub plain: Vec<u8>,
+    pub wrapped: Vec<u8>,
+}
+
+/// Master-key operations (KMS on AWS, a local key file in the embedded backend).
+#[async_trait]
+pub trait KeyVault: Send + Sync {
+    async fn new_data_key(&self) -> StoreResult<DataKey>;
+    async fn unwrap_data_key(&self, wrapped: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
 /// One registry lookup, as the audit trail keeps it (append-only).

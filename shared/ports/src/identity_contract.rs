@@ -56,6 +56,7 @@ pub fn account(hash: &str) -> Account {
         created_at: t(0),
         updated_at: t(0),
         version: 1,
+        sealed: None,
     }
 }
 
