@@ -156,7 +156,15 @@ impl Runner {
             .env_remove("MOTCUA_JWT_SECRETS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open({
+                        std::fs::create_dir_all(data_dir)?;
+                        data_dir.join("runner.log")
+                    })?,
+            ));
         for (k, v) in &backend_env {
             cmd.env(k, v);
         }
@@ -198,6 +206,11 @@ impl Runner {
             std::thread::sleep(Duration::from_millis(20));
         }
         bail!("runner at {} did not accept connections", self.base)
+    }
+
+    /// What the runner has logged so far (its stderr, kept in `<data dir>/runner.log`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("runner.log")).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -18,6 +18,20 @@ struct Env {
 }
 
 async fn start(label: &str, backend: Backend) -> Env {
+    start_with_log_level(label, backend, "warn").await
+}
+
+/// With every log line the runner writes (debug and up).
+async fn start_logged(label: &str, backend: Backend) -> Env {
+    start_with_log_level(
+        label,
+        backend,
+        "debug,h2=warn,hyper=warn,aws=warn,rustls=warn",
+    )
+    .await
+}
+
+async fn start_with_log_level(label: &str, backend: Backend, level: &str) -> Env {
     let sim = simulator::start(Fixture::demo(), "test-key", 0)
         .await
         .unwrap();
@@ -29,6 +43,7 @@ async fn start(label: &str, backend: Backend) -> Env {
             ("MOTCUA_REGISTRY_URL", url.as_str()),
             ("MOTCUA_REGISTRY_API_KEY", "test-key"),
             ("MOTCUA_REGISTRY_TIMEOUT_MS", "500"),
+            ("RUST_LOG", level),
         ],
     )
     .unwrap();
@@ -500,6 +515,51 @@ async fn erasure_exports_then_forgets_the_account(backend: Backend) {
     );
 }
 
+async fn logs_carry_no_personal_data(backend: Backend) {
+    let env = start_logged("id-logs", backend).await;
+    let v: Value = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    env.verify(lan("Sai Tên", "1953-04-02", "female")).await;
+    let token = v["access_token"].as_str().unwrap();
+    let r = env
+        .http
+        .post(env.runner.url("/v1/dossiers"))
+        .bearer_auth(token)
+        .json(
+            &serde_json::from_str::<Value>(include_str!(
+                "../../events/api/submit-criminal-record.json"
+            ))
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let log = env.runner.log();
+    assert!(
+        log.contains("identity verified"),
+        "the log is being written: {log}"
+    );
+    assert!(log.contains("dossier submitted"));
+    for secret in [
+        "037153000257",
+        "Nguyễn",
+        "Sai Tên",
+        "1953-04-02",
+        "0912345678",
+        "+84912345678",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "log shows personal data ({secret}):\n{log}"
+        );
+    }
+}
+
 /// Every flow above, once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -531,4 +591,5 @@ on_both_backends!(
     every_lookup_is_audited_for_admins_only,
     refresh_tokens_rotate_and_a_replay_revokes_the_sign_in,
     erasure_exports_then_forgets_the_account,
+    logs_carry_no_personal_data,
 );
