@@ -310,7 +310,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Token validations per second in-process, one core: EdDSA account tokens and HS256
+/// Token validations per second in-process, one core: ES256 account tokens and HS256
 /// development tokens.
 fn token_validations() {
     use motcua_domain::Role;
@@ -320,10 +320,10 @@ fn token_validations() {
         .with_signing_keys(&[SigningKey::generate("bench")]);
     let now = jiff::Timestamp::now().as_second();
     let ed = auth
-        .mint_eddsa("account-1", Role::Citizen, None, now, 600)
+        .mint_signed("account-1", Role::Citizen, None, now, 600)
         .expect("signing key");
     let hs = auth.mint("account-1", Role::Citizen, None, now, 600);
-    for (name, token) in [("EdDSA", &ed), ("HS256", &hs)] {
+    for (name, token) in [("ES256", &ed), ("HS256", &hs)] {
         let n = 50_000;
         let t = Instant::now();
         for _ in 0..n {

@@ -115,7 +115,7 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
     assert_eq!(again["created"], false);
     assert_eq!(again["account_id"], v["account_id"]);
     assert_eq!(env.sim.faults.calls.load(Ordering::SeqCst), calls);
-    // An EdDSA token whose key the JWKS publishes.
+    // An ES256 token whose key the JWKS publishes.
     let jwks: Value = env
         .http
         .get(env.runner.url("/.well-known/jwks.json"))
@@ -133,9 +133,9 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
             .unwrap();
         serde_json::from_slice::<Value>(&raw).unwrap()
     };
-    assert_eq!(header_json["alg"], "EdDSA");
+    assert_eq!(header_json["alg"], "ES256");
     assert_eq!(jwks["keys"][0]["kid"], header_json["kid"]);
-    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert_eq!(jwks["keys"][0]["crv"], "P-256");
     assert!(
         jwks["keys"][0].get("d").is_none(),
         "no private part published"

@@ -628,7 +628,7 @@ async fn tokens(
     let sub = account_id.to_string();
     let access_token = s
         .auth
-        .mint_eddsa(&sub, Role::Citizen, None, now.as_second(), ttl)
+        .mint_signed(&sub, Role::Citizen, None, now.as_second(), ttl)
         .unwrap_or_else(|| s.auth.mint(&sub, Role::Citizen, None, now.as_second(), ttl));
     let mut raw = [0u8; 32];
     ring::rand::SystemRandom::new()
@@ -862,7 +862,7 @@ async fn patch_me(
     Ok(Json(AccountView::of(a)).into_response())
 }
 
-/// The public keys account tokens are signed with (JWK set, Ed25519): what the other
+/// The public keys account tokens are signed with (JWK set, ES256 P-256): what the other
 /// functions and the HTTP API's JWT authorizer verify against.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity",
     responses((status = 200, description = "JWK set")))]

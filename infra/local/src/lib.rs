@@ -96,7 +96,7 @@ fn local_config(data_dir: &Path) -> anyhow::Result<SubmissionConfig> {
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The Ed25519 signing keys of account tokens, in `data_dir/signing-keys.json` (created on
+/// The ES256 (P-256) signing keys of account tokens, in `data_dir/signing-keys.json` (created on
 /// first use); `MOTCUA_SIGNING_KEYS` overrides them.
 pub fn signing_keys(data_dir: &Path) -> anyhow::Result<Vec<motcua_http::SigningKey>> {
     let json = match std::env::var("MOTCUA_SIGNING_KEYS") {

@@ -29,12 +29,13 @@ pub struct Claims {
 pub enum AuthConfigError {
     #[error("the signing secret must be at least 32 bytes")]
     WeakSecret,
-    #[error("not a valid Ed25519 key")]
+    #[error("not a valid P-256 (ES256) key")]
     BadKey,
 }
 
-/// An Ed25519 signing key with its `kid`; the private part is absent where a service only
-/// verifies.
+/// An ECDSA P-256 (ES256) signing key with its `kid`; the private part is absent where a
+/// service only verifies. ES256 rather than EdDSA: API Gateway's JWT authorizers accept
+/// RS256/384/512 and ES256/384/512 only.
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
@@ -57,18 +58,25 @@ impl SigningKey {
     /// A fresh key pair.
     pub fn generate(kid: &str) -> SigningKey {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-            .expect("the system RNG works")
-            .as_ref()
-            .to_vec();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .expect("the system RNG works")
+        .as_ref()
+        .to_vec();
         SigningKey::from_pkcs8(kid, &pkcs8).expect("a generated key parses")
     }
 
     /// From a PKCS#8 document (as `generate` makes).
     pub fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> Result<SigningKey, AuthConfigError> {
         use ring::signature::KeyPair;
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
-            .map_err(|_| AuthConfigError::BadKey)?;
+        let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(|_| AuthConfigError::BadKey)?;
         Ok(SigningKey {
             kid: kid.to_owned(),
             pkcs8: Some(pkcs8.to_vec()),
@@ -76,15 +84,21 @@ impl SigningKey {
         })
     }
 
-    /// A verification-only key from a JWK's `x` (base64url of the public key).
-    pub fn from_jwk_x(kid: &str, x: &str) -> Result<SigningKey, AuthConfigError> {
+    /// A verification-only key from a JWK's `x` and `y` (base64url coordinates).
+    pub fn from_jwk_xy(kid: &str, x: &str, y: &str) -> Result<SigningKey, AuthConfigError> {
         use base64::Engine;
-        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(x)
-            .map_err(|_| AuthConfigError::BadKey)?;
-        if public.len() != 32 {
+        let d = |v: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(v)
+                .map_err(|_| AuthConfigError::BadKey)
+        };
+        let (x, y) = (d(x)?, d(y)?);
+        if x.len() != 32 || y.len() != 32 {
             return Err(AuthConfigError::BadKey);
         }
+        let mut public = vec![0x04];
+        public.extend(x);
+        public.extend(y);
         Ok(SigningKey {
             kid: kid.to_owned(),
             pkcs8: None,
@@ -96,21 +110,23 @@ impl SigningKey {
         self.pkcs8.as_deref()
     }
 
-    /// The public JWK (RFC 8037).
+    /// The public JWK (RFC 7518 §6.2).
     pub fn jwk(&self) -> serde_json::Value {
         use base64::Engine;
+        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
         serde_json::json!({
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
+            "kty": "EC",
+            "crv": "P-256",
+            "alg": "ES256",
             "use": "sig",
             "kid": self.kid,
-            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public),
+            "x": b(&self.public[1..33]),
+            "y": b(&self.public[33..65]),
         })
     }
 }
 
-/// Parses `[{"kid": …, "pkcs8": "<base64>"} | {"kid": …, "x": "<base64url>"}, …]`, newest
+/// Parses `[{"kid": …, "pkcs8": "<base64>"} | {"kid": …, "x": …, "y": …}, …]`, newest
 /// first (the form of `MOTCUA_SIGNING_KEYS` and of the runner's key file).
 pub fn signing_keys_from_json(json: &str) -> Result<Vec<SigningKey>, AuthConfigError> {
     use base64::Engine;
@@ -119,14 +135,14 @@ pub fn signing_keys_from_json(json: &str) -> Result<Vec<SigningKey>, AuthConfigE
     v.iter()
         .map(|k| {
             let kid = k["kid"].as_str().ok_or(AuthConfigError::BadKey)?;
-            match (k["pkcs8"].as_str(), k["x"].as_str()) {
-                (Some(p), _) => {
+            match (k["pkcs8"].as_str(), k["x"].as_str(), k["y"].as_str()) {
+                (Some(p), _, _) => {
                     let der = base64::engine::general_purpose::STANDARD
                         .decode(p)
                         .map_err(|_| AuthConfigError::BadKey)?;
                     SigningKey::from_pkcs8(kid, &der)
                 }
-                (None, Some(x)) => SigningKey::from_jwk_x(kid, x),
+                (None, Some(x), Some(y)) => SigningKey::from_jwk_xy(kid, x, y),
                 _ => Err(AuthConfigError::BadKey),
             }
         })
@@ -140,7 +156,7 @@ pub fn signing_keys_to_json(keys: &[SigningKey]) -> String {
         .iter()
         .map(|k| match k.pkcs8() {
             Some(p) => serde_json::json!({"kid": k.kid, "pkcs8": base64::engine::general_purpose::STANDARD.encode(p)}),
-            None => serde_json::json!({"kid": k.kid, "x": k.jwk()["x"]}),
+            None => serde_json::json!({"kid": k.kid, "x": k.jwk()["x"], "y": k.jwk()["y"]}),
         })
         .collect();
     serde_json::Value::Array(v).to_string()
@@ -153,7 +169,7 @@ struct EdKey {
     jwk: serde_json::Value,
 }
 
-/// Verifies and mints tokens for one issuer and audience: EdDSA (Ed25519, `kid` header) for
+/// Verifies and mints tokens for one issuer and audience: ES256 (P-256, `kid` header) for
 /// account tokens, HS256 for development and service tokens. Several keys of each kind
 /// may be configured: the first signs, all verify (rotation keeps the previous key valid
 /// until its tokens expire).
@@ -190,7 +206,7 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
         let mut ed_validation = validation.clone();
-        ed_validation.algorithms = vec![Algorithm::EdDSA];
+        ed_validation.algorithms = vec![Algorithm::ES256];
         Ok(Authenticator {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
@@ -204,13 +220,13 @@ impl Authenticator {
         })
     }
 
-    /// Adds Ed25519 keys, newest first: the first with a private part signs.
+    /// Adds ES256 keys, newest first: the first with a private part signs.
     pub fn with_signing_keys(mut self, keys: &[SigningKey]) -> Authenticator {
         for k in keys {
             self.ed_keys.push(EdKey {
                 kid: k.kid.clone(),
-                encoding: k.pkcs8.as_deref().map(EncodingKey::from_ed_der),
-                decoding: DecodingKey::from_ed_der(&k.public),
+                encoding: k.pkcs8.as_deref().map(EncodingKey::from_ec_der),
+                decoding: DecodingKey::from_ec_der(&k.public),
                 jwk: k.jwk(),
             });
         }
@@ -222,8 +238,8 @@ impl Authenticator {
         serde_json::json!({"keys": self.ed_keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
     }
 
-    /// Signs an EdDSA token with the newest private key; `None` without one.
-    pub fn mint_eddsa(
+    /// Signs an ES256 account token with the newest private key; `None` without one.
+    pub fn mint_signed(
         &self,
         sub: &str,
         role: Role,
@@ -241,7 +257,7 @@ impl Authenticator {
             iat: now_secs,
             exp: now_secs + ttl_secs,
         };
-        let mut header = Header::new(Algorithm::EdDSA);
+        let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, &claims, key.encoding.as_ref()?).ok()
     }
@@ -287,7 +303,7 @@ impl Authenticator {
                     }
                 }
             }
-            Algorithm::EdDSA => {
+            Algorithm::ES256 => {
                 let kid = header.kid.ok_or_else(invalid)?;
                 let key = self
                     .ed_keys
@@ -417,17 +433,17 @@ mod tests {
     }
 
     #[test]
-    fn eddsa_tokens_rotation_and_tampering() {
+    fn es256_tokens_rotation_and_tampering() {
         let old = SigningKey::generate("k-2026-01");
         let new = SigningKey::generate("k-2026-02");
         let before = auth(&[7u8; 32]).with_signing_keys(std::slice::from_ref(&old));
         let after = auth(&[7u8; 32]).with_signing_keys(&[new.clone(), old.clone()]);
         let now = jiff::Timestamp::now().as_second();
         let t_old = before
-            .mint_eddsa("acct-1", Role::Citizen, None, now, 600)
+            .mint_signed("acct-1", Role::Citizen, None, now, 600)
             .unwrap();
         let t_new = after
-            .mint_eddsa("acct-1", Role::Citizen, None, now, 600)
+            .mint_signed("acct-1", Role::Citizen, None, now, 600)
             .unwrap();
         let header = jsonwebtoken::decode_header(&t_new).unwrap();
         assert_eq!(header.kid.as_deref(), Some("k-2026-02"));
@@ -437,25 +453,32 @@ mod tests {
         assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
         // A service holding only the public JWKS verifies too.
         let jwk = &after.jwks()["keys"][0];
-        let public =
-            SigningKey::from_jwk_x(jwk["kid"].as_str().unwrap(), jwk["x"].as_str().unwrap())
-                .unwrap();
+        let public = SigningKey::from_jwk_xy(
+            jwk["kid"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap(),
+        )
+        .unwrap();
         let verifier = auth(&[9u8; 32]).with_signing_keys(&[public]);
         assert!(verifier.verify(&t_new).is_ok());
         assert!(
             verifier
-                .mint_eddsa("x", Role::Citizen, None, now, 60)
+                .mint_signed("x", Role::Citizen, None, now, 60)
                 .is_none()
         );
         // Before the new key was published, its tokens are unknown.
         assert!(before.verify(&t_new).is_err());
         // Tampered payload.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut parts: Vec<String> = t_new.split('.').map(String::from).collect();
-        parts[1] = parts[1].replacen('i', "j", 1);
+        let payload = String::from_utf8(b64.decode(&parts[1]).unwrap()).unwrap();
+        assert!(payload.contains("acct-1"));
+        parts[1] = b64.encode(payload.replace("acct-1", "acct-2"));
         assert!(after.verify(&parts.join(".")).is_err());
         // Expired.
         let expired = after
-            .mint_eddsa("acct-1", Role::Citizen, None, now - 7200, 600)
+            .mint_signed("acct-1", Role::Citizen, None, now - 7200, 600)
             .unwrap();
         assert!(after.verify(&expired).is_err());
     }
