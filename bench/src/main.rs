@@ -5,7 +5,8 @@
 //! target/release/motcua-bench [--connections 64] [--seconds 10] [--client-threads 1]
 //!                             [--backend embedded|aws]
 //! ```
-//! `--backend aws` needs LocalStack running (`infra/localstack/start.sh`).
+//! `--backend aws` needs LocalStack running (`infra/localstack/start.sh`);
+//! `--tokens-only` measures only the in-process token validations.
 //! Starts the release runner on a free port with a fresh data directory (embedded backend),
 //! then runs two phases at N concurrent keep-alive connections: submissions
 //! (`POST /v1/dossiers`) and dossier reads (`GET /v1/dossiers/{id}`).
@@ -172,6 +173,10 @@ async fn phase(
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--tokens-only") {
+        token_validations();
+        return Ok(());
+    }
     let o = options()?;
     let runner = runner_path();
     if !runner.exists() {
