@@ -98,12 +98,25 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         &stack,
         &format!("ResourcePrefix={prefix}"),
         &format!("IdHashKey={}", "k".repeat(44)),
-        &format!("AccountKey={}", "a".repeat(44)),
     ]);
     let table = outputs["TableName"].as_str().unwrap().to_owned();
     let bus = outputs["EventBusName"].as_str().unwrap().to_owned();
     assert_eq!(table, format!("{prefix}-dev"));
     assert!(outputs["TableStreamArn"].as_str().unwrap().contains(&table));
+    let deployed: Vec<&str> = outputs["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    for r in [
+        "DossierTable",
+        "EventBus",
+        "RelayDeadLetterQueue",
+        "AccountMasterKey",
+    ] {
+        assert!(deployed.contains(&r), "{r} deployed: {deployed:?}");
+    }
 
     // A consumer of the bus: a rule sending every motcua event to a queue.
     let conf = motcua_aws::localstack::config().await;

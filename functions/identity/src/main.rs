@@ -37,20 +37,33 @@ async fn main() -> Result<(), lambda_http::Error> {
                 .identity_ports()
         }
     };
-    // Personal fields of accounts are sealed with data keys wrapped by this master key.
-    let master =
-        std::env::var("MOTCUA_ACCOUNT_KEY").map_err(|_| "MOTCUA_ACCOUNT_KEY is required")?;
-    let vault = motcua_identity::sealed::LocalKeyVault::new(
-        {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(master.trim())
+    // Personal fields of accounts are sealed with data keys wrapped by the master key: in
+    // KMS (MOTCUA_KMS_KEY_ID), or a configured key (MOTCUA_ACCOUNT_KEY) where KMS is absent.
+    let vault: Arc<dyn motcua_ports::identity::KeyVault> = match std::env::var("MOTCUA_KMS_KEY_ID")
+    {
+        Ok(key_id) => {
+            let conf = motcua_aws::sdk_config().await;
+            Arc::new(motcua_aws::kms::KmsKeyVault::new(
+                motcua_aws::aws_sdk_kms::Client::new(&conf),
+                key_id,
+            ))
         }
-        .map_err(|_| "MOTCUA_ACCOUNT_KEY must be base64")?,
-    )?;
+        Err(_) => {
+            let master = std::env::var("MOTCUA_ACCOUNT_KEY")
+                .map_err(|_| "MOTCUA_KMS_KEY_ID or MOTCUA_ACCOUNT_KEY is required")?;
+            Arc::new(motcua_identity::sealed::LocalKeyVault::new(
+                {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.decode(master.trim())
+                }
+                .map_err(|_| "MOTCUA_ACCOUNT_KEY must be base64")?,
+            )?)
+        }
+    };
     let mut ports = ports;
     ports.accounts = Arc::new(motcua_identity::sealed::SealedAccounts::new(
         ports.accounts.clone(),
-        Arc::new(vault),
+        vault,
     ));
     let state = IdentityState {
         ports,

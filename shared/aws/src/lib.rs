@@ -19,9 +19,11 @@
 
 pub mod events;
 pub mod identity;
+pub mod kms;
 
 pub use aws_sdk_dynamodbstreams;
 pub use aws_sdk_eventbridge;
+pub use aws_sdk_kms;
 
 use std::collections::HashMap;
 
