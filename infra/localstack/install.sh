@@ -28,13 +28,17 @@ install_venv() { # name, lock file
 
 install_plugin() { # into the LocalStack venv, again whenever its sources change
   local venv=$home/venv want
-  want=$(find "$here/motcua_localstack_plugin" -type f \( -name '*.py' -o -name '*.toml' \) | sort | xargs cat | sha256sum | cut -d' ' -f1)
+  want=$(cat "$here/motcua_localstack_plugin/pyproject.toml" "$here"/motcua_localstack_plugin/motcua_localstack/*.py | sha256sum | cut -d' ' -f1)
   if [ -f "$venv/.motcua-plugin-stamp" ] && [ "$(cat "$venv/.motcua-plugin-stamp")" = "$want" ]; then
     echo "plugin: up to date"
     return
   fi
   echo "plugin: installing"
-  pip_quiet "$venv/bin/pip" install --no-deps --force-reinstall "$here/motcua_localstack_plugin"
+  # Built from a copy: setuptools leaves build/ and *.egg-info in the source folder.
+  rm -rf "$home/plugin-src"
+  mkdir -p "$home/plugin-src"
+  cp -r "$here/motcua_localstack_plugin/pyproject.toml" "$here/motcua_localstack_plugin/motcua_localstack" "$home/plugin-src/"
+  pip_quiet "$venv/bin/pip" install --no-deps --force-reinstall "$home/plugin-src"
   echo "$want" > "$venv/.motcua-plugin-stamp"
 }
 

@@ -1,1 +1,0 @@
-"""LocalStack providers of motcua: DynamoDB on moto instead of Amazon's DynamoDB Local jar."""
