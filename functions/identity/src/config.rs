@@ -5,13 +5,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is required")]
-    Missing(&'static str),
-    #[error("{name} is invalid: {why}")]
-    Invalid { name: &'static str, why: String },
-}
+pub use motcua_http::config::ConfigError;
+use motcua_http::config::number;
 
 /// Settings of the identity function.
 #[derive(Clone)]
@@ -45,20 +40,6 @@ impl std::fmt::Debug for IdentityConfig {
     }
 }
 
-fn num<T: std::str::FromStr>(
-    name: &'static str,
-    raw: Option<String>,
-    default: T,
-) -> Result<T, ConfigError> {
-    match raw {
-        None => Ok(default),
-        Some(s) => s.trim().parse().map_err(|_| ConfigError::Invalid {
-            name,
-            why: "not a number".into(),
-        }),
-    }
-}
-
 impl IdentityConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let key_raw =
@@ -80,28 +61,28 @@ impl IdentityConfig {
             registry_url: get("MOTCUA_REGISTRY_URL")
                 .ok_or(ConfigError::Missing("MOTCUA_REGISTRY_URL"))?,
             registry_api_key: get("MOTCUA_REGISTRY_API_KEY"),
-            registry_timeout: Duration::from_millis(num(
+            registry_timeout: Duration::from_millis(number(
                 "MOTCUA_REGISTRY_TIMEOUT_MS",
                 get("MOTCUA_REGISTRY_TIMEOUT_MS"),
                 3000,
             )?),
-            cache_secs: num(
+            cache_secs: number(
                 "MOTCUA_VERIFY_CACHE_SECS",
                 get("MOTCUA_VERIFY_CACHE_SECS"),
                 86_400,
             )?,
-            lockout_failures: num("MOTCUA_LOCKOUT_FAILURES", get("MOTCUA_LOCKOUT_FAILURES"), 5)?,
-            lockout_window_secs: num(
+            lockout_failures: number("MOTCUA_LOCKOUT_FAILURES", get("MOTCUA_LOCKOUT_FAILURES"), 5)?,
+            lockout_window_secs: number(
                 "MOTCUA_LOCKOUT_WINDOW_SECS",
                 get("MOTCUA_LOCKOUT_WINDOW_SECS"),
                 1800,
             )?,
-            access_token_ttl_secs: num(
+            access_token_ttl_secs: number(
                 "MOTCUA_ACCESS_TOKEN_TTL_SECS",
                 get("MOTCUA_ACCESS_TOKEN_TTL_SECS"),
                 900,
             )?,
-            refresh_token_ttl_secs: num(
+            refresh_token_ttl_secs: number(
                 "MOTCUA_REFRESH_TOKEN_TTL_SECS",
                 get("MOTCUA_REFRESH_TOKEN_TTL_SECS"),
                 30 * 86_400,

@@ -225,10 +225,7 @@ impl AccountView {
     fn of(a: Account) -> AccountView {
         AccountView {
             id: a.id,
-            kind: match a.kind {
-                AccountKind::Citizen => "citizen".into(),
-                AccountKind::Business => "business".into(),
-            },
+            kind: a.kind.as_str().into(),
             assurance: a.assurance,
             name: a.name,
             birth_date: a.birth_date,

@@ -6,13 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use motcua_http::{Authenticator, DEFAULT_BODY_LIMIT};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is required")]
-    Missing(&'static str),
-    #[error("{name} is invalid: {why}")]
-    Invalid { name: &'static str, why: String },
-}
+pub use motcua_http::config::ConfigError;
+use motcua_http::config::number;
 
 /// Settings of the submission function.
 #[derive(Debug, Clone)]
@@ -30,20 +25,6 @@ pub struct SubmissionConfig {
     pub idempotency_ttl_secs: u64,
     /// `MOTCUA_CORS_ORIGINS`: comma-separated portal origins, or `*` (default: none).
     pub cors_origins: Vec<String>,
-}
-
-fn parse_num<T: std::str::FromStr>(
-    name: &'static str,
-    raw: Option<String>,
-    default: T,
-) -> Result<T, ConfigError> {
-    match raw {
-        None => Ok(default),
-        Some(s) => s.trim().parse().map_err(|_| ConfigError::Invalid {
-            name,
-            why: "not a number".into(),
-        }),
-    }
 }
 
 impl SubmissionConfig {
@@ -76,12 +57,12 @@ impl SubmissionConfig {
             jwt_issuer: get("MOTCUA_JWT_ISSUER").unwrap_or_else(|| "motcua".into()),
             jwt_audience: get("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|| "motcua".into()),
             jwt_secrets,
-            max_body_bytes: parse_num(
+            max_body_bytes: number(
                 "MOTCUA_MAX_BODY_BYTES",
                 get("MOTCUA_MAX_BODY_BYTES"),
                 DEFAULT_BODY_LIMIT,
             )?,
-            idempotency_ttl_secs: parse_num(
+            idempotency_ttl_secs: number(
                 "MOTCUA_IDEMPOTENCY_TTL_SECS",
                 get("MOTCUA_IDEMPOTENCY_TTL_SECS"),
                 86_400,

@@ -26,13 +26,6 @@ use uuid::Uuid;
 
 use crate::{DynamoStore, Item, body_of, build, classify, get_n, get_s, n, s, to_json};
 
-fn kind_str(k: AccountKind) -> &'static str {
-    match k {
-        AccountKind::Citizen => "citizen",
-        AccountKind::Business => "business",
-    }
-}
-
 impl DynamoStore {
     /// The identity ports, all served by this table.
     pub fn identity_ports(&self) -> IdentityPorts {
@@ -89,7 +82,7 @@ impl DynamoStore {
 #[async_trait]
 impl AccountStore for DynamoStore {
     async fn erase(&self, a: &Account) -> StoreResult<()> {
-        self.delete_key(format!("IDH#{}#{}", kind_str(a.kind), a.id_hash), "IDH")
+        self.delete_key(format!("IDH#{}#{}", a.kind.as_str(), a.id_hash), "IDH")
             .await?;
         self.delete_key(format!("ACCT#{}", a.id), "ACCT").await
     }
@@ -104,7 +97,7 @@ impl AccountStore for DynamoStore {
         let mut idh = Item::new();
         idh.insert(
             "pk".into(),
-            s(format!("IDH#{}#{}", kind_str(a.kind), a.id_hash)),
+            s(format!("IDH#{}#{}", a.kind.as_str(), a.id_hash)),
         );
         idh.insert("sk".into(), s("IDH"));
         idh.insert("kind".into(), s("account-key"));
@@ -155,7 +148,7 @@ impl AccountStore for DynamoStore {
         id_hash: &str,
     ) -> StoreResult<Option<Account>> {
         let Some(item) = self
-            .get_item(format!("IDH#{}#{id_hash}", kind_str(kind)), "IDH")
+            .get_item(format!("IDH#{}#{id_hash}", kind.as_str()), "IDH")
             .await?
         else {
             return Ok(None);

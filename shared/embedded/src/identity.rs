@@ -15,13 +15,6 @@ use uuid::Uuid;
 
 use crate::{EmbeddedStore, from_json, map_sql, to_json};
 
-fn kind_str(k: AccountKind) -> &'static str {
-    match k {
-        AccountKind::Citizen => "citizen",
-        AccountKind::Business => "business",
-    }
-}
-
 impl EmbeddedStore {
     /// The identity ports, all served by this store.
     pub fn identity_ports(&self) -> IdentityPorts {
@@ -61,7 +54,7 @@ impl AccountStore for EmbeddedStore {
     async fn create_if_absent(&self, a: &Account) -> StoreResult<(Account, bool)> {
         let (id, kind, hash, version, body) = (
             a.id.to_string(),
-            kind_str(a.kind),
+            a.kind.as_str(),
             a.id_hash.clone(),
             a.version as i64,
             to_json(a)?,
@@ -100,7 +93,7 @@ impl AccountStore for EmbeddedStore {
     ) -> StoreResult<Option<Account>> {
         self.account_where(
             "SELECT body FROM accounts WHERE kind = ?1 AND id_hash = ?2",
-            vec![kind_str(kind).to_owned(), id_hash.to_owned()],
+            vec![kind.as_str().to_owned(), id_hash.to_owned()],
         )
         .await
     }

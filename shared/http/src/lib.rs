@@ -2,6 +2,7 @@
 //! JWT authentication, a JSON extractor with clear errors, and idempotent POSTs.
 
 pub mod auth;
+pub mod config;
 pub mod problem;
 
 use std::future::Future;

@@ -52,6 +52,15 @@ pub enum AccountKind {
     Business,
 }
 
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Citizen => "citizen",
+            AccountKind::Business => "business",
+        }
+    }
+}
+
 /// Channels the account holder wants status messages on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelPreferences {
