@@ -251,3 +251,27 @@ impl Drop for Runner {
         let _ = self.child.wait();
     }
 }
+
+/// Generates, for each named `async fn(Backend)` of the calling test file, one
+/// `#[tokio::test]` per backend, in modules `embedded` and `aws`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::Backend::Embedded).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}

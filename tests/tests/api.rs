@@ -846,29 +846,8 @@ async fn catalogue_and_openapi(backend: Backend) {
     assert!(doc["components"]["schemas"]["Command"].is_object());
 }
 
-/// Every flow above, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Embedded).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Aws).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+// Every flow above, once per backend.
+motcua_tests::on_both_backends!(
     happy_path_to_returned_result,
     supplement_loop_restarts_the_clock,
     refusal_and_withdrawal,

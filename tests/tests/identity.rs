@@ -560,29 +560,8 @@ async fn logs_carry_no_personal_data(backend: Backend) {
     }
 }
 
-/// Every flow above, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Embedded).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Aws).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+// Every flow above, once per backend.
+motcua_tests::on_both_backends!(
     a_match_creates_one_account_whose_token_works_everywhere,
     mismatches_are_reported_field_by_field,
     concurrent_first_verifications_create_one_account,
