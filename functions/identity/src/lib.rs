@@ -2,9 +2,13 @@
 //! registries and gets the one account every other function trusts.
 //!
 //! Routes: `POST /v1/identity/citizens/verify`, `POST /v1/identity/businesses/verify`,
-//! `GET|PATCH /v1/me`, `GET /v1/admin/audit`, `GET /v1/identity/openapi.json`.
+//! `GET|PATCH|DELETE /v1/me`, `GET /v1/admin/audit`, `POST /v1/identity/token/refresh`,
+//! `POST /v1/identity/token/revoke`, `POST /v1/identity/sso/exchange`,
+//! `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`,
+//! `GET /v1/identity/openapi.json`.
 
 pub mod config;
+pub mod keys;
 pub mod sealed;
 
 use std::sync::Arc;
@@ -42,6 +46,9 @@ pub struct IdentityState {
     pub auth: Arc<Authenticator>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<IdentityConfig>,
+    /// The province SSO whose officers' and admins' tokens are exchanged for motcua tokens;
+    /// `None`: no SSO configured (the exchange answers 404).
+    pub sso: Option<Arc<motcua_http::SsoTrust>>,
 }
 
 impl FromRef<IdentityState> for Arc<Authenticator> {
@@ -66,6 +73,8 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_me, patch_me, delete_me))
         .routes(routes!(audit))
         .routes(routes!(jwks))
+        .routes(routes!(openid_configuration))
+        .routes(routes!(sso_exchange))
         .routes(routes!(refresh))
         .routes(routes!(revoke))
         .split_for_parts()
@@ -626,7 +635,7 @@ async fn tokens(
     let access_token = s
         .auth
         .mint_signed(&sub, Role::Citizen, None, now.as_second(), ttl)
-        .unwrap_or_else(|| s.auth.mint(&sub, Role::Citizen, None, now.as_second(), ttl));
+        .ok_or_else(no_signing_key)?;
     let mut raw = [0u8; 32];
     ring::rand::SystemRandom::new()
         .fill(&mut raw)
@@ -650,6 +659,12 @@ async fn tokens(
         refresh_token,
         refresh_expires_in: refresh_ttl,
     })
+}
+
+/// No ES256 key can sign yet (a signing-keys secret before its first rotation).
+fn no_signing_key() -> Problem {
+    tracing::error!("no active ES256 signing key: account tokens cannot be issued");
+    Problem::unavailable().retry_after(30)
 }
 
 fn no_store(mut r: Response) -> Response {
@@ -870,6 +885,100 @@ async fn jwks(State(s): State<IdentityState>) -> Response {
         HeaderValue::from_static("public, max-age=300"),
     );
     r
+}
+
+/// OpenID discovery for the issuer of account tokens: where its JWKS is. The HTTP API's
+/// JWT authorizer reads this (`{issuer}/.well-known/openid-configuration`), so the issuer
+/// (`MOTCUA_JWT_ISSUER`) must be the public https URL this function answers at.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "identity",
+    responses((status = 200, description = "OpenID provider metadata"), (status = 404, description = "The issuer is not a URL")))]
+async fn openid_configuration(State(s): State<IdentityState>) -> Result<Response, Problem> {
+    let issuer = s.auth.issuer();
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(Problem::not_found().detail(
+            "Bên phát hành (MOTCUA_JWT_ISSUER) không phải là URL nên không có tài liệu khám phá",
+            "The issuer (MOTCUA_JWT_ISSUER) is not a URL, so there is no discovery document",
+        ));
+    }
+    let base = issuer.trim_end_matches('/');
+    let mut r = Json(serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["token"],
+    }))
+    .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    Ok(r)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoExchangeRequest {
+    /// The access token the province SSO issued to the officer or admin.
+    pub subject_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SsoExchangeResponse {
+    pub access_token: String,
+    pub token_type: String,
+    /// Seconds; never beyond the SSO token's own expiry.
+    pub expires_in: i64,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+}
+
+/// Officers and admins sign in at the province SSO, then exchange its token here for a
+/// motcua access token (ES256, the same issuer as citizens' tokens, so one JWT authorizer
+/// and one JWKS serve everyone). The SSO token is checked against the SSO's JWKS, issuer
+/// and audience; its role claim must say officer or admin, and an officer's must name an
+/// agency. No refresh token: when it expires, exchange a fresh SSO token.
+#[utoipa::path(post, path = "/v1/identity/sso/exchange", tag = "identity",
+    request_body = SsoExchangeRequest,
+    responses((status = 200, body = SsoExchangeResponse),
+        (status = 401, description = "Not a valid token of the SSO"),
+        (status = 403, description = "The SSO account is neither officer nor admin"),
+        (status = 404, description = "No SSO configured")))]
+async fn sso_exchange(
+    State(s): State<IdentityState>,
+    JsonBody(req): JsonBody<SsoExchangeRequest>,
+) -> Result<Response, Problem> {
+    let Some(sso) = &s.sso else {
+        return Err(Problem::not_found().detail(
+            "Chưa cấu hình đăng nhập một lần (SSO) của tỉnh",
+            "No province single sign-on is configured",
+        ));
+    };
+    let who = sso.verify(req.subject_token.trim()).await?;
+    let now = s.clock.now().as_second();
+    let ttl = s.config.access_token_ttl_secs.min(who.expires - now);
+    if ttl <= 0 {
+        return Err(Problem::unauthorized(
+            "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại",
+            "The token has expired; sign in again",
+        ));
+    }
+    let access_token = s
+        .auth
+        .mint_signed(&who.subject, who.role, who.agency.as_ref(), now, ttl)
+        .ok_or_else(no_signing_key)?;
+    tracing::info!(role = who.role.as_str(), "SSO token exchanged");
+    Ok(no_store(
+        Json(SsoExchangeResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ttl,
+            role: who.role.as_str().into(),
+            agency: who.agency.map(|a| a.as_str().to_owned()),
+        })
+        .into_response(),
+    ))
 }
 
 /// Data-subject request (Decree 13/2023): answers with an export of the account, then

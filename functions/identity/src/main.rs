@@ -14,15 +14,37 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
     let config = IdentityConfig::from_env()?;
-    let auth = motcua_http::Authenticator::new(
+    // Account tokens are ES256 only on AWS (the gateway's JWT authorizer checks them);
+    // HS256 development secrets are honoured only if configured.
+    let auth = Arc::new(motcua_http::Authenticator::new(
         &std::env::var("MOTCUA_JWT_ISSUER").unwrap_or_else(|_| "motcua".into()),
         &std::env::var("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|_| "motcua".into()),
         &jwt_secrets()?,
-    )?
-    .with_signing_keys(&match std::env::var("MOTCUA_SIGNING_KEYS") {
-        Ok(json) => motcua_http::signing_keys_from_json(&json)?,
-        Err(_) => return Err("MOTCUA_SIGNING_KEYS is required".into()),
-    });
+    )?);
+    // Signing keys: the Secrets Manager secret (rotated by rotate-signing-keys), or a
+    // fixed list in MOTCUA_SIGNING_KEYS where there is no Secrets Manager.
+    match (
+        std::env::var("MOTCUA_SIGNING_KEYS_SECRET"),
+        std::env::var("MOTCUA_SIGNING_KEYS"),
+    ) {
+        (Ok(secret), _) => {
+            let conf = motcua_aws::sdk_config().await;
+            motcua_identity::keys::load_and_follow(
+                aws_sdk_secretsmanager::Client::new(&conf),
+                secret,
+                auth.clone(),
+            )
+            .await?
+        }
+        (Err(_), Ok(json)) => auth.set_signing_keys(&motcua_http::signing_keys_from_json(&json)?),
+        _ => return Err("MOTCUA_SIGNING_KEYS_SECRET or MOTCUA_SIGNING_KEYS is required".into()),
+    }
+    let sso = motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok())?.map(Arc::new);
+    if let Some(sso) = &sso {
+        if let Err(e) = sso.jwks.refresh().await {
+            tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start");
+        }
+    }
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
         Ok("embedded") => {
@@ -69,17 +91,21 @@ async fn main() -> Result<(), lambda_http::Error> {
         ports,
         population: registry.clone(),
         business: registry,
-        auth: Arc::new(auth),
+        auth,
         clock: Arc::new(SystemClock::default()),
         config: Arc::new(config),
+        sso,
     };
     lambda_http::run(router(state)).await
 }
 
 fn jwt_secrets() -> Result<Vec<Vec<u8>>, String> {
     use base64::Engine;
-    let raw = std::env::var("MOTCUA_JWT_SECRETS").map_err(|_| "MOTCUA_JWT_SECRETS is required")?;
+    let Ok(raw) = std::env::var("MOTCUA_JWT_SECRETS") else {
+        return Ok(Vec::new());
+    };
     raw.split(',')
+        .filter(|s| !s.trim().is_empty())
         .map(|s| {
             base64::engine::general_purpose::STANDARD
                 .decode(s.trim())

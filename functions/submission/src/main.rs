@@ -29,10 +29,19 @@ async fn main() -> Result<(), lambda_http::Error> {
             return Err(format!("MOTCUA_BACKEND must be aws or embedded, not {other}").into());
         }
     };
-    // Public keys of account tokens (the identity function's JWKS as [{"kid", "x"}]).
+    // Public keys of account tokens: fetched from the identity function's JWKS
+    // (MOTCUA_JWKS_URL) at cold start and again when a token names a new kid; or a fixed
+    // list (MOTCUA_VERIFY_KEYS, [{"kid", "x", "y"}]).
     let mut auth = config.authenticator();
     if let Ok(json) = std::env::var("MOTCUA_VERIFY_KEYS") {
         auth = auth.with_signing_keys(&motcua_http::signing_keys_from_json(&json)?);
+    }
+    if let Ok(url) = std::env::var("MOTCUA_JWKS_URL") {
+        let remote = motcua_http::RemoteJwks::new(&url);
+        if let Err(e) = remote.refresh().await {
+            tracing::warn!(error = %e, "the JWKS could not be fetched at start; retried on first use");
+        }
+        auth = auth.with_remote_keys(remote);
     }
     let state = AppState {
         ports,

@@ -298,13 +298,21 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
     Ok((state(ports, data_dir)?, store))
 }
 
+/// The simulators a runner started (they stop when dropped).
+#[derive(Default)]
+pub struct Simulators {
+    pub registry: Option<motcua_registry::simulator::Simulator>,
+    pub sso: Option<motcua_registry::sso::SsoSimulator>,
+}
+
 /// The identity function's state on the given ports, with the registry at
-/// `MOTCUA_REGISTRY_URL`, or else a registry simulator started here.
+/// `MOTCUA_REGISTRY_URL`, or else a registry simulator started here; and the province SSO
+/// at `MOTCUA_SSO_ISSUER` / `MOTCUA_SSO_JWKS_URL`, or else an SSO simulator started here.
 pub async fn identity(
     data_dir: &Path,
     submission: &AppState,
     ports: motcua_ports::identity::IdentityPorts,
-) -> anyhow::Result<(IdentityState, Option<motcua_registry::simulator::Simulator>)> {
+) -> anyhow::Result<(IdentityState, Simulators)> {
     let hash_key = secret_file(data_dir, "id-hash.key", "MOTCUA_ID_HASH_KEY")?;
     let (url, api_key, sim) = match std::env::var("MOTCUA_REGISTRY_URL") {
         Ok(url) => (url, std::env::var("MOTCUA_REGISTRY_API_KEY").ok(), None),
@@ -344,6 +352,24 @@ pub async fn identity(
         ports.accounts.clone(),
         Arc::new(vault),
     ));
+    let (sso, sso_sim) =
+        match motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)? {
+            Some(trust) => (trust, None),
+            None => {
+                let sim = motcua_registry::sso::start(0).await?;
+                let trust = motcua_http::SsoTrust::from_vars(|k| match k {
+                    "MOTCUA_SSO_ISSUER" => Some(sim.issuer().to_owned()),
+                    "MOTCUA_SSO_JWKS_URL" => Some(sim.jwks_url()),
+                    other => std::env::var(other).ok(),
+                })
+                .map_err(anyhow::Error::msg)?
+                .expect("issuer and JWKS URL are set");
+                (trust, Some(sim))
+            }
+        };
+    if let Err(e) = sso.jwks.refresh().await {
+        tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start; retried on first use");
+    }
     Ok((
         IdentityState {
             ports,
@@ -352,8 +378,12 @@ pub async fn identity(
             auth: submission.auth.clone(),
             clock: submission.clock.clone(),
             config: Arc::new(config),
+            sso: Some(Arc::new(sso)),
         },
-        sim,
+        Simulators {
+            registry: sim,
+            sso: sso_sim,
+        },
     ))
 }
 
@@ -401,16 +431,27 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 )
             }
         };
-        let (identity_state, simulator) = identity(&o.data_dir, &state, identity_ports).await?;
+        let (identity_state, simulators) = identity(&o.data_dir, &state, identity_ports).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;
         let addr = listener.local_addr()?;
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
-        match &simulator {
+        match &simulators.registry {
             Some(sim) => println!("  registry: simulator at {} (fictional people in shared/registry/data/fixture.json)", sim.base_url()),
             None => println!("  registry: {}", identity_state.config.registry_url),
+        }
+        match &simulators.sso {
+            Some(sim) => println!(
+                "  province SSO: simulator at {} (officer sign-in: curl -s -X POST {}/_sim/token -d '{{\"sub\":\"officer-1\",\"roles\":[\"officer\"],\"agency\":\"000.00.04.H42\"}}' -H 'Content-Type: application/json', then POST the token as subject_token to /v1/identity/sso/exchange)",
+                sim.issuer(),
+                sim.issuer()
+            ),
+            None => println!(
+                "  province SSO: {}",
+                identity_state.sso.as_ref().map(|s| s.issuer.as_str()).unwrap_or("none")
+            ),
         }
         println!("  API document: http://{addr}/v1/openapi.json");
         println!(

@@ -39,6 +39,9 @@ pub enum AuthConfigError {
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
+    /// Unix seconds from which the key signs; before that it is only published, so that
+    /// verifiers (and the gateway's cached JWKS) know it before its first token.
+    pub active_from: i64,
     pkcs8: Option<Vec<u8>>,
     public: Vec<u8>,
 }
@@ -79,6 +82,7 @@ impl SigningKey {
         .map_err(|_| AuthConfigError::BadKey)?;
         Ok(SigningKey {
             kid: kid.to_owned(),
+            active_from: 0,
             pkcs8: Some(pkcs8.to_vec()),
             public: pair.public_key().as_ref().to_vec(),
         })
@@ -101,9 +105,16 @@ impl SigningKey {
         public.extend(y);
         Ok(SigningKey {
             kid: kid.to_owned(),
+            active_from: 0,
             pkcs8: None,
             public,
         })
+    }
+
+    /// The same key, signing only from `secs` (Unix seconds).
+    pub fn active_from(mut self, secs: i64) -> SigningKey {
+        self.active_from = secs;
+        self
     }
 
     pub fn pkcs8(&self) -> Option<&[u8]> {
@@ -126,16 +137,27 @@ impl SigningKey {
     }
 }
 
-/// Parses `[{"kid": …, "pkcs8": "<base64>"} | {"kid": …, "x": …, "y": …}, …]`, newest
-/// first (the form of `MOTCUA_SIGNING_KEYS` and of the runner's key file).
+/// Parses `[{"kid": …, "pkcs8": "<base64>", "active_from": secs?} | {"kid": …, "x": …,
+/// "y": …}, …]`, newest first (the form of `MOTCUA_SIGNING_KEYS`, of the runner's key file
+/// and of the signing-keys secret). `{"keys": [...]}` is read too; a document without
+/// keys (a secret before its first rotation) is an empty list.
 pub fn signing_keys_from_json(json: &str) -> Result<Vec<SigningKey>, AuthConfigError> {
     use base64::Engine;
-    let v: Vec<serde_json::Value> =
+    let doc: serde_json::Value =
         serde_json::from_str(json).map_err(|_| AuthConfigError::BadKey)?;
-    v.iter()
+    let list = match &doc {
+        serde_json::Value::Array(v) => v.clone(),
+        serde_json::Value::Object(o) => match o.get("keys") {
+            Some(serde_json::Value::Array(v)) => v.clone(),
+            None => Vec::new(),
+            Some(_) => return Err(AuthConfigError::BadKey),
+        },
+        _ => return Err(AuthConfigError::BadKey),
+    };
+    list.iter()
         .map(|k| {
             let kid = k["kid"].as_str().ok_or(AuthConfigError::BadKey)?;
-            match (k["pkcs8"].as_str(), k["x"].as_str(), k["y"].as_str()) {
+            let key = match (k["pkcs8"].as_str(), k["x"].as_str(), k["y"].as_str()) {
                 (Some(p), _, _) => {
                     let der = base64::engine::general_purpose::STANDARD
                         .decode(p)
@@ -144,9 +166,38 @@ pub fn signing_keys_from_json(json: &str) -> Result<Vec<SigningKey>, AuthConfigE
                 }
                 (None, Some(x), Some(y)) => SigningKey::from_jwk_xy(kid, x, y),
                 _ => Err(AuthConfigError::BadKey),
-            }
+            }?;
+            Ok(key.active_from(k["active_from"].as_i64().unwrap_or(0)))
         })
         .collect()
+}
+
+/// Key rotation: a new key joins the list first, published but signing only from
+/// `now + publish_secs`; the list keeps the keys that still sign or verify live tokens:
+/// every key not yet active, the active one and the one before it (its tokens live at most
+/// one token lifetime, far shorter than a rotation period). Newest first.
+pub fn rotate_signing_keys(
+    current: &[SigningKey],
+    new_key: SigningKey,
+    now_secs: i64,
+    publish_secs: i64,
+) -> Vec<SigningKey> {
+    // With no key at all nothing could sign: the first key is active at once.
+    let has_active = current
+        .iter()
+        .any(|k| k.pkcs8.is_some() && k.active_from <= now_secs);
+    let starts = if has_active { now_secs + publish_secs } else { now_secs };
+    let mut out = vec![new_key.active_from(starts)];
+    let mut active_seen = 0;
+    for k in current {
+        if k.active_from > now_secs {
+            out.push(k.clone());
+        } else if active_seen < 2 {
+            active_seen += 1;
+            out.push(k.clone());
+        }
+    }
+    out
 }
 
 /// The JSON form [`signing_keys_from_json`] reads, private parts included.
@@ -155,7 +206,7 @@ pub fn signing_keys_to_json(keys: &[SigningKey]) -> String {
     let v: Vec<serde_json::Value> = keys
         .iter()
         .map(|k| match k.pkcs8() {
-            Some(p) => serde_json::json!({"kid": k.kid, "pkcs8": base64::engine::general_purpose::STANDARD.encode(p)}),
+            Some(p) => serde_json::json!({"kid": k.kid, "pkcs8": base64::engine::general_purpose::STANDARD.encode(p), "active_from": k.active_from}),
             None => serde_json::json!({"kid": k.kid, "x": k.jwk()["x"], "y": k.jwk()["y"]}),
         })
         .collect();
@@ -164,6 +215,7 @@ pub fn signing_keys_to_json(keys: &[SigningKey]) -> String {
 
 struct EdKey {
     kid: String,
+    active_from: i64,
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     jwk: serde_json::Value,
@@ -178,15 +230,20 @@ pub struct Authenticator {
     audience: String,
     keys: Vec<(EncodingKey, DecodingKey)>,
     validation: Validation,
-    ed_keys: Vec<EdKey>,
+    /// Replaced whole when the key document is re-read (rotation), never edited.
+    ed_keys: std::sync::RwLock<Arc<Vec<EdKey>>>,
     ed_validation: Validation,
+    /// Where a verifying service fetches the issuer's public keys (the identity
+    /// function's JWKS): consulted for a `kid` it does not know yet.
+    remote: Option<crate::jwks::RemoteJwks>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("issuer", &self.issuer)
-            .field("keys", &self.keys.len())
+            .field("hs256_keys", &self.keys.len())
+            .field("es256_keys", &self.ed().len())
             .finish()
     }
 }
@@ -197,7 +254,9 @@ impl Authenticator {
         audience: &str,
         secrets: &[Vec<u8>],
     ) -> Result<Authenticator, AuthConfigError> {
-        if secrets.is_empty() || secrets.iter().any(|s| s.len() < 32) {
+        // No secret at all: HS256 is off (production: only ES256 account tokens, which the
+        // gateway's JWT authorizer can check too).
+        if secrets.iter().any(|s| s.len() < 32) {
             return Err(AuthConfigError::WeakSecret);
         }
         let mut validation = Validation::new(Algorithm::HS256);
@@ -215,30 +274,81 @@ impl Authenticator {
                 .map(|s| (EncodingKey::from_secret(s), DecodingKey::from_secret(s)))
                 .collect(),
             validation,
-            ed_keys: Vec::new(),
+            ed_keys: std::sync::RwLock::new(Arc::new(Vec::new())),
             ed_validation,
+            remote: None,
         })
     }
 
-    /// Adds ES256 keys, newest first: the first with a private part signs.
-    pub fn with_signing_keys(mut self, keys: &[SigningKey]) -> Authenticator {
+    /// Adds ES256 keys, newest first: the first with a private part that is active signs.
+    pub fn with_signing_keys(self, keys: &[SigningKey]) -> Authenticator {
+        let existing = self.ed();
+        self.replace(existing.iter().map(|k| k.kid.clone()).collect(), keys);
+        self
+    }
+
+    /// Replaces the ES256 keys (the key document was re-read after a rotation).
+    pub fn set_signing_keys(&self, keys: &[SigningKey]) {
+        self.replace(Vec::new(), keys);
+    }
+
+    fn replace(&self, keep: Vec<String>, keys: &[SigningKey]) {
+        let mut next: Vec<EdKey> = Vec::new();
         for k in keys {
-            self.ed_keys.push(EdKey {
+            next.push(EdKey {
                 kid: k.kid.clone(),
+                active_from: k.active_from,
                 encoding: k.pkcs8.as_deref().map(EncodingKey::from_ec_der),
                 decoding: DecodingKey::from_ec_der(&k.public),
                 jwk: k.jwk(),
             });
         }
+        let old = self.ed();
+        for k in old.iter().filter(|k| keep.contains(&k.kid)) {
+            next.push(EdKey {
+                kid: k.kid.clone(),
+                active_from: k.active_from,
+                encoding: k.encoding.clone(),
+                decoding: k.decoding.clone(),
+                jwk: k.jwk.clone(),
+            });
+        }
+        *self.ed_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+
+    fn ed(&self) -> Arc<Vec<EdKey>> {
+        self.ed_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Verifies account tokens also with keys fetched from `remote` (the issuer's JWKS
+    /// URL), for a `kid` not configured locally.
+    pub fn with_remote_keys(mut self, remote: crate::jwks::RemoteJwks) -> Authenticator {
+        self.remote = Some(remote);
         self
     }
 
-    /// The public keys as a JWK set, for `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({"keys": self.ed_keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    /// The remote JWKS, if one is configured (to prefetch it at cold start).
+    pub fn remote_keys(&self) -> Option<&crate::jwks::RemoteJwks> {
+        self.remote.as_ref()
     }
 
-    /// Signs an ES256 account token with the newest private key; `None` without one.
+    /// The public keys as a JWK set, for `/.well-known/jwks.json`: every configured key,
+    /// those not yet signing included.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({"keys": self.ed().iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    }
+
+    /// Whether an ES256 key can sign at `now_secs`.
+    pub fn can_sign(&self, now_secs: i64) -> bool {
+        self.ed()
+            .iter()
+            .any(|k| k.encoding.is_some() && k.active_from <= now_secs)
+    }
+
+    /// Signs an ES256 account token with the newest active private key; `None` without one.
     pub fn mint_signed(
         &self,
         sub: &str,
@@ -247,7 +357,10 @@ impl Authenticator {
         now_secs: i64,
         ttl_secs: i64,
     ) -> Option<String> {
-        let key = self.ed_keys.iter().find(|k| k.encoding.is_some())?;
+        let keys = self.ed();
+        let key = keys
+            .iter()
+            .find(|k| k.encoding.is_some() && k.active_from <= now_secs)?;
         let claims = Claims {
             sub: sub.to_owned(),
             role,
@@ -266,7 +379,8 @@ impl Authenticator {
         &self.issuer
     }
 
-    /// Signs a token for `sub` with `role`, valid `ttl_secs` from `now_secs`.
+    /// Signs an HS256 (development) token for `sub` with `role`, valid `ttl_secs` from
+    /// `now_secs`. Panics where no HS256 secret is configured: only dev tooling mints these.
     pub fn mint(
         &self,
         sub: &str,
@@ -284,11 +398,42 @@ impl Authenticator {
             iat: now_secs,
             exp: now_secs + ttl_secs,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys[0].0)
+        let key = &self.keys.first().expect("no HS256 secret configured").0;
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
             .expect("HS256 signing cannot fail")
     }
 
-    /// Checks signature, issuer, audience and expiry; returns the caller.
+    /// [`Authenticator::verify`], and for an ES256 `kid` not known locally, the remote
+    /// JWKS (fetched again at most every few seconds): a key published after this
+    /// instance started is found without a restart.
+    pub async fn authenticate(&self, token: &str) -> Result<Actor, Problem> {
+        let first = self.verify(token);
+        let Some(remote) = &self.remote else {
+            return first;
+        };
+        if first.is_ok() {
+            return first;
+        }
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return first;
+        };
+        let Some(kid) = header.kid.as_deref() else {
+            return first;
+        };
+        if header.alg != Algorithm::ES256 || self.ed().iter().any(|k| k.kid == kid) {
+            return first;
+        }
+        match remote.find(kid, Algorithm::ES256).await {
+            Some(key) => match jsonwebtoken::decode::<Claims>(token, &key, &self.ed_validation) {
+                Ok(data) => actor_of(data.claims),
+                Err(e) => Err(token_problem(Some(e))),
+            },
+            None => first,
+        }
+    }
+
+    /// Checks signature, issuer, audience and expiry against the configured keys; returns
+    /// the caller.
     pub fn verify(&self, token: &str) -> Result<Actor, Problem> {
         let invalid =
             || Problem::unauthorized("Mã xác thực không hợp lệ", "The bearer token is not valid");
@@ -305,11 +450,8 @@ impl Authenticator {
             }
             Algorithm::ES256 => {
                 let kid = header.kid.ok_or_else(invalid)?;
-                let key = self
-                    .ed_keys
-                    .iter()
-                    .find(|k| k.kid == kid)
-                    .ok_or_else(invalid)?;
+                let keys = self.ed();
+                let key = keys.iter().find(|k| k.kid == kid).ok_or_else(invalid)?;
                 match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.ed_validation) {
                     Ok(data) => return actor_of(data.claims),
                     Err(e) => last_err = Some(e),
@@ -317,14 +459,19 @@ impl Authenticator {
             }
             _ => return Err(invalid()),
         }
-        use jsonwebtoken::errors::ErrorKind;
-        Err(match last_err.map(|e| e.into_kind()) {
-            Some(ErrorKind::ExpiredSignature) => Problem::unauthorized(
-                "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại",
-                "The token has expired; sign in again",
-            ),
-            _ => Problem::unauthorized("Mã xác thực không hợp lệ", "The bearer token is not valid"),
-        })
+        Err(token_problem(last_err))
+    }
+}
+
+/// The 401 for a token that failed verification: expiry is told apart, nothing else.
+pub(crate) fn token_problem(err: Option<jsonwebtoken::errors::Error>) -> Problem {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.map(|e| e.into_kind()) {
+        Some(ErrorKind::ExpiredSignature) => Problem::unauthorized(
+            "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại",
+            "The token has expired; sign in again",
+        ),
+        _ => Problem::unauthorized("Mã xác thực không hợp lệ", "The bearer token is not valid"),
     }
 }
 
@@ -389,7 +536,7 @@ where
                     "The Authorization header must be Bearer <token>",
                 )
             })?;
-        auth.verify(token.trim()).map(Caller)
+        auth.authenticate(token.trim()).await.map(Caller)
     }
 }
 
@@ -484,9 +631,49 @@ mod tests {
     }
 
     #[test]
-    fn weak_secret_refused() {
+    fn weak_secret_refused_and_no_secret_turns_hs256_off() {
         assert!(Authenticator::new("i", "a", &[vec![1u8; 8]]).is_err());
-        assert!(Authenticator::new("i", "a", &[]).is_err());
+        let es_only = Authenticator::new("motcua-test", "motcua", &[])
+            .unwrap()
+            .with_signing_keys(&[SigningKey::generate("k1")]);
+        let now = jiff::Timestamp::now().as_second();
+        let hs = auth(&[7u8; 32]).mint("c", Role::Citizen, None, now, 600);
+        assert!(es_only.verify(&hs).is_err());
+        let es = es_only
+            .mint_signed("c", Role::Citizen, None, now, 600)
+            .unwrap();
+        assert!(es_only.verify(&es).is_ok());
+    }
+
+    #[test]
+    fn rotation_publishes_before_signing_and_drops_old_keys() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        // First key: active at once.
+        let keys = rotate_signing_keys(&[], SigningKey::generate("k1"), now, day);
+        assert_eq!(keys[0].active_from, now);
+        // Second: published now, signs a day later.
+        let keys = rotate_signing_keys(&keys, SigningKey::generate("k2"), now + 30 * day, day);
+        let a = auth(&[7u8; 32]).with_signing_keys(&keys);
+        assert_eq!(a.jwks()["keys"].as_array().unwrap().len(), 2);
+        let signed_by = |a: &Authenticator, at: i64| {
+            let t = a.mint_signed("c", Role::Citizen, None, at, 600).unwrap();
+            jsonwebtoken::decode_header(&t).unwrap().kid.unwrap()
+        };
+        assert_eq!(signed_by(&a, now + 30 * day), "k1");
+        assert_eq!(signed_by(&a, now + 31 * day), "k2");
+        // Round trip through the document form keeps activation times.
+        let again = signing_keys_from_json(&signing_keys_to_json(&keys)).unwrap();
+        assert_eq!(again[0].active_from, now + 31 * day);
+        assert_eq!(
+            signing_keys_from_json(r#"{"keys": []}"#).unwrap().len(),
+            0
+        );
+        // Third and fourth rotations: k1 (two generations old) leaves the set.
+        let keys = rotate_signing_keys(&keys, SigningKey::generate("k3"), now + 60 * day, day);
+        let keys = rotate_signing_keys(&keys, SigningKey::generate("k4"), now + 90 * day, day);
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["k4", "k3", "k2"]);
     }
 
     #[test]

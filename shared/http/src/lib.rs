@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod jwks;
 pub mod problem;
 
 use std::future::Future;
@@ -19,8 +20,10 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 pub use auth::{
-    Authenticator, Caller, Claims, SigningKey, signing_keys_from_json, signing_keys_to_json,
+    Authenticator, Caller, Claims, SigningKey, rotate_signing_keys, signing_keys_from_json,
+    signing_keys_to_json,
 };
+pub use jwks::{RemoteJwks, SsoIdentity, SsoTrust};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody, localize};
 
 /// Where "now" comes from; the local runner can shift it to try deadlines.
