@@ -77,8 +77,10 @@ fn template_routes_match_the_runner() {
         .collect();
     assert_eq!(
         functions,
-        BTreeSet::from(["identity", "relay", "submission"])
+        BTreeSet::from(["identity", "relay", "rotate-signing-keys", "submission"])
     );
+    // The rotation function has no API route or event source: Secrets Manager calls it.
+    assert_eq!(wiring["rotate-signing-keys"], json!([]));
 }
 
 #[tokio::test]
@@ -114,6 +116,7 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         "EventBus",
         "RelayDeadLetterQueue",
         "AccountMasterKey",
+        "SigningKeysSecret",
     ] {
         assert!(deployed.contains(&r), "{r} deployed: {deployed:?}");
     }
@@ -164,7 +167,29 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         .await
         .unwrap();
 
-    // The runner on the deployed table and bus.
+    // The signing-keys secret is created empty; its first rotation (which Secrets Manager
+    // runs on deploy) adds a key.
+    let secret = outputs["SigningKeysSecretArn"].as_str().unwrap().to_owned();
+    let master_key = outputs["AccountMasterKeyArn"].as_str().unwrap().to_owned();
+    let secrets = aws_sdk_secretsmanager::Client::new(&conf);
+    let token = uuid::Uuid::now_v7().to_string();
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let event = motcua_identity::keys::RotationEvent {
+            secret_id: secret.clone(),
+            token: token.clone(),
+            step: step.into(),
+        };
+        motcua_identity::keys::rotate(&secrets, &event, jiff::Timestamp::now().as_second())
+            .await
+            .unwrap();
+    }
+    let kid = motcua_identity::keys::load(&secrets, &secret)
+        .await
+        .unwrap()[0]
+        .kid
+        .clone();
+
+    // The runner on the deployed table, bus, master key and signing keys.
     let dir = motcua_tests::fresh_data_dir("deployed");
     let endpoint = motcua_aws::localstack::endpoint();
     let runner = Runner::launch_aws(
@@ -173,12 +198,50 @@ async fn deployed_template_serves_the_api_and_relays_events() {
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
             ("MOTCUA_TABLE", table.as_str()),
             ("MOTCUA_EVENT_BUS", bus.as_str()),
+            ("MOTCUA_KMS_KEY_ID", master_key.as_str()),
+            ("MOTCUA_SIGNING_KEYS_SECRET", secret.as_str()),
         ],
     )
     .expect("runner on the deployed resources");
+
+    // A citizen verifies: the account is sealed under the deployed KMS key and the token is
+    // signed with the secret's key.
+    let http = reqwest::Client::new();
+    let r = http
+        .post(runner.url("/v1/identity/citizens/verify"))
+        .json(
+            &json!({"citizen_id": "037153000257", "full_name": "Nguyễn Thị Lan",
+            "birth_date": "1953-04-02", "sex": "female"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let verified: Value = r.json().await.unwrap();
+    let access = verified["access_token"].as_str().unwrap();
+    let header: Value = {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(access.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(header["kid"], kid.as_str());
+    let me: Value = http
+        .get(runner.url("/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "Nguyễn Thị Lan");
+    assert_eq!(me["assurance"], 2);
     let citizen = runner.token("citizen", "citizen-deployed", None);
     let officer = runner.token("officer", "officer-deployed", Some("000.00.04.H42"));
-    let http = reqwest::Client::new();
     let created: Value = http
         .post(runner.url("/v1/dossiers"))
         .bearer_auth(&citizen)

@@ -96,7 +96,11 @@ pub struct RotationEvent {
 
 /// One step of a rotation (createSecret, setSecret, testSecret, finishSecret). Every step
 /// may be retried by Secrets Manager and does nothing the second time.
-pub async fn rotate(client: &Client, event: &RotationEvent, now_secs: i64) -> Result<(), KeysError> {
+pub async fn rotate(
+    client: &Client,
+    event: &RotationEvent,
+    now_secs: i64,
+) -> Result<(), KeysError> {
     let meta = client
         .describe_secret()
         .secret_id(&event.secret_id)
@@ -131,9 +135,9 @@ pub async fn rotate(client: &Client, event: &RotationEvent, now_secs: i64) -> Re
             let token = probe
                 .mint_signed("probe", motcua_domain::Role::Citizen, None, now_secs, 60)
                 .ok_or_else(|| KeysError::Refused("no key of the new document can sign".into()))?;
-            probe
-                .verify(&token)
-                .map_err(|_| KeysError::Refused("a token of the new document does not verify".into()))?;
+            probe.verify(&token).map_err(|_| {
+                KeysError::Refused("a token of the new document does not verify".into())
+            })?;
             Ok(())
         }
         "finishSecret" => {
@@ -190,7 +194,12 @@ async fn create(client: &Client, event: &RotationEvent, now_secs: i64) -> Result
         jiff::Timestamp::from_second(now_secs)
             .map(|t| t.strftime("%Y%m%d").to_string())
             .unwrap_or_default(),
-        &event.token.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>()
+        &event
+            .token
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect::<String>()
     );
     let keys = rotate_signing_keys(&current, SigningKey::generate(&kid), now_secs, PUBLISH_SECS);
     client

@@ -40,10 +40,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         _ => return Err("MOTCUA_SIGNING_KEYS_SECRET or MOTCUA_SIGNING_KEYS is required".into()),
     }
     let sso = motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok())?.map(Arc::new);
-    if let Some(sso) = &sso {
-        if let Err(e) = sso.jwks.refresh().await {
-            tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start");
-        }
+    if let Some(sso) = &sso
+        && let Err(e) = sso.jwks.refresh().await
+    {
+        tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start");
     }
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {

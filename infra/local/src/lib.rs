@@ -295,7 +295,19 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
             tracing::error!(error = %e, "the stream relay stopped");
         }
     });
-    Ok((state(ports, data_dir)?, store))
+    let state = state(ports, data_dir)?;
+    // Signing keys from a Secrets Manager secret (the template's SigningKeysSecret), as the
+    // identity function on AWS reads them, instead of the data directory's key file.
+    if let Ok(secret) = std::env::var("MOTCUA_SIGNING_KEYS_SECRET") {
+        motcua_identity::keys::load_and_follow(
+            aws_sdk_secretsmanager::Client::new(&conf),
+            secret,
+            state.auth.clone(),
+        )
+        .await
+        .context("loading the signing keys from MOTCUA_SIGNING_KEYS_SECRET")?;
+    }
+    Ok((state, store))
 }
 
 /// The simulators a runner started (they stop when dropped).
@@ -340,33 +352,47 @@ pub async fn identity(
     let registry = Arc::new(
         motcua_registry::HttpRegistry::new(config.registry_client()).map_err(anyhow::Error::msg)?,
     );
-    let master = secret_file(data_dir, "account.key", "MOTCUA_ACCOUNT_KEY")?;
-    let vault = motcua_identity::sealed::LocalKeyVault::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(master.trim())
-            .context("MOTCUA_ACCOUNT_KEY must be base64")?,
-    )
-    .map_err(anyhow::Error::msg)?;
+    // The account master key: in KMS where MOTCUA_KMS_KEY_ID names one (the template's
+    // AccountMasterKey, on LocalStack or AWS), else a key file in the data directory.
+    let vault: Arc<dyn motcua_ports::identity::KeyVault> = match std::env::var("MOTCUA_KMS_KEY_ID")
+    {
+        Ok(key_id) => Arc::new(motcua_aws::kms::KmsKeyVault::new(
+            motcua_aws::aws_sdk_kms::Client::new(&aws_config().await),
+            key_id,
+        )),
+        Err(_) => {
+            let master = secret_file(data_dir, "account.key", "MOTCUA_ACCOUNT_KEY")?;
+            Arc::new(
+                motcua_identity::sealed::LocalKeyVault::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(master.trim())
+                        .context("MOTCUA_ACCOUNT_KEY must be base64")?,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
     let mut ports = ports;
     ports.accounts = Arc::new(motcua_identity::sealed::SealedAccounts::new(
         ports.accounts.clone(),
-        Arc::new(vault),
+        vault,
     ));
-    let (sso, sso_sim) =
-        match motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)? {
-            Some(trust) => (trust, None),
-            None => {
-                let sim = motcua_registry::sso::start(0).await?;
-                let trust = motcua_http::SsoTrust::from_vars(|k| match k {
-                    "MOTCUA_SSO_ISSUER" => Some(sim.issuer().to_owned()),
-                    "MOTCUA_SSO_JWKS_URL" => Some(sim.jwks_url()),
-                    other => std::env::var(other).ok(),
-                })
-                .map_err(anyhow::Error::msg)?
-                .expect("issuer and JWKS URL are set");
-                (trust, Some(sim))
-            }
-        };
+    let (sso, sso_sim) = match motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)?
+    {
+        Some(trust) => (trust, None),
+        None => {
+            let sim = motcua_registry::sso::start(0).await?;
+            let trust = motcua_http::SsoTrust::from_vars(|k| match k {
+                "MOTCUA_SSO_ISSUER" => Some(sim.issuer().to_owned()),
+                "MOTCUA_SSO_JWKS_URL" => Some(sim.jwks_url()),
+                other => std::env::var(other).ok(),
+            })
+            .map_err(anyhow::Error::msg)?
+            .expect("issuer and JWKS URL are set");
+            (trust, Some(sim))
+        }
+    };
     if let Err(e) = sso.jwks.refresh().await {
         tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start; retried on first use");
     }

@@ -143,8 +143,7 @@ impl SigningKey {
 /// keys (a secret before its first rotation) is an empty list.
 pub fn signing_keys_from_json(json: &str) -> Result<Vec<SigningKey>, AuthConfigError> {
     use base64::Engine;
-    let doc: serde_json::Value =
-        serde_json::from_str(json).map_err(|_| AuthConfigError::BadKey)?;
+    let doc: serde_json::Value = serde_json::from_str(json).map_err(|_| AuthConfigError::BadKey)?;
     let list = match &doc {
         serde_json::Value::Array(v) => v.clone(),
         serde_json::Value::Object(o) => match o.get("keys") {
@@ -186,7 +185,11 @@ pub fn rotate_signing_keys(
     let has_active = current
         .iter()
         .any(|k| k.pkcs8.is_some() && k.active_from <= now_secs);
-    let starts = if has_active { now_secs + publish_secs } else { now_secs };
+    let starts = if has_active {
+        now_secs + publish_secs
+    } else {
+        now_secs
+    };
     let mut out = vec![new_key.active_from(starts)];
     let mut active_seen = 0;
     for k in current {
@@ -665,10 +668,7 @@ mod tests {
         // Round trip through the document form keeps activation times.
         let again = signing_keys_from_json(&signing_keys_to_json(&keys)).unwrap();
         assert_eq!(again[0].active_from, now + 31 * day);
-        assert_eq!(
-            signing_keys_from_json(r#"{"keys": []}"#).unwrap().len(),
-            0
-        );
+        assert_eq!(signing_keys_from_json(r#"{"keys": []}"#).unwrap().len(), 0);
         // Third and fourth rotations: k1 (two generations old) leaves the set.
         let keys = rotate_signing_keys(&keys, SigningKey::generate("k3"), now + 60 * day, day);
         let keys = rotate_signing_keys(&keys, SigningKey::generate("k4"), now + 90 * day, day);

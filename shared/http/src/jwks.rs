@@ -29,7 +29,9 @@ pub struct RemoteJwks {
 
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteJwks").field("url", &self.url).finish()
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -99,7 +101,18 @@ impl RemoteJwks {
         if let Some(k) = self.get(kid, alg) {
             return Some(k);
         }
-        if last.is_some_and(|t| t.elapsed() < Self::MIN_REFRESH) {
+        // Until a first fetch succeeded (the issuer was down at start), try again sooner.
+        let empty = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        let wait = if empty {
+            Duration::from_secs(1)
+        } else {
+            Self::MIN_REFRESH
+        };
+        if last.is_some_and(|t| t.elapsed() < wait) {
             return None;
         }
         if let Err(e) = self.fetch_locked(&mut last).await {
@@ -128,10 +141,11 @@ fn parse_jwks(doc: &serde_json::Value) -> KeyMap {
             _ => continue,
         };
         // A key that declares another algorithm (RS512, say) is not used for this one.
-        if let Some(declared) = raw["alg"].as_str() {
-            if declared != format!("{alg:?}") {
-                continue;
-            }
+        if raw["alg"]
+            .as_str()
+            .is_some_and(|declared| declared != format!("{alg:?}"))
+        {
+            continue;
         }
         if let Ok(key) = DecodingKey::from_jwk(&jwk) {
             map.insert(kid, (alg, key));
@@ -167,7 +181,9 @@ impl SsoTrust {
     /// From `MOTCUA_SSO_ISSUER` and `MOTCUA_SSO_JWKS_URL` (both, or neither: no SSO),
     /// `MOTCUA_SSO_AUDIENCE` (default `motcua`), `MOTCUA_SSO_ROLE_CLAIM` (default `role`),
     /// `MOTCUA_SSO_AGENCY_CLAIM` (default `agency`).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<SsoTrust>, ConfigError> {
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<SsoTrust>, ConfigError> {
         let issuer = var("MOTCUA_SSO_ISSUER").filter(|s| !s.trim().is_empty());
         let url = var("MOTCUA_SSO_JWKS_URL").filter(|s| !s.trim().is_empty());
         let (issuer, url) = match (issuer, url) {

@@ -115,7 +115,11 @@ impl Sso {
     }
 
     fn published(&self) -> Vec<Value> {
-        let n = if self.rotated.load(Ordering::SeqCst) { 2 } else { 1 };
+        let n = if self.rotated.load(Ordering::SeqCst) {
+            2
+        } else {
+            1
+        };
         self.keys[..n].iter().map(|k| k.jwk.clone()).collect()
     }
 }
@@ -168,7 +172,9 @@ async fn token(
     State(sso): State<Arc<Sso>>,
     Json(req): Json<Value>,
 ) -> Result<Json<Value>, axum::http::StatusCode> {
-    let sub = req["sub"].as_str().ok_or(axum::http::StatusCode::BAD_REQUEST)?;
+    let sub = req["sub"]
+        .as_str()
+        .ok_or(axum::http::StatusCode::BAD_REQUEST)?;
     let roles: Vec<&str> = req["roles"]
         .as_array()
         .ok_or(axum::http::StatusCode::BAD_REQUEST)?
@@ -182,7 +188,9 @@ async fn token(
         req["audience"].as_str().unwrap_or("motcua"),
         3600,
     );
-    Ok(Json(json!({"access_token": t, "token_type": "Bearer", "expires_in": 3600})))
+    Ok(Json(
+        json!({"access_token": t, "token_type": "Bearer", "expires_in": 3600}),
+    ))
 }
 
 async fn configuration(State(sso): State<Arc<Sso>>) -> Json<Value> {

@@ -14,11 +14,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let conf = motcua_aws::sdk_config().await;
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let client = &client;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<RotationEvent>| async move {
-        let now = jiff::Timestamp::now().as_second();
-        tracing::info!(step = %event.payload.step, "rotation step");
-        rotate(client, &event.payload, now).await?;
-        Ok::<_, lambda_runtime::Error>(())
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<RotationEvent>| async move {
+            let now = jiff::Timestamp::now().as_second();
+            tracing::info!(step = %event.payload.step, "rotation step");
+            rotate(client, &event.payload, now).await?;
+            Ok::<_, lambda_runtime::Error>(())
+        },
+    ))
     .await
 }
