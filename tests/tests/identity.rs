@@ -60,6 +60,17 @@ fn lan(name: &str, birth: &str, sex: &str) -> Value {
 }
 
 impl Env {
+    async fn register(&self, body: Value) -> Response {
+        self.http
+            .post(self.runner.url("/v1/identity/citizens/register"))
+            .header("x-forwarded-for", &self.client_ip)
+            .header("accept-language", "en")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn verify(&self, body: Value) -> Response {
         self.http
             .post(self.runner.url("/v1/identity/citizens/verify"))
@@ -560,8 +571,117 @@ async fn logs_carry_no_personal_data(backend: Backend) {
     }
 }
 
+async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(backend: Backend) {
+    let env = start("id-level1", backend).await;
+    // The registry is down: the person can still open a self-declared account.
+    env.sim.faults.fail_next.store(1_000, Ordering::SeqCst);
+    let r = env
+        .register(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["assurance"], 1);
+    let level1 = v["account_id"].as_str().unwrap().to_owned();
+    let token1 = v["access_token"].as_str().unwrap().to_owned();
+    let refresh1 = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&token1)["lvl"], 1);
+    let me = |token: String| {
+        let (http, url) = (env.http.clone(), env.runner.url("/v1/me"));
+        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let m: Value = me(token1.clone()).await.json().await.unwrap();
+    assert_eq!(m["assurance"], 1);
+    // It cannot file a dossier.
+    let submit = |token: String| {
+        let (http, url) = (env.http.clone(), env.runner.url("/v1/dossiers"));
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("accept-language", "en")
+                .json(
+                    &serde_json::from_str::<Value>(include_str!(
+                        "../../events/api/submit-criminal-record.json"
+                    ))
+                    .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(
+        submit(token1.clone()).await,
+        StatusCode::FORBIDDEN,
+        "assurance-too-low",
+    )
+    .await;
+    // The number has an account now: a second declaration gets no tokens.
+    let p = problem(
+        env.register(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+            .await,
+        StatusCode::CONFLICT,
+        "account-exists",
+    )
+    .await;
+    assert!(p.get("access_token").is_none());
+    // Offline checks apply as for verification.
+    problem(
+        env.register(lan("Nguyễn Thị Lan", "1953-04-02", "male"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "claim-inconsistent",
+    )
+    .await;
+
+    // The registry is back: verifying replaces the self-declared account.
+    env.sim.faults.fail_next.store(0, Ordering::SeqCst);
+    let r = env
+        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["assurance"], 2);
+    assert_eq!(v["created"], true);
+    assert_ne!(v["account_id"], level1.as_str());
+    let token2 = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&token2)["lvl"], 2);
+    // Whoever declared the number holds nothing of the verified account.
+    assert_eq!(me(token1).await.status(), StatusCode::NOT_FOUND);
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/token/refresh"))
+        .json(&json!({"refresh_token": refresh1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The verified person files a dossier.
+    assert_eq!(submit(token2.clone()).await.status(), StatusCode::CREATED);
+    let m: Value = me(token2).await.json().await.unwrap();
+    assert_eq!(m["assurance"], 2);
+    // And nobody can self-declare the number any more.
+    problem(
+        env.register(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
+            .await,
+        StatusCode::CONFLICT,
+        "account-exists",
+    )
+    .await;
+}
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 // Every flow above, once per backend.
 motcua_tests::on_both_backends!(
+    self_declared_accounts_are_level_1_and_give_way_to_a_registry_match,
     a_match_creates_one_account_whose_token_works_everywhere,
     mismatches_are_reported_field_by_field,
     concurrent_first_verifications_create_one_account,

@@ -1,7 +1,8 @@
 //! The identity function: a person or business proves who they are against the national
 //! registries and gets the one account every other function trusts.
 //!
-//! Routes: `POST /v1/identity/citizens/verify`, `POST /v1/identity/businesses/verify`,
+//! Routes: `POST /v1/identity/citizens/verify`, `POST /v1/identity/citizens/register`,
+//! `POST /v1/identity/businesses/verify`,
 //! `GET|PATCH|DELETE /v1/me`, `GET /v1/admin/audit`, `POST /v1/identity/token/refresh`,
 //! `POST /v1/identity/token/revoke`, `POST /v1/identity/sso/exchange`,
 //! `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`,
@@ -69,6 +70,7 @@ struct ApiDoc;
 pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(verify_citizen))
+        .routes(routes!(register_citizen))
         .routes(routes!(verify_business))
         .routes(routes!(get_me, patch_me, delete_me))
         .routes(routes!(audit))
@@ -176,7 +178,7 @@ pub struct VerifiedResponse {
     pub account_id: Uuid,
     /// The account was created by this verification.
     pub created: bool,
-    /// 2: matched against the registry.
+    /// 1: self-declared; 2: matched against the registry.
     pub assurance: u8,
     #[serde(flatten)]
     pub tokens: TokenResponse,
@@ -405,22 +407,26 @@ fn mismatch_problem(cmp: &PersonComparison) -> Problem {
     .extra("fields", fields)
 }
 
-/// Verify a person: offline checks of the personal number, then the population registry.
-/// On a match the one account is created (or found) and an access token issued.
-#[utoipa::path(post, path = "/v1/identity/citizens/verify", tag = "identity",
-    request_body = CitizenClaim,
-    responses((status = 200, body = VerifiedResponse),
-        (status = 422, description = "Number inconsistent with the claim, not in the registry, or fields mismatch (listed)"),
-        (status = 429, description = "Too many failed attempts; Retry-After"),
-        (status = 503, description = "Registry unavailable; Retry-After")))]
-async fn verify_citizen(
-    State(s): State<IdentityState>,
-    headers: HeaderMap,
-    JsonBody(claim): JsonBody<CitizenClaim>,
-) -> Result<Response, Problem> {
-    let now = s.clock.now();
-    let client = client_key(&headers);
-    check_lock(&s, &client, now).await?;
+/// A citizen's claim that passed the offline checks.
+struct CheckedClaim {
+    id: CitizenId,
+    client: String,
+    hash: String,
+    id_key: String,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+/// Lock-outs, then the offline checks of a claim (number rules, birth year and sex digits,
+/// contacts); a claim inconsistent with its number counts as a failed attempt.
+async fn check_citizen_claim(
+    s: &IdentityState,
+    headers: &HeaderMap,
+    claim: &CitizenClaim,
+    now: Timestamp,
+) -> Result<CheckedClaim, Problem> {
+    let client = client_key(headers);
+    check_lock(s, &client, now).await?;
     let id = CitizenId::parse(&claim.citizen_id).map_err(|e| {
         unprocessable(
             "invalid-citizen-id",
@@ -434,10 +440,10 @@ async fn verify_citizen(
     })?;
     let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
     let id_key = format!("id:{hash}");
-    check_lock(&s, &id_key, now).await?;
+    check_lock(s, &id_key, now).await?;
     let (phone, email) = parse_contacts(claim.phone.as_deref(), claim.email.as_deref())?;
     if let Err(mismatches) = id.check_claim(claim.birth_date, claim.sex) {
-        record_failure(&s, &[&client, &id_key], now).await?;
+        record_failure(s, &[&client, &id_key], now).await?;
         let what: Vec<(&str, &str)> = mismatches
             .iter()
             .map(|m| match m {
@@ -461,6 +467,126 @@ async fn verify_citizen(
             ),
         ));
     }
+    Ok(CheckedClaim {
+        id,
+        client,
+        hash,
+        id_key,
+        phone,
+        email,
+    })
+}
+
+/// Self-declared registration (assurance level 1), for when the registry cannot be asked
+/// (an outage) or the person will verify later: only the offline checks are made. It
+/// creates a new account only — a number that already has one answers 409 (sign in by
+/// verifying) — and counts against the per-client attempt limit, so numbers cannot be
+/// claimed in bulk. Level-1 accounts can follow and prepare, not submit dossiers;
+/// verifying against the registry later replaces the account with a level-2 one.
+#[utoipa::path(post, path = "/v1/identity/citizens/register", tag = "identity",
+    request_body = CitizenClaim,
+    responses((status = 201, body = VerifiedResponse),
+        (status = 409, description = "This number already has an account: verify to sign in"),
+        (status = 422, description = "Number inconsistent with the claim"),
+        (status = 429, description = "Too many attempts; Retry-After")))]
+async fn register_citizen(
+    State(s): State<IdentityState>,
+    headers: HeaderMap,
+    JsonBody(claim): JsonBody<CitizenClaim>,
+) -> Result<Response, Problem> {
+    let now = s.clock.now();
+    let checked = check_citizen_claim(&s, &headers, &claim, now).await?;
+    // Every registration counts for the client (a person registers once).
+    record_failure(&s, &[&checked.client], now).await?;
+    let name = claim
+        .full_name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(unprocessable(
+            "invalid-name",
+            "Họ và tên không hợp lệ",
+            "Invalid full name",
+        ));
+    }
+    let account = Account {
+        id: Uuid::now_v7(),
+        kind: AccountKind::Citizen,
+        id_hash: checked.hash.clone(),
+        assurance: 1,
+        name,
+        birth_date: Some(claim.birth_date),
+        sex: Some(claim.sex),
+        phone: checked.phone,
+        email: checked.email,
+        preferences: ChannelPreferences::default(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        sealed: None,
+    };
+    let (stored, created) = s
+        .ports
+        .accounts
+        .create_if_absent(&account)
+        .await
+        .map_err(store_problem)?;
+    audit_entry(
+        &s,
+        &checked.client,
+        "citizen-self-declared",
+        &checked.hash,
+        if created { "self-declared" } else { "exists" },
+        now,
+    )
+    .await?;
+    if !created {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "account-exists",
+            "Số định danh này đã có tài khoản",
+            "This number already has an account",
+        )
+        .detail(
+            "Hãy đăng nhập bằng cách xác thực với Cơ sở dữ liệu quốc gia về dân cư",
+            "Sign in by verifying against the national population database",
+        ));
+    }
+    tracing::info!(account = %stored.id, "self-declared account created");
+    let body = VerifiedResponse {
+        account_id: stored.id,
+        created,
+        assurance: stored.assurance,
+        tokens: tokens(&s, stored.id, stored.assurance, Uuid::now_v7(), now).await?,
+    };
+    let mut r = no_store(Json(body).into_response());
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
+}
+
+/// Verify a person: offline checks of the personal number, then the population registry.
+/// On a match the one account is created (or found) and an access token issued.
+#[utoipa::path(post, path = "/v1/identity/citizens/verify", tag = "identity",
+    request_body = CitizenClaim,
+    responses((status = 200, body = VerifiedResponse),
+        (status = 422, description = "Number inconsistent with the claim, not in the registry, or fields mismatch (listed)"),
+        (status = 429, description = "Too many failed attempts; Retry-After"),
+        (status = 503, description = "Registry unavailable; Retry-After")))]
+async fn verify_citizen(
+    State(s): State<IdentityState>,
+    headers: HeaderMap,
+    JsonBody(claim): JsonBody<CitizenClaim>,
+) -> Result<Response, Problem> {
+    let now = s.clock.now();
+    let CheckedClaim {
+        client,
+        hash,
+        id_key,
+        phone,
+        email,
+        id,
+    } = check_citizen_claim(&s, &headers, &claim, now).await?;
     let claimed = RegistryPerson {
         full_name: claim.full_name.clone(),
         birth_date: claim.birth_date,
@@ -625,6 +751,7 @@ fn token_hash(token: &str) -> String {
 async fn tokens(
     s: &IdentityState,
     account_id: Uuid,
+    assurance: u8,
     family: Uuid,
     now: Timestamp,
 ) -> Result<TokenResponse, Problem> {
@@ -634,7 +761,7 @@ async fn tokens(
     let sub = account_id.to_string();
     let access_token = s
         .auth
-        .mint_signed(&sub, Role::Citizen, None, now.as_second(), ttl)
+        .mint_citizen(&sub, assurance, now.as_second(), ttl)
         .ok_or_else(no_signing_key)?;
     let mut raw = [0u8; 32];
     ring::rand::SystemRandom::new()
@@ -675,18 +802,35 @@ fn no_store(mut r: Response) -> Response {
 
 /// Creates the account unless it exists, and issues tokens for it (a new token family).
 async fn issue(s: &IdentityState, account: Account, now: Timestamp) -> Result<Response, Problem> {
-    let (stored, created) = s
+    let (mut stored, mut created) = s
         .ports
         .accounts
         .create_if_absent(&account)
         .await
         .map_err(store_problem)?;
+    if stored.assurance < account.assurance {
+        // A self-declared account on this number, now matched against the registry. Whoever
+        // declared it is not known to be this person: the account is replaced by a new one
+        // (new id), so the declarer's tokens and sessions open nothing of the person's.
+        s.ports
+            .accounts
+            .erase(&stored)
+            .await
+            .map_err(store_problem)?;
+        (stored, created) = s
+            .ports
+            .accounts
+            .create_if_absent(&account)
+            .await
+            .map_err(store_problem)?;
+        tracing::info!(account = %stored.id, "self-declared account replaced by a registry-matched one");
+    }
     tracing::info!(account = %stored.id, created, "identity verified");
     let body = VerifiedResponse {
         account_id: stored.id,
         created,
         assurance: stored.assurance,
-        tokens: tokens(s, stored.id, Uuid::now_v7(), now).await?,
+        tokens: tokens(s, stored.id, stored.assurance, Uuid::now_v7(), now).await?,
     };
     Ok(no_store(Json(body).into_response()))
 }
@@ -755,19 +899,19 @@ async fn refresh(
             "The session was revoked",
         ));
     }
-    if s.ports
+    let Some(account) = s
+        .ports
         .accounts
         .get(record.account_id)
         .await
         .map_err(store_problem)?
-        .is_none()
-    {
+    else {
         return Err(bad_refresh(
             "Tài khoản không còn tồn tại",
             "The account no longer exists",
         ));
-    }
-    let body = tokens(&s, record.account_id, record.family, now).await?;
+    };
+    let body = tokens(&s, account.id, account.assurance, record.family, now).await?;
     Ok(no_store(Json(body).into_response()))
 }
 

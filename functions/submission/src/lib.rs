@@ -268,7 +268,7 @@ fn validation_problem(errors: &SubmissionErrors) -> Problem {
         (status = 201, body = SubmitResponse),
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "No or bad token"),
-        (status = 403, description = "Not a citizen"),
+        (status = 403, description = "Not a citizen, or a self-declared (level 1) account"),
         (status = 413, description = "Body too large"),
         (status = 422, description = "Unknown procedure, invalid form or documents, or Idempotency-Key reused with another body")))]
 async fn submit_dossier(
@@ -279,6 +279,20 @@ async fn submit_dossier(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_role(&caller, &[Role::Citizen])?;
+    if caller.assurance < Actor::REGISTRY_MATCHED {
+        // Filing a dossier is a legal act in the applicant's name: the account must be
+        // matched against the national registry (level 2), not self-declared.
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "assurance-too-low",
+            "Tài khoản tự khai chưa được nộp hồ sơ",
+            "A self-declared account cannot submit dossiers",
+        )
+        .detail(
+            "Hãy xác thực thông tin với Cơ sở dữ liệu quốc gia về dân cư (POST /v1/identity/citizens/verify) rồi nộp lại",
+            "Verify against the national population database (POST /v1/identity/citizens/verify), then submit again",
+        ));
+    }
     require_json(&headers)?;
     let key = idempotency_key(&headers)?;
     let now = s.clock.now();

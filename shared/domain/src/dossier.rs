@@ -178,6 +178,14 @@ pub struct Actor {
     pub subject: String,
     /// Officers act for one agency.
     pub agency: Option<AgencyCode>,
+    /// Identity assurance of a citizen's account: 1 self-declared, 2 matched against the
+    /// national registry (officers, admins and development tokens: 2).
+    pub assurance: u8,
+}
+
+impl Actor {
+    /// Matched against the national population or business registry.
+    pub const REGISTRY_MATCHED: u8 = 2;
 }
 
 /// The outcome recorded when processing completes (status 9).
@@ -798,6 +806,7 @@ mod tests {
             role: Role::Citizen,
             subject: "citizen-1".into(),
             agency: None,
+            assurance: 2,
         }
     }
 
@@ -806,6 +815,7 @@ mod tests {
             role: Role::Officer,
             subject: "officer-1".into(),
             agency: Some(procedure().agency),
+            assurance: 2,
         }
     }
 
@@ -1077,7 +1087,8 @@ mod tests {
             Just(Actor {
                 role: Role::System,
                 subject: "system".into(),
-                agency: None
+                agency: None,
+                assurance: 2,
             }),
             Just(Actor {
                 subject: "citizen-2".into(),

@@ -23,6 +23,10 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// Identity assurance of a citizen account (1 self-declared, 2 registry-matched).
+    /// Absent in officers' and development tokens, which count as 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvl: Option<u8>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -360,11 +364,7 @@ impl Authenticator {
         now_secs: i64,
         ttl_secs: i64,
     ) -> Option<String> {
-        let keys = self.ed();
-        let key = keys
-            .iter()
-            .find(|k| k.encoding.is_some() && k.active_from <= now_secs)?;
-        let claims = Claims {
+        self.sign_es256(Claims {
             sub: sub.to_owned(),
             role,
             agency: agency.map(|a| a.as_str().to_owned()),
@@ -372,7 +372,36 @@ impl Authenticator {
             aud: self.audience.clone(),
             iat: now_secs,
             exp: now_secs + ttl_secs,
-        };
+            lvl: None,
+        })
+    }
+
+    /// Signs a citizen's account token carrying its assurance level; `None` without an
+    /// active key.
+    pub fn mint_citizen(
+        &self,
+        sub: &str,
+        assurance: u8,
+        now_secs: i64,
+        ttl_secs: i64,
+    ) -> Option<String> {
+        self.sign_es256(Claims {
+            sub: sub.to_owned(),
+            role: Role::Citizen,
+            agency: None,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now_secs,
+            exp: now_secs + ttl_secs,
+            lvl: Some(assurance),
+        })
+    }
+
+    fn sign_es256(&self, claims: Claims) -> Option<String> {
+        let keys = self.ed();
+        let key = keys
+            .iter()
+            .find(|k| k.encoding.is_some() && k.active_from <= claims.iat)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, &claims, key.encoding.as_ref()?).ok()
@@ -400,6 +429,7 @@ impl Authenticator {
             aud: self.audience.clone(),
             iat: now_secs,
             exp: now_secs + ttl_secs,
+            lvl: None,
         };
         let key = &self.keys.first().expect("no HS256 secret configured").0;
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
@@ -500,10 +530,21 @@ fn actor_of(c: Claims) -> Result<Actor, Problem> {
             "This role cannot call the API",
         ));
     }
+    let assurance = match (c.role, c.lvl) {
+        (Role::Citizen, Some(l @ 1..=2)) => l,
+        (Role::Citizen, Some(_)) => {
+            return Err(Problem::unauthorized(
+                "Mức độ bảo đảm trong mã xác thực không hợp lệ",
+                "The assurance level in the token is not valid",
+            ));
+        }
+        _ => Actor::REGISTRY_MATCHED,
+    };
     Ok(Actor {
         role: c.role,
         subject: c.sub,
         agency,
+        assurance,
     })
 }
 

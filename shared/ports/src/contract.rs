@@ -57,6 +57,7 @@ fn officer(agency: &AgencyCode) -> Actor {
         role: Role::Officer,
         subject: "officer-1".into(),
         agency: Some(agency.clone()),
+        assurance: 2,
     }
 }
 
