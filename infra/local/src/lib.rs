@@ -319,11 +319,13 @@ pub struct Simulators {
 
 /// The identity function's state on the given ports, with the registry at
 /// `MOTCUA_REGISTRY_URL`, or else a registry simulator started here; and the province SSO
-/// at `MOTCUA_SSO_ISSUER` / `MOTCUA_SSO_JWKS_URL`, or else an SSO simulator started here.
+/// at `MOTCUA_SSO_ISSUER` / `MOTCUA_SSO_JWKS_URL`, or else an SSO simulator started here
+/// (on `sso_sim_port` if free, any port otherwise).
 pub async fn identity(
     data_dir: &Path,
     submission: &AppState,
     ports: motcua_ports::identity::IdentityPorts,
+    sso_sim_port: u16,
 ) -> anyhow::Result<(IdentityState, Simulators)> {
     let hash_key = secret_file(data_dir, "id-hash.key", "MOTCUA_ID_HASH_KEY")?;
     let (url, api_key, sim) = match std::env::var("MOTCUA_REGISTRY_URL") {
@@ -382,7 +384,10 @@ pub async fn identity(
     {
         Some(trust) => (trust, None),
         None => {
-            let sim = motcua_registry::sso::start(0).await?;
+            let sim = match motcua_registry::sso::start(sso_sim_port).await {
+                Ok(sim) => sim,
+                Err(_) => motcua_registry::sso::start(0).await?,
+            };
             let trust = motcua_http::SsoTrust::from_vars(|k| match k {
                 "MOTCUA_SSO_ISSUER" => Some(sim.issuer().to_owned()),
                 "MOTCUA_SSO_JWKS_URL" => Some(sim.jwks_url()),
@@ -457,7 +462,9 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 )
             }
         };
-        let (identity_state, simulators) = identity(&o.data_dir, &state, identity_ports).await?;
+        let sso_port = if o.port == 0 { 0 } else { o.port.saturating_add(1) };
+        let (identity_state, simulators) =
+            identity(&o.data_dir, &state, identity_ports, sso_port).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;
