@@ -847,7 +847,71 @@ async fn catalogue_and_openapi(backend: Backend) {
 }
 
 // Every flow above, once per backend.
+async fn public_lookup_guesses_are_limited(backend: Backend) {
+    let api = Api::start("lookup-limits", backend);
+    let code = api.submit(&api.citizen).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lookup = |from: String, phone: &'static str| {
+        let (http, url, code) = (api.http.clone(), api.runner.url("/v1/lookup"), code.clone());
+        async move {
+            http.get(url)
+                .query(&[("code", code.as_str()), ("phone", phone)])
+                .header("x-forwarded-for", from)
+                .header("accept-language", "en")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Ten wrong phones from one client: then even the right one is refused for it, with
+    // Retry-After...
+    for _ in 0..10 {
+        let r = lookup("203.0.113.7".into(), "0987654321").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let r = lookup("203.0.113.7".into(), "0912345678").await;
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    let p = problem(r, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(p["type"], "urn:motcua:problem:too-many-attempts");
+    // ...while the owner, elsewhere, still follows the dossier.
+    assert_eq!(
+        lookup("198.51.100.1".into(), "0912345678").await.status(),
+        StatusCode::OK
+    );
+    // Guesses spread over many addresses lock the code itself at three times the limit.
+    for i in 0..20 {
+        let r = lookup(format!("192.0.2.{i}"), "0987654321").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let r = lookup("198.51.100.1".into(), "0912345678").await;
+    problem(r, StatusCode::TOO_MANY_REQUESTS).await;
+    // Other dossiers are not affected.
+    let other = api.submit(&api.other_citizen).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .http
+        .get(api.runner.url("/v1/lookup"))
+        .query(&[("code", other.as_str()), ("phone", "0912345678")])
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 motcua_tests::on_both_backends!(
+    public_lookup_guesses_are_limited,
     happy_path_to_returned_result,
     supplement_loop_restarts_the_clock,
     refusal_and_withdrawal,

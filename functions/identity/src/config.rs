@@ -41,6 +41,14 @@ impl std::fmt::Debug for IdentityConfig {
 }
 
 impl IdentityConfig {
+    /// The lock-out of failed verifications.
+    pub fn lockout(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.lockout_failures,
+            window_secs: self.lockout_window_secs,
+        }
+    }
+
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let key_raw =
             get("MOTCUA_ID_HASH_KEY").ok_or(ConfigError::Missing("MOTCUA_ID_HASH_KEY"))?;

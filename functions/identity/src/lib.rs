@@ -24,7 +24,7 @@ use jiff::civil::Date;
 use motcua_domain::identity::{FieldMatch, PersonComparison, RegistryPerson, names_match};
 use motcua_domain::ids::{ClaimMismatch, Sex};
 use motcua_domain::{CitizenId, Lang, Localized, PhoneNumber, Role, TaxCode};
-use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, store_problem};
+use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, client_key, store_problem};
 use motcua_ports::identity::{
     Account, AccountKind, AuditEntry, BusinessRegistry, ChannelPreferences, IdentityPorts,
     PopulationRegistry, RefreshRecord, RefreshUse, RegistryError,
@@ -136,17 +136,6 @@ pub fn id_hash(key: &[u8], kind: &str, value: &str) -> String {
 
 /// Who is calling, for per-client attempt limits: the first `X-Forwarded-For` address
 /// (set by API Gateway / the load balancer), else `local`.
-fn client_key(headers: &HeaderMap) -> String {
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("local");
-    format!("client:{ip}")
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CitizenClaim {
@@ -294,47 +283,22 @@ fn parse_contacts(
 
 /// Refuses (429) when `key` failed too often within the window.
 async fn check_lock(s: &IdentityState, key: &str, now: Timestamp) -> Result<(), Problem> {
-    let window = s.config.lockout_window_secs;
-    let since = Timestamp::from_second(now.as_second() - window).unwrap_or(now);
-    let failures = s
-        .ports
-        .attempts
-        .failures_since(key, since)
+    s.config
+        .lockout()
+        .check(
+            s.ports.attempts.as_ref(),
+            key,
+            now,
+            ("Đã xác thực", "verifications"),
+        )
         .await
-        .map_err(store_problem)?;
-    if failures.len() as u32 >= s.config.lockout_failures {
-        let oldest = failures[failures.len() - s.config.lockout_failures as usize];
-        let retry = (oldest.as_second() + window - now.as_second()).max(1) as u64;
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-attempts",
-            "Quá nhiều lần thử",
-            "Too many attempts",
-        )
-        .detail(
-            format!(
-                "Đã xác thực sai quá nhiều lần; vui lòng thử lại sau {} phút",
-                retry.div_ceil(60)
-            ),
-            format!(
-                "Too many failed verifications; try again in {} minute(s)",
-                retry.div_ceil(60)
-            ),
-        )
-        .retry_after(retry));
-    }
-    Ok(())
 }
 
 async fn record_failure(s: &IdentityState, keys: &[&str], now: Timestamp) -> Result<(), Problem> {
-    for k in keys {
-        s.ports
-            .attempts
-            .record_failure(k, now)
-            .await
-            .map_err(store_problem)?;
-    }
-    Ok(())
+    s.config
+        .lockout()
+        .record(s.ports.attempts.as_ref(), keys, now)
+        .await
 }
 
 async fn audit_entry(

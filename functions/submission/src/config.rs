@@ -26,6 +26,10 @@ pub struct SubmissionConfig {
     pub idempotency_ttl_secs: u64,
     /// `MOTCUA_CORS_ORIGINS`: comma-separated portal origins, or `*` (default: none).
     pub cors_origins: Vec<String>,
+    /// `MOTCUA_LOOKUP_FAILURES` (default 10) failed public lookups within
+    /// `MOTCUA_LOOKUP_WINDOW_SECS` (default 1800) lock the client; three times as many, the
+    /// dossier code.
+    pub lookup_lockout: motcua_http::Lockout,
 }
 
 impl SubmissionConfig {
@@ -72,6 +76,14 @@ impl SubmissionConfig {
                         .collect()
                 })
                 .unwrap_or_default(),
+            lookup_lockout: motcua_http::Lockout {
+                failures: number("MOTCUA_LOOKUP_FAILURES", get("MOTCUA_LOOKUP_FAILURES"), 10)?,
+                window_secs: number(
+                    "MOTCUA_LOOKUP_WINDOW_SECS",
+                    get("MOTCUA_LOOKUP_WINDOW_SECS"),
+                    1800,
+                )?,
+            },
         })
     }
 

@@ -832,10 +832,12 @@ async fn officer_action(
 #[utoipa::path(get, path = "/v1/lookup", tag = "public",
     params(LookupQuery),
     responses((status = 200, body = LookupView), (status = 400, description = "code and phone are required"),
-        (status = 404, description = "No dossier with this code and phone")))]
+        (status = 404, description = "No dossier with this code and phone"),
+        (status = 429, description = "Too many failed lookups from this client or for this code; Retry-After")))]
 async fn lookup(
     State(s): State<AppState>,
     Language(lang): Language,
+    headers: HeaderMap,
     Query(q): Query<LookupQuery>,
 ) -> Result<Response, Problem> {
     let (Some(code), Some(phone)) = (q.code.as_deref(), q.phone.as_deref()) else {
@@ -856,22 +858,43 @@ async fn lookup(
             &format!("The dossier code {}", e.message(Lang::En)),
         )
     })?;
-    let phone = PhoneNumber::parse(phone).map_err(|_| not_found())?;
-    let d = s
-        .ports
-        .dossiers
-        .get_by_code(&code)
-        .await
-        .map_err(store_problem)?
-        .ok_or_else(not_found)?;
-    let matches = d.applicant.phone.as_deref().is_some_and(|p| {
-        let (a, b) = (p.as_bytes(), phone.as_str().as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    });
-    if !matches {
-        return Err(not_found());
-    }
+    // Code and phone together are the secret: failed guesses are limited per client (no
+    // walking through codes, which are sequential) and per code (no spreading guesses of
+    // a phone over many clients).
     let now = s.clock.now();
+    let limits = s.config.lookup_lockout;
+    let attempts = s.ports.attempts.as_ref();
+    let client = motcua_http::client_key(&headers);
+    let code_key = format!("lookup:{}", code.as_str());
+    let what = ("Tra cứu", "lookups");
+    // A code takes three times a client's failures: guesses spread over many addresses
+    // stop too, yet one noisy client cannot lock the owner out of their own dossier.
+    let code_limits = motcua_http::Lockout {
+        failures: limits.failures.saturating_mul(3),
+        ..limits
+    };
+    limits.check(attempts, &client, now, what).await?;
+    code_limits.check(attempts, &code_key, now, what).await?;
+    let found = match PhoneNumber::parse(phone) {
+        Ok(phone) => s
+            .ports
+            .dossiers
+            .get_by_code(&code)
+            .await
+            .map_err(store_problem)?
+            .filter(|d| {
+                d.applicant.phone.as_deref().is_some_and(|p| {
+                    let (a, b) = (p.as_bytes(), phone.as_str().as_bytes());
+                    a.len() == b.len()
+                        && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+                })
+            }),
+        Err(_) => None,
+    };
+    let Some(d) = found else {
+        limits.record(attempts, &[&client, &code_key], now).await?;
+        return Err(not_found());
+    };
     let view = LookupView {
         overdue: d.is_overdue(now),
         code: d.code.as_str().to_owned(),

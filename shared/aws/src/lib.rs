@@ -317,6 +317,7 @@ impl DynamoStore {
             dossiers: Arc::new(self.clone()),
             outbox: Arc::new(self.clone()),
             idempotency: Arc::new(self.clone()),
+            attempts: Arc::new(self.clone()),
         }
     }
 

@@ -258,6 +258,7 @@ impl EmbeddedStore {
             dossiers: Arc::new(self.clone()),
             outbox: Arc::new(self.clone()),
             idempotency: Arc::new(self.clone()),
+            attempts: Arc::new(self.clone()),
         }
     }
 

@@ -184,4 +184,6 @@ pub struct SubmissionPorts {
     pub dossiers: Arc<dyn DossierStore>,
     pub outbox: Arc<dyn Outbox>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Failed public lookups, per client and per dossier code.
+    pub attempts: Arc<dyn identity::AttemptLimiter>,
 }
