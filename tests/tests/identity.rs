@@ -136,14 +136,7 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
         .json()
         .await
         .unwrap();
-    let header_json = {
-        use base64::Engine;
-        let h = token.split('.').next().unwrap();
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(h)
-            .unwrap();
-        serde_json::from_slice::<Value>(&raw).unwrap()
-    };
+    let header_json = motcua_tests::jwt_part(&token, 0);
     assert_eq!(header_json["alg"], "ES256");
     assert_eq!(jwks["keys"][0]["kid"], header_json["kid"]);
     assert_eq!(jwks["keys"][0]["crv"], "P-256");
@@ -584,7 +577,7 @@ async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(bac
     let level1 = v["account_id"].as_str().unwrap().to_owned();
     let token1 = v["access_token"].as_str().unwrap().to_owned();
     let refresh1 = v["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(claims_of(&token1)["lvl"], 1);
+    assert_eq!(motcua_tests::jwt_part(&token1, 1)["lvl"], 1);
     let me = |token: String| {
         let (http, url) = (env.http.clone(), env.runner.url("/v1/me"));
         async move { http.get(url).bearer_auth(token).send().await.unwrap() }
@@ -644,7 +637,7 @@ async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(bac
     assert_eq!(v["created"], true);
     assert_ne!(v["account_id"], level1.as_str());
     let token2 = v["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(claims_of(&token2)["lvl"], 2);
+    assert_eq!(motcua_tests::jwt_part(&token2, 1)["lvl"], 2);
     // Whoever declared the number holds nothing of the verified account.
     assert_eq!(me(token1).await.status(), StatusCode::NOT_FOUND);
     let r = env
@@ -667,16 +660,6 @@ async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(bac
         "account-exists",
     )
     .await;
-}
-
-fn claims_of(token: &str) -> Value {
-    use base64::Engine;
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 // Every flow above, once per backend.

@@ -120,7 +120,7 @@ async fn an_officer_from_the_sso_works_the_agency_queue() {
         .json()
         .await
         .unwrap();
-    let header = decode_part(token, 0);
+    let header = motcua_tests::jwt_part(token, 0);
     assert_eq!(header["alg"], "ES256");
     assert!(
         jwks["keys"]
@@ -237,7 +237,7 @@ async fn tokens_the_sso_did_not_issue_for_an_officer_are_refused() {
     // Tampered: the role changed after signing.
     let good = env.officer_sso_token(600);
     let parts: Vec<&str> = good.split('.').collect();
-    let mut claims = decode_part(&good, 1);
+    let mut claims = motcua_tests::jwt_part(&good, 1);
     claims["realm_access"]["roles"] = json!(["admin"]);
     let forged = format!("{}.{}.{}", parts[0], encode_part(&claims), parts[2]);
     refused(
@@ -287,7 +287,7 @@ async fn a_rotated_sso_key_is_fetched_once_and_made_up_kids_fetch_nothing() {
         let claims = json!({"iss": env.sso.issuer(), "sub": "o", "aud": "motcua-portal",
             "iat": now, "exp": now + 600, "realm_access": {"roles": ["officer"]}, "agency": AGENCY});
         let t = env.sso.mint_claims(&claims);
-        let mut header = decode_part(&t, 0);
+        let mut header = motcua_tests::jwt_part(&t, 0);
         header["kid"] = json!(format!("made-up-{i}"));
         let parts: Vec<&str> = t.split('.').collect();
         let forged = format!("{}.{}.{}", encode_part(&header), parts[1], parts[2]);
@@ -308,7 +308,7 @@ async fn a_rotated_sso_key_is_fetched_once_and_made_up_kids_fetch_nothing() {
     env.sso.rotate();
     tokio::time::sleep(motcua_http::RemoteJwks::MIN_REFRESH + Duration::from_millis(300)).await;
     let t = env.officer_sso_token(600);
-    assert_eq!(decode_part(&t, 0)["kid"], "sso-sim-2");
+    assert_eq!(motcua_tests::jwt_part(&t, 0)["kid"], "sso-sim-2");
     assert_eq!(env.exchange(&t).await.status(), StatusCode::OK);
     assert_eq!(env.sso.jwks_fetches(), fetched + 1);
     assert_eq!(
@@ -316,14 +316,6 @@ async fn a_rotated_sso_key_is_fetched_once_and_made_up_kids_fetch_nothing() {
         StatusCode::OK
     );
     assert_eq!(env.sso.jwks_fetches(), fetched + 1);
-}
-
-fn decode_part(token: &str, i: usize) -> Value {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.split('.').nth(i).unwrap())
-        .unwrap();
-    serde_json::from_slice(&raw).unwrap()
 }
 
 fn encode_part(v: &Value) -> String {

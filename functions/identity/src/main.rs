@@ -8,11 +8,7 @@ use motcua_registry::HttpRegistry;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    motcua_aws::init_lambda_tracing();
     let config = IdentityConfig::from_env()?;
     // Account tokens are ES256 only on AWS (the gateway's JWT authorizer checks them);
     // HS256 development secrets are honoured only if configured.

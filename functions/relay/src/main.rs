@@ -8,11 +8,7 @@ use motcua_relay::{from_lambda, relay};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    motcua_aws::init_lambda_tracing();
     let bus = std::env::var("MOTCUA_EVENT_BUS").map_err(|_| "MOTCUA_EVENT_BUS is required")?;
     let table = std::env::var("MOTCUA_TABLE").map_err(|_| "MOTCUA_TABLE is required")?;
     let conf = motcua_aws::sdk_config().await;

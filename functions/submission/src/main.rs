@@ -7,11 +7,7 @@ use motcua_submission::{AppState, SubmissionConfig, SystemClock, router};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    motcua_aws::init_lambda_tracing();
     let config = SubmissionConfig::from_env()?;
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
         Ok("embedded") => {

@@ -60,6 +60,16 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Loads the SDK configuration from the standard environment (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials chain), with the SDK's standard retry mode.
+/// Logging of a Lambda function: JSON lines without timestamps (CloudWatch adds them),
+/// filtered by `RUST_LOG`.
+pub fn init_lambda_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
+}
+
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))

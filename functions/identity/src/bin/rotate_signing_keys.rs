@@ -6,11 +6,7 @@ use motcua_identity::keys::{RotationEvent, rotate};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    motcua_aws::init_lambda_tracing();
     let conf = motcua_aws::sdk_config().await;
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let client = &client;
