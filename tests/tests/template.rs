@@ -81,6 +81,16 @@ fn template_routes_match_the_runner() {
     );
     // The rotation function has no API route or event source: Secrets Manager calls it.
     assert_eq!(wiring["rotate-signing-keys"], json!([]));
+    // The HTTP API serves on its $default stage: a named stage would prefix every path the
+    // functions see (see functions/submission/tests/api_gateway_event.rs).
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    assert!(
+        !text.contains("StageName:"),
+        "the HTTP API must use $default"
+    );
 }
 
 #[tokio::test]
