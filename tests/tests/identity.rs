@@ -662,8 +662,43 @@ async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(bac
     .await;
 }
 
+async fn self_declared_registrations_are_limited_per_client(backend: Backend) {
+    let env = start("id-register-limit", backend).await;
+    let register = |ip: &'static str, serial: u32| {
+        let (http, url) = (
+            env.http.clone(),
+            env.runner.url("/v1/identity/citizens/register"),
+        );
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", ip)
+                .json(&json!({"citizen_id": format!("001090{serial:06}"),
+                    "full_name": "Trần Văn An", "birth_date": "1990-01-01", "sex": "male"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Twenty people at one one-stop shop's address register...
+    for serial in 0..20 {
+        assert_eq!(
+            register("198.51.100.20", serial).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    // ...the twenty-first from there waits; another address does not.
+    let r = register("198.51.100.20", 20).await;
+    assert!(r.headers().contains_key("retry-after"));
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts").await;
+    assert_eq!(
+        register("198.51.100.21", 21).await.status(),
+        StatusCode::CREATED
+    );
+}
+
 // Every flow above, once per backend.
 motcua_tests::on_both_backends!(
+    self_declared_registrations_are_limited_per_client,
     self_declared_accounts_are_level_1_and_give_way_to_a_registry_match,
     a_match_creates_one_account_whose_token_works_everywhere,
     mismatches_are_reported_field_by_field,

@@ -444,8 +444,8 @@ async fn check_citizen_claim(
 /// Self-declared registration (assurance level 1), for when the registry cannot be asked
 /// (an outage) or the person will verify later: only the offline checks are made. It
 /// creates a new account only — a number that already has one answers 409 (sign in by
-/// verifying) — and counts against the per-client attempt limit, so numbers cannot be
-/// claimed in bulk. Level-1 accounts can follow and prepare, not submit dossiers;
+/// verifying) — and every registration counts against a per-client limit (four times the
+/// verification lock-out), so numbers cannot be claimed in bulk. Level-1 accounts can follow and prepare, not submit dossiers;
 /// verifying against the registry later replaces the account with a level-2 one.
 #[utoipa::path(post, path = "/v1/identity/citizens/register", tag = "identity",
     request_body = CitizenClaim,
@@ -460,8 +460,19 @@ async fn register_citizen(
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
     let checked = check_citizen_claim(&s, &headers, &claim, now).await?;
-    // Every registration counts for the client (a person registers once).
-    record_failure(&s, &[&checked.client], now).await?;
+    // Every registration counts for the client: a person registers once, but one address
+    // may serve a whole one-stop shop or commune office, so the limit is four times that
+    // of failed verifications, counted apart from them.
+    let register_key = format!("register:{}", checked.client);
+    let limits = motcua_http::Lockout {
+        failures: s.config.lockout_failures.saturating_mul(4),
+        ..s.config.lockout()
+    };
+    let attempts = s.ports.attempts.as_ref();
+    limits
+        .check(attempts, &register_key, now, ("Đăng ký", "registrations"))
+        .await?;
+    limits.record(attempts, &[&register_key], now).await?;
     let name = claim
         .full_name
         .split_whitespace()
