@@ -57,7 +57,8 @@ async fn rotations_publish_a_key_a_day_before_it_signs() {
     assert!(!auth.can_sign(0), "nothing signs before the first rotation");
 
     // The first rotation (on deploy): one key, signing at once.
-    let t0 = 1_800_000_000;
+    // Real time: testSecret verifies a token minted "now", against the real clock.
+    let t0 = jiff::Timestamp::now().as_second();
     rotation(&c, &name, t0).await;
     let keys = load(&c, &name).await.unwrap();
     assert_eq!(keys.len(), 1);
