@@ -25,6 +25,9 @@ pub struct IdentityConfig {
     /// `MOTCUA_LOCKOUT_WINDOW_SECS` (default 1800) lock the ID / client for the window.
     pub lockout_failures: u32,
     pub lockout_window_secs: i64,
+    /// `MOTCUA_TRUSTED_PROXY_HOPS` (default 0): proxies we run in front of the API (a CDN);
+    /// the client address is read that many entries before the end of `X-Forwarded-For`.
+    pub trusted_proxy_hops: usize,
     /// `MOTCUA_ACCESS_TOKEN_TTL_SECS` (default 900).
     pub access_token_ttl_secs: i64,
     /// `MOTCUA_REFRESH_TOKEN_TTL_SECS` (default 30 days).
@@ -84,6 +87,11 @@ impl IdentityConfig {
                 "MOTCUA_LOCKOUT_WINDOW_SECS",
                 get("MOTCUA_LOCKOUT_WINDOW_SECS"),
                 1800,
+            )?,
+            trusted_proxy_hops: number(
+                "MOTCUA_TRUSTED_PROXY_HOPS",
+                get("MOTCUA_TRUSTED_PROXY_HOPS"),
+                0,
             )?,
             access_token_ttl_secs: number(
                 "MOTCUA_ACCESS_TOKEN_TTL_SECS",

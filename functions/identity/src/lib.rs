@@ -389,7 +389,7 @@ async fn check_citizen_claim(
     claim: &CitizenClaim,
     now: Timestamp,
 ) -> Result<CheckedClaim, Problem> {
-    let client = client_key(headers);
+    let client = client_key(headers, s.config.trusted_proxy_hops);
     check_lock(s, &client, now).await?;
     let id = CitizenId::parse(&claim.citizen_id).map_err(|e| {
         unprocessable(
@@ -642,7 +642,7 @@ async fn verify_business(
     JsonBody(claim): JsonBody<BusinessClaim>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
-    let client = client_key(&headers);
+    let client = client_key(&headers, s.config.trusted_proxy_hops);
     check_lock(&s, &client, now).await?;
     let tax = TaxCode::parse(&claim.tax_code).map_err(|e| {
         unprocessable(

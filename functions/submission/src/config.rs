@@ -30,6 +30,9 @@ pub struct SubmissionConfig {
     /// `MOTCUA_LOOKUP_WINDOW_SECS` (default 1800) lock the client; three times as many, the
     /// dossier code.
     pub lookup_lockout: motcua_http::Lockout,
+    /// `MOTCUA_TRUSTED_PROXY_HOPS` (default 0): proxies we run in front of the API (a CDN);
+    /// the client address is read that many entries before the end of `X-Forwarded-For`.
+    pub trusted_proxy_hops: usize,
 }
 
 impl SubmissionConfig {
@@ -84,6 +87,11 @@ impl SubmissionConfig {
                     1800,
                 )?,
             },
+            trusted_proxy_hops: number(
+                "MOTCUA_TRUSTED_PROXY_HOPS",
+                get("MOTCUA_TRUSTED_PROXY_HOPS"),
+                0,
+            )?,
         })
     }
 

@@ -864,7 +864,7 @@ async fn lookup(
     let now = s.clock.now();
     let limits = s.config.lookup_lockout;
     let attempts = s.ports.attempts.as_ref();
-    let client = motcua_http::client_key(&headers);
+    let client = motcua_http::client_key(&headers, s.config.trusted_proxy_hops);
     let code_key = format!("lookup:{}", code.as_str());
     let what = ("Tra cứu", "lookups");
     // A code takes three times a client's failures: guesses spread over many addresses

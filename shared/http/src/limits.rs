@@ -8,17 +8,60 @@ use motcua_ports::identity::AttemptLimiter;
 use crate::problem::Problem;
 use crate::store_problem;
 
-/// The key of the calling client: the first address of `X-Forwarded-For` (API Gateway and
-/// the runner set it), `local` without one.
-pub fn client_key(headers: &HeaderMap) -> String {
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+/// The key of the calling client: an address of `X-Forwarded-For`, counted from the end.
+/// Each proxy appends the address it received the request from, and a client can put
+/// anything in front, so only the entries added by proxies we run can be trusted: with
+/// `trusted_hops` proxies in front of the API (0 when clients reach API Gateway directly,
+/// 1 behind a CDN) the client is the entry `trusted_hops` places before the last.
+/// `local` without the header (the runner, called directly).
+pub fn client_key(headers: &HeaderMap, trusted_hops: usize) -> String {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .collect();
+    let ip = entries
+        .len()
+        .checked_sub(1 + trusted_hops)
+        .map(|i| entries[i])
+        .or_else(|| entries.first().copied())
         .unwrap_or("local");
     format!("client:{ip}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_counted_from_the_end() {
+        assert_eq!(client_key(&HeaderMap::new(), 0), "client:local");
+        assert_eq!(client_key(&xff(&["203.0.113.7"]), 0), "client:203.0.113.7");
+        // A forged address in front does not change who the client is.
+        let forged = xff(&["10.9.9.9, 203.0.113.7"]);
+        assert_eq!(client_key(&forged, 0), "client:203.0.113.7");
+        // Behind a CDN (one trusted hop) the CDN's own entry is skipped.
+        let cdn = xff(&["10.9.9.9, 203.0.113.7, 198.51.100.1"]);
+        assert_eq!(client_key(&cdn, 1), "client:203.0.113.7");
+        // Fewer entries than hops: the first there is.
+        assert_eq!(client_key(&xff(&["203.0.113.7"]), 2), "client:203.0.113.7");
+        // Repeated headers count as one list.
+        assert_eq!(
+            client_key(&xff(&["10.9.9.9", "203.0.113.7"]), 0),
+            "client:203.0.113.7"
+        );
+    }
 }
 
 /// `failures` within `window_secs` lock a key.
