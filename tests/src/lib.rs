@@ -284,3 +284,9 @@ pub fn jwt_part(token: &str, i: usize) -> serde_json::Value {
         .expect("base64url");
     serde_json::from_slice(&raw).expect("JSON")
 }
+
+/// The sample submission of a criminal-record certificate (`events/api/`), as portals send it.
+pub fn criminal_record() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../events/api/submit-criminal-record.json"))
+        .expect("the sample submission is JSON")
+}

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use motcua_domain::WorkingCalendar;
 use motcua_domain::calendar::local_date;
-use motcua_tests::{Backend, Runner};
+use motcua_tests::{Backend, Runner, criminal_record};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -79,10 +79,6 @@ impl Api {
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }
-}
-
-fn criminal_record() -> Value {
-    serde_json::from_str(include_str!("../../events/api/submit-criminal-record.json")).unwrap()
 }
 
 async fn problem(r: Response, status: StatusCode) -> Value {

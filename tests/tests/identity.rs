@@ -160,12 +160,7 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(&token)
-        .json(
-            &serde_json::from_str::<Value>(include_str!(
-                "../../events/api/submit-criminal-record.json"
-            ))
-            .unwrap(),
-        )
+        .json(&motcua_tests::criminal_record())
         .send()
         .await
         .unwrap();
@@ -533,12 +528,7 @@ async fn logs_carry_no_personal_data(backend: Backend) {
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(token)
-        .json(
-            &serde_json::from_str::<Value>(include_str!(
-                "../../events/api/submit-criminal-record.json"
-            ))
-            .unwrap(),
-        )
+        .json(&motcua_tests::criminal_record())
         .send()
         .await
         .unwrap();
@@ -591,12 +581,7 @@ async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(bac
             http.post(url)
                 .bearer_auth(token)
                 .header("accept-language", "en")
-                .json(
-                    &serde_json::from_str::<Value>(include_str!(
-                        "../../events/api/submit-criminal-record.json"
-                    ))
-                    .unwrap(),
-                )
+                .json(&motcua_tests::criminal_record())
                 .send()
                 .await
                 .unwrap()

@@ -82,12 +82,7 @@ async fn an_officer_from_the_sso_works_the_agency_queue() {
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(&citizen)
-        .json(
-            &serde_json::from_str::<Value>(include_str!(
-                "../../events/api/submit-criminal-record.json"
-            ))
-            .unwrap(),
-        )
+        .json(&motcua_tests::criminal_record())
         .send()
         .await
         .unwrap();

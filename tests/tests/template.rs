@@ -246,12 +246,7 @@ async fn deployed_template_serves_the_api_and_relays_events() {
     let created: Value = http
         .post(runner.url("/v1/dossiers"))
         .bearer_auth(&citizen)
-        .json(
-            &serde_json::from_str::<Value>(include_str!(
-                "../../events/api/submit-criminal-record.json"
-            ))
-            .unwrap(),
-        )
+        .json(&motcua_tests::criminal_record())
         .send()
         .await
         .unwrap()

@@ -529,13 +529,7 @@ async fn register_citizen(
         ));
     }
     tracing::info!(account = %stored.id, "self-declared account created");
-    let body = VerifiedResponse {
-        account_id: stored.id,
-        created,
-        assurance: stored.assurance,
-        tokens: tokens(&s, stored.id, stored.assurance, Uuid::now_v7(), now).await?,
-    };
-    let mut r = no_store(Json(body).into_response());
+    let mut r = signed_in(&s, &stored, created, now).await?;
     *r.status_mut() = StatusCode::CREATED;
     Ok(r)
 }
@@ -801,11 +795,21 @@ async fn issue(s: &IdentityState, account: Account, now: Timestamp) -> Result<Re
         tracing::info!(account = %stored.id, "self-declared account replaced by a registry-matched one");
     }
     tracing::info!(account = %stored.id, created, "identity verified");
+    signed_in(s, &stored, created, now).await
+}
+
+/// The answer of a sign-in: the account and the tokens of a new sign-in (refresh family).
+async fn signed_in(
+    s: &IdentityState,
+    account: &Account,
+    created: bool,
+    now: Timestamp,
+) -> Result<Response, Problem> {
     let body = VerifiedResponse {
-        account_id: stored.id,
+        account_id: account.id,
         created,
-        assurance: stored.assurance,
-        tokens: tokens(s, stored.id, stored.assurance, Uuid::now_v7(), now).await?,
+        assurance: account.assurance,
+        tokens: tokens(s, account.id, account.assurance, Uuid::now_v7(), now).await?,
     };
     Ok(no_store(Json(body).into_response()))
 }

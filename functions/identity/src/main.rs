@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let auth = Arc::new(motcua_http::Authenticator::new(
         &std::env::var("MOTCUA_JWT_ISSUER").unwrap_or_else(|_| "motcua".into()),
         &std::env::var("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|_| "motcua".into()),
-        &jwt_secrets()?,
+        &motcua_http::config::jwt_secrets(std::env::var("MOTCUA_JWT_SECRETS").ok())?,
     )?);
     // Signing keys: the Secrets Manager secret (rotated by rotate-signing-keys), or a
     // fixed list in MOTCUA_SIGNING_KEYS where there is no Secrets Manager.
@@ -93,19 +93,4 @@ async fn main() -> Result<(), lambda_http::Error> {
         sso,
     };
     lambda_http::run(router(state)).await
-}
-
-fn jwt_secrets() -> Result<Vec<Vec<u8>>, String> {
-    use base64::Engine;
-    let Ok(raw) = std::env::var("MOTCUA_JWT_SECRETS") else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            base64::engine::general_purpose::STANDARD
-                .decode(s.trim())
-                .map_err(|_| "MOTCUA_JWT_SECRETS is not base64".to_string())
-        })
-        .collect()
 }

@@ -1,8 +1,6 @@
 //! Configuration from environment variables, checked once at start-up.
 
 use axum::http::{HeaderValue, Method, header};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use motcua_http::{Authenticator, DEFAULT_BODY_LIMIT};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -38,25 +36,7 @@ pub struct SubmissionConfig {
 impl SubmissionConfig {
     /// Reads the settings through `get` (the process environment in production).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let secrets_raw = get("MOTCUA_JWT_SECRETS").unwrap_or_default();
-        let mut jwt_secrets = Vec::new();
-        for part in secrets_raw
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let key = STANDARD.decode(part).map_err(|_| ConfigError::Invalid {
-                name: "MOTCUA_JWT_SECRETS",
-                why: "not base64".into(),
-            })?;
-            if key.len() < 32 {
-                return Err(ConfigError::Invalid {
-                    name: "MOTCUA_JWT_SECRETS",
-                    why: "each secret needs at least 32 bytes".into(),
-                });
-            }
-            jwt_secrets.push(key);
-        }
+        let jwt_secrets = motcua_http::config::jwt_secrets(get("MOTCUA_JWT_SECRETS"))?;
         Ok(SubmissionConfig {
             jwt_issuer: get("MOTCUA_JWT_ISSUER").unwrap_or_else(|| "motcua".into()),
             jwt_audience: get("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|| "motcua".into()),
@@ -138,6 +118,8 @@ impl SubmissionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<SubmissionConfig, ConfigError> {

@@ -220,6 +220,7 @@ pub fn signing_keys_to_json(keys: &[SigningKey]) -> String {
     serde_json::Value::Array(v).to_string()
 }
 
+#[derive(Clone)]
 struct EdKey {
     kid: String,
     active_from: i64,
@@ -310,16 +311,7 @@ impl Authenticator {
                 jwk: k.jwk(),
             });
         }
-        let old = self.ed();
-        for k in old.iter().filter(|k| keep.contains(&k.kid)) {
-            next.push(EdKey {
-                kid: k.kid.clone(),
-                active_from: k.active_from,
-                encoding: k.encoding.clone(),
-                decoding: k.decoding.clone(),
-                jwk: k.jwk.clone(),
-            });
-        }
+        next.extend(self.ed().iter().filter(|k| keep.contains(&k.kid)).cloned());
         *self.ed_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
     }
 
@@ -364,7 +356,19 @@ impl Authenticator {
         now_secs: i64,
         ttl_secs: i64,
     ) -> Option<String> {
-        self.sign_es256(Claims {
+        self.sign_es256(self.claims(sub, role, agency, now_secs, ttl_secs))
+    }
+
+    /// This issuer's claims for `sub`, valid `ttl_secs` from `now_secs`.
+    fn claims(
+        &self,
+        sub: &str,
+        role: Role,
+        agency: Option<&AgencyCode>,
+        now_secs: i64,
+        ttl_secs: i64,
+    ) -> Claims {
+        Claims {
             sub: sub.to_owned(),
             role,
             agency: agency.map(|a| a.as_str().to_owned()),
@@ -373,7 +377,7 @@ impl Authenticator {
             iat: now_secs,
             exp: now_secs + ttl_secs,
             lvl: None,
-        })
+        }
     }
 
     /// Signs a citizen's account token carrying its assurance level; `None` without an
@@ -386,14 +390,8 @@ impl Authenticator {
         ttl_secs: i64,
     ) -> Option<String> {
         self.sign_es256(Claims {
-            sub: sub.to_owned(),
-            role: Role::Citizen,
-            agency: None,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            iat: now_secs,
-            exp: now_secs + ttl_secs,
             lvl: Some(assurance),
+            ..self.claims(sub, Role::Citizen, None, now_secs, ttl_secs)
         })
     }
 
@@ -421,16 +419,7 @@ impl Authenticator {
         now_secs: i64,
         ttl_secs: i64,
     ) -> String {
-        let claims = Claims {
-            sub: sub.to_owned(),
-            role,
-            agency: agency.map(|a| a.as_str().to_owned()),
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            iat: now_secs,
-            exp: now_secs + ttl_secs,
-            lvl: None,
-        };
+        let claims = self.claims(sub, role, agency, now_secs, ttl_secs);
         let key = &self.keys.first().expect("no HS256 secret configured").0;
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
             .expect("HS256 signing cannot fail")
