@@ -290,3 +290,54 @@ pub fn criminal_record() -> serde_json::Value {
     serde_json::from_str(include_str!("../../events/api/submit-criminal-record.json"))
         .expect("the sample submission is JSON")
 }
+
+impl Runner {
+    /// The newest sign-in code this runner "sent" by SMS to `phone` (`GET /dev/messages`).
+    pub async fn code_sent_to(&self, http: &reqwest::Client, phone: &str) -> String {
+        let sent: serde_json::Value = http
+            .get(self.url("/dev/messages"))
+            .query(&[("to", phone)])
+            .send()
+            .await
+            .expect("GET /dev/messages")
+            .json()
+            .await
+            .expect("JSON");
+        let text = sent[0]["text"].as_str().expect("a message was sent");
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a 6-digit code")
+            .to_owned()
+    }
+
+    /// A whole sign-in without the e-ID: the details (`claim`), the code sent to the
+    /// registry's `phone`, its confirmation; the answer of the confirmation (tokens).
+    pub async fn sign_in_with_code(
+        &self,
+        http: &reqwest::Client,
+        claim: &serde_json::Value,
+        phone: &str,
+        client_ip: &str,
+    ) -> serde_json::Value {
+        let r = http
+            .post(self.url("/v1/identity/citizens/verify"))
+            .header("x-forwarded-for", client_ip)
+            .json(claim)
+            .send()
+            .await
+            .expect("verify");
+        assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED, "verify");
+        let challenge: serde_json::Value = r.json().await.expect("JSON");
+        let code = self.code_sent_to(http, phone).await;
+        let r = http
+            .post(self.url("/v1/identity/citizens/verify/confirm"))
+            .header("x-forwarded-for", client_ip)
+            .json(&serde_json::json!({"challenge_id": challenge["challenge_id"], "code": code}))
+            .send()
+            .await
+            .expect("confirm");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "confirm");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        r.json().await.expect("JSON")
+    }
+}

@@ -56,19 +56,37 @@ async fn start_with_log_level(label: &str, backend: Backend, level: &str) -> Env
 }
 
 fn lan(name: &str, birth: &str, sex: &str) -> Value {
-    json!({"citizen_id": "037153000257", "full_name": name, "birth_date": birth, "sex": sex, "phone": "0912345678"})
+    json!({"citizen_id": "037153000257", "full_name": name, "birth_date": birth, "sex": sex})
 }
 
+fn lan_ok() -> Value {
+    lan("Nguyễn Thị Lan", "1953-04-02", "female")
+}
+
+/// The phone the registry fixture holds for Nguyễn Thị Lan.
+const LAN_PHONE: &str = "+84912345678";
+
 impl Env {
-    async fn register(&self, body: Value) -> Response {
+    async fn code_for(&self, phone: &str) -> String {
+        self.runner.code_sent_to(&self.http, phone).await
+    }
+
+    async fn confirm(&self, challenge: &Value, code: &str) -> Response {
         self.http
-            .post(self.runner.url("/v1/identity/citizens/register"))
+            .post(self.runner.url("/v1/identity/citizens/verify/confirm"))
             .header("x-forwarded-for", &self.client_ip)
             .header("accept-language", "en")
-            .json(&body)
+            .json(&json!({"challenge_id": challenge["challenge_id"], "code": code}))
             .send()
             .await
             .unwrap()
+    }
+
+    /// The whole sign-in: details, the code from the registry's phone, confirmation.
+    async fn sign_in(&self, claim: Value, phone: &str) -> Value {
+        self.runner
+            .sign_in_with_code(&self.http, &claim, phone, &self.client_ip)
+            .await
     }
 
     async fn verify(&self, body: Value) -> Response {
@@ -91,17 +109,33 @@ async fn problem(r: Response, status: StatusCode, kind: &str) -> Value {
     v
 }
 
-async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backend) {
-    let env = start("id-match", backend).await;
+async fn a_code_to_the_registry_phone_signs_in_to_one_account(backend: Backend) {
+    let env = start("id-code", backend).await;
     let r = env
         .verify(lan("  nguyễn thị   LAN ", "1953-04-02", "female"))
         .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(r.headers()["cache-control"], "no-store");
+    let challenge: Value = r.json().await.unwrap();
+    // No token before the code: only where the code went, masked.
+    assert_eq!(challenge["masked_phone"], "*******678");
+    assert_eq!(challenge["expires_in"], 300);
+    assert!(challenge.get("access_token").is_none());
+    let code = env.code_for(LAN_PHONE).await;
+    let r = env.confirm(&challenge, &code).await;
+    assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["created"], true);
     assert_eq!(v["assurance"], 2);
     let token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(motcua_tests::jwt_part(&token, 1)["lvl"], 2);
+    // A code works once.
+    problem(
+        env.confirm(&challenge, &code).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-code",
+    )
+    .await;
     let me: Value = env
         .http
         .get(env.runner.url("/v1/me"))
@@ -113,16 +147,12 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
         .await
         .unwrap();
     assert_eq!(me["name"], "Nguyễn Thị Lan");
-    assert_eq!(me["phone"], "+84912345678");
-    assert_eq!(me["id"], v["account_id"]);
-    // Verifying again finds the same account; the registry is not asked again (cache).
+    assert_eq!(me["assurance"], 2);
+    // The phone on the account is the one the code proved.
+    assert_eq!(me["phone"], LAN_PHONE);
+    // Signing in again finds the same account, from the cache (the registry is spared).
     let calls = env.sim.faults.calls.load(Ordering::SeqCst);
-    let again: Value = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = env.sign_in(lan_ok(), LAN_PHONE).await;
     assert_eq!(again["created"], false);
     assert_eq!(again["account_id"], v["account_id"]);
     assert_eq!(env.sim.faults.calls.load(Ordering::SeqCst), calls);
@@ -139,7 +169,6 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
     let header_json = motcua_tests::jwt_part(&token, 0);
     assert_eq!(header_json["alg"], "ES256");
     assert_eq!(jwks["keys"][0]["kid"], header_json["kid"]);
-    assert_eq!(jwks["keys"][0]["crv"], "P-256");
     assert!(
         jwks["keys"][0].get("d").is_none(),
         "no private part published"
@@ -190,30 +219,124 @@ async fn a_match_creates_one_account_whose_token_works_everywhere(backend: Backe
     problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid-contact").await;
 }
 
-async fn mismatches_are_reported_field_by_field(backend: Backend) {
-    let env = start("id-mismatch", backend).await;
-    // Diacritics are significant.
-    let p = problem(
-        env.verify(lan("Nguyen Thi Lan", "1953-04-02", "female"))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "registry-mismatch",
-    )
-    .await;
-    assert_eq!(
-        p["fields"],
-        json!({"full_name": "mismatch", "birth_date": "match", "sex": "match"})
+/// The attack of issue 8: a stranger who knows the four facts printed on the ID card.
+async fn knowing_the_facts_printed_on_the_card_is_not_enough(backend: Backend) {
+    let env = start("id-stranger", backend).await;
+    let owner = env.sign_in(lan_ok(), LAN_PHONE).await;
+    let owner_token = owner["access_token"].as_str().unwrap().to_owned();
+    // The stranger, elsewhere, sends the same facts: no token, the code goes to the
+    // owner's phone (the registry's), never to a number of the stranger's choosing.
+    let stranger = |path: &'static str, body: Value| {
+        let (http, url) = (env.http.clone(), env.runner.url(path));
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", "203.0.113.66")
+                .header("accept-language", "en")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut with_phone = lan_ok();
+    with_phone["phone"] = json!("0999999999");
+    let r = stranger("/v1/identity/citizens/verify", with_phone).await;
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-body").await;
+    let r = stranger("/v1/identity/citizens/verify", lan_ok()).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let challenge: Value = r.json().await.unwrap();
+    assert!(challenge.get("access_token").is_none());
+    assert!(challenge.get("account_id").is_none());
+    let sent: Value = env
+        .http
+        .get(env.runner.url("/dev/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        sent.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["to"] == LAN_PHONE),
+        "codes only ever go to the registry's phone: {sent}"
     );
-    // Same birth year, other day: only the registry can tell.
-    let p = problem(
-        env.verify(lan("Nguyễn Thị Lan", "1953-05-02", "female"))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "registry-mismatch",
+    // Guessing the code: five wrong tries, then the challenge is dead, right code or not.
+    let right = env.code_for(LAN_PHONE).await;
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 {
+        let r = stranger(
+            "/v1/identity/citizens/verify/confirm",
+            json!({"challenge_id": challenge["challenge_id"], "code": wrong}),
+        )
+        .await;
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-code").await;
+    }
+    let r = stranger(
+        "/v1/identity/citizens/verify/confirm",
+        json!({"challenge_id": challenge["challenge_id"], "code": right}),
     )
     .await;
-    assert_eq!(p["fields"]["birth_date"], "mismatch");
-    // Offline: the number says 1953 and female.
+    assert!(r.headers().contains_key("retry-after"));
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts").await;
+    // A made-up challenge is the same wrong code.
+    let r = stranger(
+        "/v1/identity/citizens/verify/confirm",
+        json!({"challenge_id": "made-up", "code": "123456"}),
+    )
+    .await;
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-code").await;
+    // The owner's account and sessions are untouched; the owner still signs in.
+    let me = env
+        .http
+        .get(env.runner.url("/v1/me"))
+        .bearer_auth(&owner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let again = env.sign_in(lan_ok(), LAN_PHONE).await;
+    assert_eq!(again["account_id"], owner["account_id"]);
+    // Tax code and company name, both public, give nothing: that route is gone.
+    let r = stranger(
+        "/v1/identity/businesses/verify",
+        json!({"tax_code": "0100233488", "name": "Công ty Cổ phần Ví Dụ Hà Nội"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = stranger("/v1/identity/citizens/register", lan_ok()).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn unknown_and_mismatching_details_get_one_answer(backend: Backend) {
+    let env = start("id-oracle", backend).await;
+    let mut unknown = lan("Ai Đó", "1999-01-01", "male");
+    unknown["citizen_id"] = json!("001099000001");
+    let mut answers = Vec::new();
+    for claim in [
+        lan("Nguyen Thi Lan", "1953-04-02", "female"), // diacritics are significant
+        lan("Nguyễn Thị Lan", "1953-05-02", "female"), // same year, other day
+        unknown,
+    ] {
+        let mut p = problem(
+            env.verify(claim).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "verification-failed",
+        )
+        .await;
+        assert!(p.get("fields").is_none(), "no per-field results: {p}");
+        p.as_object_mut().unwrap().remove("instance");
+        answers.push(p);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1], answers[2]);
+    // What the number itself says is checked offline, and said.
     let p = problem(
         env.verify(lan("Nguyễn Thị Lan", "1960-04-02", "male"))
             .await,
@@ -230,26 +353,71 @@ async fn mismatches_are_reported_field_by_field(backend: Backend) {
         "invalid-citizen-id",
     )
     .await;
-    let mut unknown = lan("Ai Đó", "1999-01-01", "male");
-    unknown["citizen_id"] = json!("001099000001");
+    // A person without a phone in the registry is sent to the e-ID.
+    let hung = json!({"citizen_id": "038075000123", "full_name": "Đặng Văn Hùng", "birth_date": "1975-03-08", "sex": "male"});
     problem(
-        env.verify(unknown).await,
+        env.verify(hung).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "not-in-registry",
+        "no-registry-phone",
     )
     .await;
 }
 
-async fn concurrent_first_verifications_create_one_account(backend: Backend) {
-    let env = start("id-race", backend).await;
+/// 40 concurrent guesses of the birth date from 40 addresses, one of them right: the
+/// attempts are counted before the registry is asked, so at most the lock-out's five
+/// are evaluated.
+async fn concurrent_guesses_are_counted_before_they_are_evaluated(backend: Backend) {
+    let env = start("id-burst", backend).await;
     let mut tasks = Vec::new();
-    for i in 0..10 {
+    for day in 1..=40u32 {
         let http = env.http.clone();
         let url = env.runner.url("/v1/identity/citizens/verify");
+        let birth = if day == 40 {
+            "1953-04-02".to_owned()
+        } else {
+            format!("1953-01-{:02}", day.min(28))
+        };
         tasks.push(tokio::spawn(async move {
             http.post(url)
-                .header("x-forwarded-for", format!("10.9.9.{i}"))
-                .json(&json!({"citizen_id": "079205001234", "full_name": "Trần Văn Minh", "birth_date": "2005-09-14", "sex": "male"}))
+                .header("x-forwarded-for", format!("10.77.0.{day}"))
+                .json(&json!({"citizen_id": "037153000257", "full_name": "Nguyễn Thị Lan", "birth_date": birth, "sex": "female"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut evaluated = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            StatusCode::ACCEPTED | StatusCode::UNPROCESSABLE_ENTITY => evaluated += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(evaluated <= 5, "{evaluated} guesses were evaluated");
+    assert_eq!(evaluated + limited, 40);
+    // Even a right guess gets no token: at most a code to the owner's phone.
+}
+
+async fn concurrent_confirmations_create_one_account(backend: Backend) {
+    let env = start("id-race", backend).await;
+    let minh = json!({"citizen_id": "079205001234", "full_name": "Trần Văn Minh", "birth_date": "2005-09-14", "sex": "male"});
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        let r = env.verify(minh.clone()).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let challenge: Value = r.json().await.unwrap();
+        pending.push((challenge, env.code_for("+84987000111").await));
+    }
+    let mut tasks = Vec::new();
+    for (challenge, code) in pending {
+        let http = env.http.clone();
+        let url = env.runner.url("/v1/identity/citizens/verify/confirm");
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .json(&json!({"challenge_id": challenge["challenge_id"], "code": code}))
                 .send()
                 .await
                 .unwrap()
@@ -263,26 +431,40 @@ async fn concurrent_first_verifications_create_one_account(backend: Backend) {
     for t in tasks {
         let v = t.await.unwrap();
         created += usize::from(v["created"] == true);
-        ids.insert(v["account_id"].as_str().expect("verified").to_owned());
+        ids.insert(v["account_id"].as_str().expect("signed in").to_owned());
     }
     assert_eq!(created, 1);
     assert_eq!(ids.len(), 1);
 }
 
-async fn repeated_failures_lock_the_number_out(backend: Backend) {
+async fn codes_sent_are_limited_per_number_and_failures_lock_the_number(backend: Backend) {
     let env = start("id-lock", backend).await;
+    for _ in 0..3 {
+        assert_eq!(env.verify(lan_ok()).await.status(), StatusCode::ACCEPTED);
+    }
+    // A fourth code within the window: no SMS flood on the person's phone.
+    let r = env.verify(lan_ok()).await;
+    assert!(r.headers().contains_key("retry-after"));
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts").await;
+    // Another person from the same address is not affected.
+    let hoa = json!({"citizen_id": "001190012345", "full_name": "Lê Thị Hoa", "birth_date": "1990-01-23", "sex": "female"});
     for _ in 0..5 {
         problem(
-            env.verify(lan("Sai Tên", "1953-04-02", "female")).await,
+            env.verify(json!({"citizen_id": "001190012345", "full_name": "Sai Tên", "birth_date": "1990-01-23", "sex": "female"})).await,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "registry-mismatch",
+            "verification-failed",
         )
         .await;
     }
-    // Locked: even the right details wait, and the answer says how long.
+    // Five failures lock the number on this path, from any address...
     let r = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await;
+        .http
+        .post(env.runner.url("/v1/identity/citizens/verify"))
+        .header("x-forwarded-for", "10.200.0.1")
+        .json(&hoa)
+        .send()
+        .await
+        .unwrap();
     let retry: u64 = r.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -290,23 +472,13 @@ async fn repeated_failures_lock_the_number_out(backend: Backend) {
         .unwrap();
     assert!((1..=1800).contains(&retry));
     problem(r, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts").await;
-    // The number is locked from another client too.
-    let r = env
-        .http
-        .post(env.runner.url("/v1/identity/citizens/verify"))
-        .header("x-forwarded-for", "10.200.0.1")
-        .json(&lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn a_registry_outage_answers_503_fast_once_the_circuit_opens(backend: Backend) {
     let env = start("id-outage", backend).await;
     env.sim.faults.fail_next.store(1_000_000, Ordering::SeqCst);
     let body = json!({"citizen_id": "001190012345", "full_name": "Lê Thị Hoa", "birth_date": "1990-01-23", "sex": "female"});
-    for _ in 0..5 {
+    for _ in 0..6 {
         let r = env.verify(body.clone()).await;
         assert!(r.headers().contains_key("retry-after"));
         problem(r, StatusCode::SERVICE_UNAVAILABLE, "registry-unavailable").await;
@@ -324,15 +496,12 @@ async fn a_registry_outage_answers_503_fast_once_the_circuit_opens(backend: Back
         calls,
         "the registry was spared"
     );
-    // Outages are not the citizen's fault: no lock-out followed.
-    env.sim.faults.fail_next.store(0, Ordering::SeqCst);
 }
 
 async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
     let env = start("id-audit", backend).await;
     env.verify(lan("Sai Tên", "1953-04-02", "female")).await;
-    env.verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await;
+    env.sign_in(lan_ok(), LAN_PHONE).await;
     let admin = env.runner.token("admin", "admin-1", None);
     let r = env
         .http
@@ -356,7 +525,16 @@ async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
     // Newest first: the second call was served from the cache.
-    assert_eq!(outcomes, ["cache-hit", "mismatch", "found"]);
+    assert_eq!(
+        outcomes,
+        [
+            "code-confirmed",
+            "code-sent",
+            "cache-hit",
+            "mismatch",
+            "found"
+        ]
+    );
     assert!(entries[0]["actor"].as_str().unwrap().starts_with("client:"));
     let citizen = env.runner.token("citizen", "c-1", None);
     let r = env
@@ -372,12 +550,7 @@ async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
 
 async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend) {
     let env = start("id-refresh", backend).await;
-    let v: Value = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = env.sign_in(lan_ok(), LAN_PHONE).await;
     let r1 = v["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |token: String| {
         env.http
@@ -412,12 +585,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend
     )
     .await;
     // Sign-out revokes too; unknown tokens are refused.
-    let v: Value = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = env.sign_in(lan_ok(), LAN_PHONE).await;
     let r3 = v["refresh_token"].as_str().unwrap().to_owned();
     let out = env
         .http
@@ -443,12 +611,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend
 
 async fn erasure_exports_then_forgets_the_account(backend: Backend) {
     let env = start("id-erase", backend).await;
-    let v: Value = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = env.sign_in(lan_ok(), LAN_PHONE).await;
     let token = v["access_token"].as_str().unwrap().to_owned();
     let r = env
         .http
@@ -485,12 +648,7 @@ async fn erasure_exports_then_forgets_the_account(backend: Backend) {
         .unwrap();
     problem(r, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
     // Verifying again makes a new account; the audit trail records the erasure.
-    let again: Value = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again: Value = env.sign_in(lan_ok(), LAN_PHONE).await;
     assert_eq!(again["created"], true);
     assert_ne!(again["account_id"], v["account_id"]);
     let admin = env.runner.token("admin", "admin-1", None);
@@ -516,12 +674,7 @@ async fn erasure_exports_then_forgets_the_account(backend: Backend) {
 
 async fn logs_carry_no_personal_data(backend: Backend) {
     let env = start_logged("id-logs", backend).await;
-    let v: Value = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = env.sign_in(lan_ok(), LAN_PHONE).await;
     env.verify(lan("Sai Tên", "1953-04-02", "female")).await;
     let token = v["access_token"].as_str().unwrap();
     let r = env
@@ -534,10 +687,7 @@ async fn logs_carry_no_personal_data(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let log = env.runner.log();
-    assert!(
-        log.contains("identity verified"),
-        "the log is being written: {log}"
-    );
+    assert!(log.contains("signed in"), "the log is being written: {log}");
     assert!(log.contains("dossier submitted"));
     for secret in [
         "037153000257",
@@ -546,6 +696,7 @@ async fn logs_carry_no_personal_data(backend: Backend) {
         "1953-04-02",
         "0912345678",
         "+84912345678",
+        "*******678",
     ] {
         assert!(
             !log.contains(secret),
@@ -554,144 +705,98 @@ async fn logs_carry_no_personal_data(backend: Backend) {
     }
 }
 
-async fn self_declared_accounts_are_level_1_and_give_way_to_a_registry_match(backend: Backend) {
-    let env = start("id-level1", backend).await;
-    // The registry is down: the person can still open a self-declared account.
-    env.sim.faults.fail_next.store(1_000, Ordering::SeqCst);
-    let r = env
-        .register(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["assurance"], 1);
-    let level1 = v["account_id"].as_str().unwrap().to_owned();
-    let token1 = v["access_token"].as_str().unwrap().to_owned();
-    let refresh1 = v["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(motcua_tests::jwt_part(&token1, 1)["lvl"], 1);
-    let me = |token: String| {
-        let (http, url) = (env.http.clone(), env.runner.url("/v1/me"));
-        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
-    };
-    let m: Value = me(token1.clone()).await.json().await.unwrap();
-    assert_eq!(m["assurance"], 1);
-    // It cannot file a dossier.
-    let submit = |token: String| {
-        let (http, url) = (env.http.clone(), env.runner.url("/v1/dossiers"));
-        async move {
-            http.post(url)
-                .bearer_auth(token)
-                .header("accept-language", "en")
-                .json(&motcua_tests::criminal_record())
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    problem(
-        submit(token1.clone()).await,
-        StatusCode::FORBIDDEN,
-        "assurance-too-low",
-    )
-    .await;
-    // The number has an account now: a second declaration gets no tokens.
-    let p = problem(
-        env.register(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-            .await,
-        StatusCode::CONFLICT,
-        "account-exists",
-    )
-    .await;
-    assert!(p.get("access_token").is_none());
-    // Offline checks apply as for verification.
-    problem(
-        env.register(lan("Nguyễn Thị Lan", "1953-04-02", "male"))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "claim-inconsistent",
-    )
-    .await;
-
-    // The registry is back: verifying replaces the self-declared account.
-    env.sim.faults.fail_next.store(0, Ordering::SeqCst);
-    let r = env
-        .verify(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["assurance"], 2);
-    assert_eq!(v["created"], true);
-    assert_ne!(v["account_id"], level1.as_str());
-    let token2 = v["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(motcua_tests::jwt_part(&token2, 1)["lvl"], 2);
-    // Whoever declared the number holds nothing of the verified account.
-    assert_eq!(me(token1).await.status(), StatusCode::NOT_FOUND);
-    let r = env
-        .http
-        .post(env.runner.url("/v1/identity/token/refresh"))
-        .json(&json!({"refresh_token": refresh1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    // The verified person files a dossier.
-    assert_eq!(submit(token2.clone()).await.status(), StatusCode::CREATED);
-    let m: Value = me(token2).await.json().await.unwrap();
-    assert_eq!(m["assurance"], 2);
-    // And nobody can self-declare the number any more.
-    problem(
-        env.register(lan("Nguyễn Thị Lan", "1953-04-02", "female"))
-            .await,
-        StatusCode::CONFLICT,
-        "account-exists",
-    )
-    .await;
-}
-
-async fn self_declared_registrations_are_limited_per_client(backend: Backend) {
-    let env = start("id-register-limit", backend).await;
-    let register = |ip: &'static str, serial: u32| {
+async fn the_registry_named_representative_opens_the_business_account(backend: Backend) {
+    let env = start("id-business", backend).await;
+    let anh = json!({"citizen_id": "048088004321", "full_name": "Phạm Đức Anh", "birth_date": "1988-12-01", "sex": "male"});
+    let anh = env.sign_in(anh, "+84935000333").await;
+    let anh_token = anh["access_token"].as_str().unwrap().to_owned();
+    let link = |token: Option<String>, body: Value| {
         let (http, url) = (
             env.http.clone(),
-            env.runner.url("/v1/identity/citizens/register"),
+            env.runner.url("/v1/identity/businesses/link"),
         );
         async move {
-            http.post(url)
-                .header("x-forwarded-for", ip)
-                .json(&json!({"citizen_id": format!("001090{serial:06}"),
-                    "full_name": "Trần Văn An", "birth_date": "1990-01-01", "sex": "male"}))
-                .send()
-                .await
-                .unwrap()
+            let mut req = http.post(url).header("accept-language", "en").json(&body);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.unwrap()
         }
     };
-    // Twenty people at one one-stop shop's address register...
-    for serial in 0..20 {
-        assert_eq!(
-            register("198.51.100.20", serial).await.status(),
-            StatusCode::CREATED
-        );
-    }
-    // ...the twenty-first from there waits; another address does not.
-    let r = register("198.51.100.20", 20).await;
-    assert!(r.headers().contains_key("retry-after"));
-    problem(r, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts").await;
+    let r = link(Some(anh_token.clone()), json!({"tax_code": "0100233488"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let biz: Value = r.json().await.unwrap();
+    assert_eq!(biz["created"], true);
+    assert_ne!(biz["account_id"], anh["account_id"]);
+    let me: Value = env
+        .http
+        .get(env.runner.url("/v1/me"))
+        .bearer_auth(biz["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["kind"], "business");
+    assert_eq!(me["name"], "Công ty Cổ phần Ví Dụ Hà Nội");
+    // Again: the same business account.
+    let again: Value = link(Some(anh_token), json!({"tax_code": "0100233488"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["account_id"], biz["account_id"]);
+    assert_eq!(again["created"], false);
+    // Someone the registry does not name, or a business it does not know: one answer.
+    let lan = env.sign_in(lan_ok(), LAN_PHONE).await;
+    let lan_token = lan["access_token"].as_str().unwrap().to_owned();
+    problem(
+        link(Some(lan_token.clone()), json!({"tax_code": "0100233488"})).await,
+        StatusCode::FORBIDDEN,
+        "not-representative",
+    )
+    .await;
+    problem(
+        link(Some(lan_token.clone()), json!({"tax_code": "0105555552"})).await,
+        StatusCode::FORBIDDEN,
+        "not-representative",
+    )
+    .await;
+    problem(
+        link(Some(lan_token), json!({"tax_code": "0100233489"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-tax-code",
+    )
+    .await;
+    // No token, or an officer: no business account.
     assert_eq!(
-        register("198.51.100.21", 21).await.status(),
-        StatusCode::CREATED
+        link(None, json!({"tax_code": "0100233488"})).await.status(),
+        StatusCode::UNAUTHORIZED
     );
+    let officer = env
+        .runner
+        .token("officer", "officer-1", Some("000.00.04.H42"));
+    problem(
+        link(Some(officer), json!({"tax_code": "0100233488"})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
 }
 
 // Every flow above, once per backend.
 motcua_tests::on_both_backends!(
-    self_declared_registrations_are_limited_per_client,
-    self_declared_accounts_are_level_1_and_give_way_to_a_registry_match,
-    a_match_creates_one_account_whose_token_works_everywhere,
-    mismatches_are_reported_field_by_field,
-    concurrent_first_verifications_create_one_account,
-    repeated_failures_lock_the_number_out,
+    a_code_to_the_registry_phone_signs_in_to_one_account,
+    knowing_the_facts_printed_on_the_card_is_not_enough,
+    unknown_and_mismatching_details_get_one_answer,
+    concurrent_guesses_are_counted_before_they_are_evaluated,
+    concurrent_confirmations_create_one_account,
+    codes_sent_are_limited_per_number_and_failures_lock_the_number,
     a_registry_outage_answers_503_fast_once_the_circuit_opens,
     every_lookup_is_audited_for_admins_only,
     refresh_tokens_rotate_and_a_replay_revokes_the_sign_in,
     erasure_exports_then_forgets_the_account,
     logs_carry_no_personal_data,
+    the_registry_named_representative_opens_the_business_account,
 );

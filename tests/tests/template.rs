@@ -214,20 +214,18 @@ async fn deployed_template_serves_the_api_and_relays_events() {
     )
     .expect("runner on the deployed resources");
 
-    // A citizen verifies: the account is sealed under the deployed KMS key and the token is
-    // signed with the secret's key.
+    // A citizen signs in (code to the registry's phone): the account is sealed under the
+    // deployed KMS key and the token is signed with the secret's key.
     let http = reqwest::Client::new();
-    let r = http
-        .post(runner.url("/v1/identity/citizens/verify"))
-        .json(
+    let verified = runner
+        .sign_in_with_code(
+            &http,
             &json!({"citizen_id": "037153000257", "full_name": "Nguyễn Thị Lan",
             "birth_date": "1953-04-02", "sex": "female"}),
+            "+84912345678",
+            "10.1.2.3",
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let verified: Value = r.json().await.unwrap();
+        .await;
     let access = verified["access_token"].as_str().unwrap();
     assert_eq!(motcua_tests::jwt_part(access, 0)["kid"], kid.as_str());
     let me: Value = http

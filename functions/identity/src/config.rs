@@ -32,6 +32,17 @@ pub struct IdentityConfig {
     pub access_token_ttl_secs: i64,
     /// `MOTCUA_REFRESH_TOKEN_TTL_SECS` (default 30 days).
     pub refresh_token_ttl_secs: i64,
+    /// `MOTCUA_CODE_TTL_SECS` (default 300): how long a sign-in code is valid.
+    pub code_ttl_secs: i64,
+    /// `MOTCUA_CODE_TRIES` (default 5): wrong codes before a code is dead.
+    pub code_tries: u32,
+    /// `MOTCUA_CODE_SENDS` (default 3) codes per number within
+    /// `MOTCUA_CODE_SEND_WINDOW_SECS` (default 900).
+    pub code_sends: u32,
+    pub code_send_window_secs: i64,
+    /// `MOTCUA_CODE_SENDS_PER_CLIENT` (default 20) codes per client address within the
+    /// same window (a one-stop shop signs many people in from one address).
+    pub code_sends_per_client: u32,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -48,6 +59,38 @@ impl IdentityConfig {
     pub fn lockout(&self) -> motcua_http::Lockout {
         motcua_http::Lockout {
             failures: self.lockout_failures,
+            window_secs: self.lockout_window_secs,
+        }
+    }
+
+    /// Codes sent per number.
+    pub fn code_sends(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.code_sends,
+            window_secs: self.code_send_window_secs,
+        }
+    }
+
+    /// Codes sent per client address.
+    pub fn code_sends_per_client(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.code_sends_per_client,
+            window_secs: self.code_send_window_secs,
+        }
+    }
+
+    /// Wrong codes per challenge, over the code's life.
+    pub fn code_tries(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.code_tries,
+            window_secs: self.code_ttl_secs,
+        }
+    }
+
+    /// Wrong codes per client address (four times the verification lock-out).
+    pub fn code_tries_per_client(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.lockout_failures.saturating_mul(4),
             window_secs: self.lockout_window_secs,
         }
     }
@@ -102,6 +145,19 @@ impl IdentityConfig {
                 "MOTCUA_REFRESH_TOKEN_TTL_SECS",
                 get("MOTCUA_REFRESH_TOKEN_TTL_SECS"),
                 30 * 86_400,
+            )?,
+            code_ttl_secs: number("MOTCUA_CODE_TTL_SECS", get("MOTCUA_CODE_TTL_SECS"), 300)?,
+            code_tries: number("MOTCUA_CODE_TRIES", get("MOTCUA_CODE_TRIES"), 5)?,
+            code_sends: number("MOTCUA_CODE_SENDS", get("MOTCUA_CODE_SENDS"), 3)?,
+            code_send_window_secs: number(
+                "MOTCUA_CODE_SEND_WINDOW_SECS",
+                get("MOTCUA_CODE_SEND_WINDOW_SECS"),
+                900,
+            )?,
+            code_sends_per_client: number(
+                "MOTCUA_CODE_SENDS_PER_CLIENT",
+                get("MOTCUA_CODE_SENDS_PER_CLIENT"),
+                20,
             )?,
         })
     }

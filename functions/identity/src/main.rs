@@ -83,6 +83,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         ports.accounts.clone(),
         vault,
     ));
+    // Sign-in codes go by SMS through SNS (transactional), under MOTCUA_SMS_SENDER_ID if set.
+    let codes = Arc::new(motcua_aws::sms::SnsSms::new(
+        motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),
+        std::env::var("MOTCUA_SMS_SENDER_ID").ok(),
+    ));
     let state = IdentityState {
         ports,
         population: registry.clone(),
@@ -91,6 +96,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: Arc::new(SystemClock::default()),
         config: Arc::new(config),
         sso,
+        codes,
     };
     lambda_http::run(router(state)).await
 }

@@ -285,12 +285,12 @@ async fn submit_dossier(
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "assurance-too-low",
-            "Tài khoản tự khai chưa được nộp hồ sơ",
-            "A self-declared account cannot submit dossiers",
+            "Tài khoản chưa được xác thực đủ mức để nộp hồ sơ",
+            "This account is not signed in at the level needed to submit dossiers",
         )
         .detail(
-            "Hãy xác thực thông tin với Cơ sở dữ liệu quốc gia về dân cư (POST /v1/identity/citizens/verify) rồi nộp lại",
-            "Verify against the national population database (POST /v1/identity/citizens/verify), then submit again",
+            "Hãy đăng nhập bằng VNeID hoặc mã gửi tới số điện thoại đã đăng ký (POST /v1/identity/citizens/verify) rồi nộp lại",
+            "Sign in with VNeID or a code sent to your registered phone (POST /v1/identity/citizens/verify), then submit again",
         ));
     }
     require_json(&headers)?;

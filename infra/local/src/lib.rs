@@ -20,6 +20,9 @@ use motcua_relay::InProcessBus;
 use motcua_submission::{AppState, SubmissionConfig, SystemClock};
 use sha2::{Digest, Sha256};
 
+pub mod messages;
+pub use messages::DevMessages;
+
 /// Issuer of the tokens the runner mints and accepts.
 pub const LOCAL_ISSUER: &str = "motcua-local";
 const KEY_FILE: &str = "dev-jwt.key";
@@ -310,11 +313,13 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
     Ok((state, store))
 }
 
-/// The simulators a runner started (they stop when dropped).
+/// The simulators a runner started (they stop when dropped), and the SMS it keeps.
 #[derive(Default)]
 pub struct Simulators {
     pub registry: Option<motcua_registry::simulator::Simulator>,
     pub sso: Option<motcua_registry::sso::SsoSimulator>,
+    /// Sign-in codes "sent" by SMS, readable at `GET /dev/messages`.
+    pub messages: DevMessages,
 }
 
 /// The identity function's state on the given ports, with the registry at
@@ -401,6 +406,7 @@ pub async fn identity(
     if let Err(e) = sso.jwks.refresh().await {
         tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start; retried on first use");
     }
+    let messages = DevMessages::default();
     Ok((
         IdentityState {
             ports,
@@ -410,18 +416,23 @@ pub async fn identity(
             clock: submission.clock.clone(),
             config: Arc::new(config),
             sso: Some(Arc::new(sso)),
+            codes: Arc::new(messages.clone()),
         },
         Simulators {
             registry: sim,
             sso: sso_sim,
+            messages,
         },
     ))
 }
 
-/// One router serving every function, under the shared HTTP layers.
-pub fn app(state: AppState, identity: IdentityState) -> axum::Router {
+/// One router serving every function, under the shared HTTP layers, and the runner's own
+/// `GET /dev/messages`.
+pub fn app(state: AppState, identity: IdentityState, messages: &DevMessages) -> axum::Router {
     let config = state.config.clone();
-    let routes = motcua_submission::routes(state).merge(motcua_identity::routes(identity));
+    let routes = motcua_submission::routes(state)
+        .merge(motcua_identity::routes(identity))
+        .merge(messages.routes());
     motcua_submission::with_layers(routes, &config)
 }
 
@@ -495,7 +506,8 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             "  submit a dossier:     curl -s -X POST http://{addr}/v1/dossiers -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d @events/api/submit-criminal-record.json"
         );
         std::io::stdout().flush()?;
-        axum::serve(listener, app(state, identity_state))
+        println!("  sign-in codes (SMS are kept, not sent): http://{addr}/dev/messages");
+        axum::serve(listener, app(state, identity_state, &simulators.messages))
             .with_graceful_shutdown(shutdown())
             .await?;
         Ok(())

@@ -8,6 +8,7 @@
 //! | failed attempt | `ATT#<key>` | `<at µs>#<random>` (TTL one day) |
 //! | verification cache | `VC#<hash>` | `VC` (TTL) |
 //! | refresh token | `RT#<token hash>` | `RT` (TTL) |
+//! | sign-in challenge | `CH#<id>` | `CH` (TTL) |
 //! | revoked token family | `RF#<family>` | `RF` (TTL) |
 
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use jiff::Timestamp;
 use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
-    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, IdentityPorts,
-    RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
+    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, Challenge,
+    ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
 };
 use motcua_ports::{StoreError, StoreResult};
 use uuid::Uuid;
@@ -35,6 +36,7 @@ impl DynamoStore {
             attempts: Arc::new(self.clone()),
             cache: Arc::new(self.clone()),
             refresh: Arc::new(self.clone()),
+            challenges: Arc::new(self.clone()),
         }
     }
 
@@ -222,22 +224,24 @@ impl AuditLog for DynamoStore {
 
 #[async_trait]
 impl AttemptLimiter for DynamoStore {
-    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()> {
+    async fn reserve(&self, key: &str, at: Timestamp) -> StoreResult<String> {
+        let sk = format!("{:020}#{}", at.as_microsecond(), Uuid::now_v7());
         self.client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("ATT#{key}")))
-            .item(
-                "sk",
-                s(format!("{:020}#{}", at.as_microsecond(), Uuid::now_v7())),
-            )
+            .item("sk", s(sk.clone()))
             .item("kind", s("attempt"))
             .item("at_us", n(at.as_microsecond()))
             .item("ttl", n(at.as_second() + 86_400))
             .send()
             .await
             .map_err(|e| classify(e, StoreError::Conflict))?;
-        Ok(())
+        Ok(sk)
+    }
+
+    async fn release(&self, key: &str, handle: &str) -> StoreResult<()> {
+        self.delete_key(format!("ATT#{key}"), handle).await
     }
 
     async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>> {
@@ -394,5 +398,54 @@ impl RefreshTokenStore for DynamoStore {
 
     async fn family_revoked(&self, family: Uuid) -> StoreResult<bool> {
         Ok(self.get_item(format!("RF#{family}"), "RF").await?.is_some())
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for DynamoStore {
+    async fn put(&self, c: &Challenge) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CH#{}", c.id)))
+            .item("sk", s("CH"))
+            .item("kind", s("challenge"))
+            .item("expires_s", n(c.expires.as_second()))
+            .item("ttl", n(c.expires.as_second()))
+            .item("body", s(to_json(c)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Duplicate))?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &str, now: Timestamp) -> StoreResult<Option<Challenge>> {
+        let Some(item) = self.get_item(format!("CH#{id}"), "CH").await? else {
+            return Ok(None);
+        };
+        // TTL deletion is lazy: the expiry is checked here.
+        if get_n(&item, "expires_s")? <= now.as_second() {
+            return Ok(None);
+        }
+        Ok(Some(body_of(&item)?))
+    }
+
+    async fn consume(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CH#{id}")))
+            .key("sk", s("CH"))
+            .condition_expression("attribute_exists(pk) AND expires_s > :now")
+            .expression_attribute_values(":now", n(now.as_second()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(classify(e, StoreError::Conflict)),
+        }
     }
 }

@@ -20,10 +20,12 @@
 pub mod events;
 pub mod identity;
 pub mod kms;
+pub mod sms;
 
 pub use aws_sdk_dynamodbstreams;
 pub use aws_sdk_eventbridge;
 pub use aws_sdk_kms;
+pub use aws_sdk_sns;
 
 use std::collections::HashMap;
 

@@ -46,6 +46,10 @@ pub struct RegistryPerson {
     pub full_name: String,
     pub birth_date: Date,
     pub sex: Sex,
+    /// The mobile number the registry holds for the person (E.164), where one codes can
+    /// be sent to: the only number a sign-in code ever goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 /// Field-by-field comparison of a claim with the registry's record.

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
-    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, IdentityPorts,
-    RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
+    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, Challenge,
+    ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
 };
 use motcua_ports::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
@@ -24,6 +24,7 @@ impl EmbeddedStore {
             attempts: Arc::new(self.clone()),
             cache: Arc::new(self.clone()),
             refresh: Arc::new(self.clone()),
+            challenges: Arc::new(self.clone()),
         }
     }
 
@@ -166,11 +167,26 @@ impl AuditLog for EmbeddedStore {
 
 #[async_trait]
 impl AttemptLimiter for EmbeddedStore {
-    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()> {
+    async fn reserve(&self, key: &str, at: Timestamp) -> StoreResult<String> {
         let (key, at) = (key.to_owned(), at.as_microsecond());
         self.write(move |c| {
-            c.prepare_cached("INSERT INTO attempts (key, at_us) VALUES (?1, ?2)")
-                .and_then(|mut st| st.execute(params![key, at]))
+            let rowid: i64 = c
+                .prepare_cached("INSERT INTO attempts (key, at_us) VALUES (?1, ?2) RETURNING rowid")
+                .and_then(|mut st| st.query_row(params![key, at], |r| r.get(0)))
+                .map_err(map_sql)?;
+            Ok(rowid.to_string())
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, handle: &str) -> StoreResult<()> {
+        let Ok(rowid) = handle.parse::<i64>() else {
+            return Ok(());
+        };
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM attempts WHERE rowid = ?1 AND key = ?2")
+                .and_then(|mut st| st.execute(params![rowid, key]))
                 .map_err(map_sql)?;
             Ok(())
         })
@@ -306,5 +322,55 @@ impl RefreshTokenStore for EmbeddedStore {
             .and_then(|mut st| st.query_row([family.to_string()], |r| r.get(0)).optional())
             .map_err(map_sql)?;
         Ok(found.is_some())
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for EmbeddedStore {
+    async fn put(&self, ch: &Challenge) -> StoreResult<()> {
+        let (id, exp, body) = (ch.id.clone(), ch.expires.as_second(), to_json(ch)?);
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO challenges (id, expires_s, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut st| st.execute(params![id, exp, body]))
+                .map_err(map_sql)?;
+            // Expired challenges are swept as new ones come.
+            c.prepare_cached("DELETE FROM challenges WHERE expires_s < ?1")
+                .and_then(|mut st| st.execute([exp - 86_400]))
+                .map_err(map_sql)?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Duplicate)
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str, now: Timestamp) -> StoreResult<Option<Challenge>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached("SELECT body FROM challenges WHERE id = ?1 AND expires_s > ?2")
+            .and_then(|mut st| {
+                st.query_row(params![id, now.as_second()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn consume(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let (id, now) = (id.to_owned(), now.as_second());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM challenges WHERE id = ?1 AND expires_s > ?2")
+                .and_then(|mut st| st.execute(params![id, now]))
+                .map_err(map_sql)?;
+            Ok(n == 1)
+        })
+        .await
     }
 }

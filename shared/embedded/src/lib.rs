@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     at_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_key ON attempts (key, at_us);
+CREATE TABLE IF NOT EXISTS challenges (
+    id TEXT PRIMARY KEY,
+    expires_s INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS verification_cache (
     id_hash TEXT PRIMARY KEY,
     expires_s INTEGER NOT NULL,

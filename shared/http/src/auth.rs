@@ -376,7 +376,8 @@ impl Authenticator {
             aud: self.audience.clone(),
             iat: now_secs,
             exp: now_secs + ttl_secs,
-            lvl: None,
+            // Development tokens of citizens stand for signed-in (level 2) people.
+            lvl: (role == Role::Citizen).then_some(Actor::REGISTRY_MATCHED),
         }
     }
 
@@ -521,6 +522,8 @@ fn actor_of(c: Claims) -> Result<Actor, Problem> {
     }
     let assurance = match (c.role, c.lvl) {
         (Role::Citizen, Some(l @ 1..=2)) => l,
+        // Fail closed: a citizen token that does not say its level has the lowest.
+        (Role::Citizen, None) => 1,
         (Role::Citizen, Some(_)) => {
             return Err(Problem::unauthorized(
                 "Mức độ bảo đảm trong mã xác thực không hợp lệ",
@@ -712,5 +715,21 @@ mod tests {
         let now = jiff::Timestamp::now().as_second();
         let t = a.mint("o", Role::Officer, None, now, 600);
         assert!(a.verify(&t).is_err());
+    }
+
+    #[test]
+    fn a_citizen_token_without_a_level_has_the_lowest() {
+        let a = auth(&[7u8; 32]);
+        let now = jiff::Timestamp::now().as_second();
+        let claims = Claims {
+            lvl: None,
+            ..a.claims("c", Role::Citizen, None, now, 600)
+        };
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.keys[0].0).unwrap();
+        assert_eq!(a.verify(&t).unwrap().assurance, 1);
+        // Development tokens of citizens say level 2.
+        let dev = a.mint("c", Role::Citizen, None, now, 600);
+        assert_eq!(a.verify(&dev).unwrap().assurance, 2);
     }
 }

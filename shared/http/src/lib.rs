@@ -25,7 +25,7 @@ pub use auth::{
     signing_keys_to_json,
 };
 pub use jwks::{RemoteJwks, SsoIdentity, SsoTrust};
-pub use limits::{Lockout, client_key};
+pub use limits::{Lockout, Reservation, client_key};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody, localize};
 
 /// Where "now" comes from; the local runner can shift it to try deadlines.

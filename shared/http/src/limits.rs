@@ -71,28 +71,30 @@ pub struct Lockout {
     pub window_secs: i64,
 }
 
+/// Attempts counted before the work they limit; released when the attempt turns out not
+/// to be a failure (a success, an outage), kept otherwise.
+#[must_use = "release the reservation unless the attempt failed"]
+#[derive(Debug, Default)]
+pub struct Reservation {
+    held: Vec<(String, String)>,
+}
+
+impl Reservation {
+    /// The attempt failed: it stays counted.
+    pub fn keep(self) {}
+}
+
 impl Lockout {
-    /// Refuses (429 `too-many-attempts`, `Retry-After`) when `key` failed too often within
-    /// the window; `what` names the attempts in the detail (Vietnamese, English).
-    pub async fn check(
+    fn too_many(
         &self,
-        limiter: &dyn AttemptLimiter,
-        key: &str,
+        failures: &[Timestamp],
+        limit: usize,
         now: Timestamp,
         what: (&str, &str),
-    ) -> Result<(), Problem> {
-        let since = Timestamp::from_second(now.as_second() - self.window_secs).unwrap_or(now);
-        let failures = limiter
-            .failures_since(key, since)
-            .await
-            .map_err(store_problem)?;
-        let limit = self.failures.max(1) as usize;
-        if failures.len() < limit {
-            return Ok(());
-        }
-        let oldest = failures[failures.len() - limit];
+    ) -> Problem {
+        let oldest = failures[failures.len().saturating_sub(limit)];
         let retry = (oldest.as_second() + self.window_secs - now.as_second()).max(1) as u64;
-        Err(Problem::new(
+        Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-attempts",
             "Quá nhiều lần thử",
@@ -110,7 +112,79 @@ impl Lockout {
                 retry.div_ceil(60)
             ),
         )
-        .retry_after(retry))
+        .retry_after(retry)
+    }
+
+    fn since(&self, now: Timestamp) -> Timestamp {
+        Timestamp::from_second(now.as_second() - self.window_secs).unwrap_or(now)
+    }
+
+    /// Refuses (429 `too-many-attempts`, `Retry-After`) when `key` failed too often within
+    /// the window; `what` names the attempts in the detail (Vietnamese, English).
+    pub async fn check(
+        &self,
+        limiter: &dyn AttemptLimiter,
+        key: &str,
+        now: Timestamp,
+        what: (&str, &str),
+    ) -> Result<(), Problem> {
+        let failures = limiter
+            .failures_since(key, self.since(now))
+            .await
+            .map_err(store_problem)?;
+        let limit = self.failures.max(1) as usize;
+        if failures.len() < limit {
+            return Ok(());
+        }
+        Err(self.too_many(&failures, limit, now, what))
+    }
+
+    /// Counts an attempt against every key *before* the attempt is made, then refuses
+    /// (429, and takes the count back) if any key is over the limit. Each attempt is
+    /// recorded before it is counted, so of any number of concurrent attempts at most
+    /// `failures` per window are let through: the n-th recorded sees at least n entries.
+    pub async fn reserve(
+        &self,
+        limiter: &dyn AttemptLimiter,
+        keys: &[&str],
+        now: Timestamp,
+        what: (&str, &str),
+    ) -> Result<Reservation, Problem> {
+        let limit = self.failures.max(1) as usize;
+        let mut r = Reservation::default();
+        for k in keys {
+            match limiter.reserve(k, now).await {
+                Ok(h) => r.held.push(((*k).to_owned(), h)),
+                Err(e) => {
+                    self.release(limiter, r).await;
+                    return Err(store_problem(e));
+                }
+            }
+        }
+        for k in keys {
+            let failures = match limiter.failures_since(k, self.since(now)).await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.release(limiter, r).await;
+                    return Err(store_problem(e));
+                }
+            };
+            if failures.len() > limit {
+                self.release(limiter, r).await;
+                return Err(self.too_many(&failures[..failures.len() - 1], limit, now, what));
+            }
+        }
+        Ok(r)
+    }
+
+    /// Takes the attempts of `r` back (the attempt did not fail). Best effort: a release
+    /// that cannot be stored leaves a count that ages out with the window.
+    pub async fn release(&self, limiter: &dyn AttemptLimiter, r: Reservation) {
+        for (k, h) in r.held {
+            if let Err(e) = limiter.release(&k, &h).await {
+                tracing::warn!(error = %e, "an attempt could not be released");
+            }
+        }
     }
 
     /// Counts a failure against every key.

@@ -31,6 +31,9 @@ pub struct RegistryBusiness {
     pub name: String,
     /// Still operating (not dissolved / suspended).
     pub active: bool,
+    /// Personal ID numbers of the legal representatives the registry names.
+    #[serde(default)]
+    pub representatives: Vec<String>,
 }
 
 /// The national population database (CSDLQG về dân cư).
@@ -166,7 +169,14 @@ pub trait AuditLog: Send + Sync {
 /// Failed attempts per key (an ID hash, a client), for lock-outs.
 #[async_trait]
 pub trait AttemptLimiter: Send + Sync {
-    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()>;
+    /// Counts an attempt of `key` at `at` before it is made; the handle lets a caller take
+    /// it back ([`AttemptLimiter::release`]) when the attempt did not fail after all.
+    async fn reserve(&self, key: &str, at: Timestamp) -> StoreResult<String>;
+    /// Takes back the attempt `handle` of `key` (unknown handles are ignored).
+    async fn release(&self, key: &str, handle: &str) -> StoreResult<()>;
+    async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()> {
+        self.reserve(key, at).await.map(|_| ())
+    }
     /// Failure times of `key` since `since`, oldest first.
     async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>>;
     async fn clear(&self, key: &str) -> StoreResult<()>;
@@ -216,6 +226,52 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn family_revoked(&self, family: Uuid) -> StoreResult<bool>;
 }
 
+/// A short-lived, single-use secret of a sign-in in progress: a code sent to the
+/// registry's phone, the state of an e-ID login, a code the portal exchanges for tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Random and unguessable; what the client holds.
+    pub id: String,
+    /// What the challenge is for (`sms-code`, …): a challenge of one purpose never
+    /// answers for another.
+    pub purpose: String,
+    /// Keyed hash of the secret the client must show (empty when the id is the secret).
+    pub secret_hash: String,
+    /// What succeeding yields (kept until then; short-lived).
+    pub payload: serde_json::Value,
+    pub expires: Timestamp,
+}
+
+/// Challenges of sign-ins in progress.
+#[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    /// Stores a new challenge (`Duplicate` if the id exists).
+    async fn put(&self, challenge: &Challenge) -> StoreResult<()>;
+    /// The challenge, unless unknown, expired or consumed.
+    async fn get(&self, id: &str, now: Timestamp) -> StoreResult<Option<Challenge>>;
+    /// Removes the challenge; true for the one caller that removed it, so of two
+    /// simultaneous uses only one succeeds.
+    async fn consume(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
+}
+
+/// Why a message could not be handed to the SMS channel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The channel is down or throttling: try again later.
+    #[error("message channel unavailable: {0}")]
+    Unavailable(String),
+    /// The channel refused this message or number.
+    #[error("message refused: {0}")]
+    Refused(String),
+}
+
+/// Sends a one-time code by SMS, at once (never deferred by quiet hours).
+#[async_trait]
+pub trait CodeSender: Send + Sync {
+    /// `phone` is E.164; `text` is the whole message.
+    async fn send_code(&self, phone: &str, text: &str) -> Result<(), SendError>;
+}
+
 /// Everything the identity capability stores.
 #[derive(Clone)]
 pub struct IdentityPorts {
@@ -224,4 +280,5 @@ pub struct IdentityPorts {
     pub attempts: std::sync::Arc<dyn AttemptLimiter>,
     pub cache: std::sync::Arc<dyn VerificationCache>,
     pub refresh: std::sync::Arc<dyn RefreshTokenStore>,
+    pub challenges: std::sync::Arc<dyn ChallengeStore>,
 }

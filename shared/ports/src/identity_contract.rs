@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::identity::{
-    Account, AccountKind, AuditEntry, ChannelPreferences, IdentityPorts, RefreshRecord, RefreshUse,
+    Account, AccountKind, AuditEntry, Challenge, ChannelPreferences, IdentityPorts, RefreshRecord,
+    RefreshUse,
 };
 
 /// One `#[tokio::test]` per case; `$make` is an async expression giving fresh ports.
@@ -23,7 +24,9 @@ macro_rules! identity_contract_tests {
             attempts_are_counted_in_a_window,
             cache_entries_expire,
             refresh_tokens_are_spent_once_and_families_revoked,
-            erased_accounts_are_gone
+            erased_accounts_are_gone,
+            reserved_attempts_count_until_released,
+            challenges_are_single_use_and_expire
         );
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -177,6 +180,7 @@ pub async fn cache_entries_expire(p: IdentityPorts) {
         full_name: "Nguyễn Thị Lan".into(),
         birth_date: date(1953, 4, 2),
         sex: Sex::Female,
+        phone: Some("+84912345678".into()),
     };
     p.cache.put("h", &person, t(60)).await.unwrap();
     assert_eq!(p.cache.get("h", t(0)).await.unwrap(), Some(person.clone()));
@@ -231,6 +235,7 @@ pub async fn erased_accounts_are_gone(p: IdentityPorts) {
         full_name: a.name.clone(),
         birth_date: date(1953, 4, 2),
         sex: Sex::Female,
+        phone: Some("+84912345678".into()),
     };
     p.cache.put("h-erase", &person, t(600)).await.unwrap();
     p.accounts.erase(&a).await.unwrap();
@@ -250,4 +255,74 @@ pub async fn erased_accounts_are_gone(p: IdentityPorts) {
     let (stored, created) = p.accounts.create_if_absent(&b).await.unwrap();
     assert!(created);
     assert_eq!(stored.id, b.id);
+}
+
+pub async fn reserved_attempts_count_until_released(p: IdentityPorts) {
+    let a = p.attempts.reserve("r", t(1)).await.unwrap();
+    let b = p.attempts.reserve("r", t(1)).await.unwrap();
+    assert_ne!(a, b, "two attempts at the same instant are two");
+    assert_eq!(p.attempts.failures_since("r", t(0)).await.unwrap().len(), 2);
+    p.attempts.release("r", &a).await.unwrap();
+    // Releasing under another key, or twice, or an unknown handle changes nothing.
+    p.attempts.release("other", &b).await.unwrap();
+    p.attempts.release("r", &a).await.unwrap();
+    p.attempts.release("r", "no-such-handle").await.unwrap();
+    assert_eq!(
+        p.attempts.failures_since("r", t(0)).await.unwrap(),
+        vec![t(1)]
+    );
+    // 20 concurrent reservations: all counted, none lost.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let att = p.attempts.clone();
+        tasks.push(tokio::spawn(
+            async move { att.reserve("burst", t(2)).await },
+        ));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        p.attempts
+            .failures_since("burst", t(0))
+            .await
+            .unwrap()
+            .len(),
+        20
+    );
+}
+
+pub async fn challenges_are_single_use_and_expire(p: IdentityPorts) {
+    let c = Challenge {
+        id: format!("ch-{}", Uuid::now_v7()),
+        purpose: "sms-code".into(),
+        secret_hash: "hash".into(),
+        payload: serde_json::json!({"id_hash": "h"}),
+        expires: t(300),
+    };
+    p.challenges.put(&c).await.unwrap();
+    assert_eq!(
+        p.challenges.put(&c).await.unwrap_err(),
+        StoreError::Duplicate
+    );
+    assert_eq!(
+        p.challenges.get(&c.id, t(0)).await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(p.challenges.get(&c.id, t(300)).await.unwrap(), None);
+    assert_eq!(p.challenges.get("unknown", t(0)).await.unwrap(), None);
+    // Expired: cannot be consumed.
+    assert!(!p.challenges.consume(&c.id, t(301)).await.unwrap());
+    // Of ten simultaneous uses one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (ch, id) = (p.challenges.clone(), c.id.clone());
+        tasks.push(tokio::spawn(async move { ch.consume(&id, t(10)).await }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(p.challenges.get(&c.id, t(10)).await.unwrap(), None);
 }

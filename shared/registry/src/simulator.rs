@@ -2,8 +2,8 @@
 //! citizens and businesses, with injectable latency, 5xx answers and hangs.
 //!
 //! ```text
-//! POST /population/v1/citizens/lookup   {"id_number": "…"}  → 200 {full_name, birth_date, sex} | 404
-//! POST /business/v1/enterprises/lookup  {"tax_code": "…"}   → 200 {name, active} | 404
+//! POST /population/v1/citizens/lookup   {"id_number": "…"}  → 200 {full_name, birth_date, sex, phone?} | 404
+//! POST /business/v1/enterprises/lookup  {"tax_code": "…"}   → 200 {name, active, representatives} | 404
 //! POST /_sim/faults  {"latency_ms": 0, "fail_next": 0, "hang_next": 0}
 //! ```
 //! Every lookup needs the `x-api-key` header.
@@ -41,6 +41,9 @@ pub struct FixtureBusiness {
     pub tax_code: String,
     pub name: String,
     pub active: bool,
+    /// Personal ID numbers of the legal representatives.
+    #[serde(default)]
+    pub representatives: Vec<String>,
 }
 
 impl Fixture {
@@ -190,7 +193,10 @@ async fn business(
         return r;
     }
     match sim.businesses.get(&q.tax_code) {
-        Some(b) => Json(json!({"name": b.name, "active": b.active})).into_response(),
+        Some(b) => {
+            Json(json!({"name": b.name, "active": b.active, "representatives": b.representatives}))
+                .into_response()
+        }
         None => (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response(),
     }
 }

@@ -1,0 +1,79 @@
+//! Admin: the audit trail of registry lookups.
+
+use super::*;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// The personal number whose lookups to list (never stored: hashed).
+    pub citizen_id: Option<String>,
+    pub tax_code: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub actor: String,
+    pub purpose: String,
+    pub outcome: String,
+}
+
+/// Admin: every registry lookup of one number (who, when, why, outcome).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "identity", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditView>), (status = 403, description = "Admins only")))]
+pub(crate) async fn audit(
+    State(s): State<IdentityState>,
+    Caller(caller): Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Problem> {
+    if caller.role != Role::Admin {
+        return Err(Problem::forbidden(
+            "Chỉ dành cho quản trị viên",
+            "Admins only",
+        ));
+    }
+    let hash = match (q.citizen_id.as_deref(), q.tax_code.as_deref()) {
+        (Some(c), None) => {
+            let id = CitizenId::parse(c).map_err(|e| {
+                Problem::bad_request(
+                    &format!("citizen_id {}", e.message(Lang::Vi)),
+                    &format!("citizen_id {}", e.message(Lang::En)),
+                )
+            })?;
+            id_hash(&s.config.id_hash_key, "citizen", id.as_str())
+        }
+        (None, Some(t)) => {
+            let tax = TaxCode::parse(t).map_err(|e| {
+                Problem::bad_request(
+                    &format!("tax_code {}", e.message(Lang::Vi)),
+                    &format!("tax_code {}", e.message(Lang::En)),
+                )
+            })?;
+            id_hash(&s.config.id_hash_key, "business", tax.as_str())
+        }
+        _ => {
+            return Err(Problem::bad_request(
+                "Cần đúng một trong citizen_id hoặc tax_code",
+                "Give exactly one of citizen_id or tax_code",
+            ));
+        }
+    };
+    let entries = s
+        .ports
+        .audit
+        .by_id_hash(&hash, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+        .map_err(store_problem)?;
+    let view: Vec<AuditView> = entries
+        .into_iter()
+        .map(|e| AuditView {
+            at: e.at,
+            actor: e.actor,
+            purpose: e.purpose,
+            outcome: e.outcome,
+        })
+        .collect();
+    Ok(Json(view).into_response())
+}

@@ -1,0 +1,229 @@
+//! Tokens of a sign-in: access and refresh tokens, refresh, revoke.
+
+use super::*;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedResponse {
+    pub account_id: Uuid,
+    /// The account was created by this verification.
+    pub created: bool,
+    /// 1: self-declared; 2: matched against the registry.
+    pub assurance: u8,
+    #[serde(flatten)]
+    pub tokens: TokenResponse,
+}
+
+/// An access token and the refresh token that gets the next one.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    /// Seconds.
+    pub expires_in: i64,
+    /// Single use: each refresh returns a new one; reusing a spent one revokes them all.
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+pub(crate) fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new access token and a new refresh token in `family`.
+pub(crate) async fn tokens(
+    s: &IdentityState,
+    account_id: Uuid,
+    assurance: u8,
+    family: Uuid,
+    now: Timestamp,
+) -> Result<TokenResponse, Problem> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let ttl = s.config.access_token_ttl_secs;
+    let sub = account_id.to_string();
+    let access_token = s
+        .auth
+        .mint_citizen(&sub, assurance, now.as_second(), ttl)
+        .ok_or_else(no_signing_key)?;
+    let mut raw = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| Problem::internal())?;
+    let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let refresh_ttl = s.config.refresh_token_ttl_secs;
+    s.ports
+        .refresh
+        .put(&RefreshRecord {
+            token_hash: token_hash(&refresh_token),
+            account_id,
+            family,
+            expires: Timestamp::from_second(now.as_second() + refresh_ttl).unwrap_or(now),
+        })
+        .await
+        .map_err(store_problem)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token,
+        refresh_expires_in: refresh_ttl,
+    })
+}
+
+/// No ES256 key can sign yet (a signing-keys secret before its first rotation).
+pub(crate) fn no_signing_key() -> Problem {
+    tracing::error!("no active ES256 signing key: account tokens cannot be issued");
+    Problem::unavailable().retry_after(30)
+}
+
+pub(crate) fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Signs the person or business in to its one account (created now if it has none):
+/// the tokens of a new sign-in.
+pub(crate) async fn issue(
+    s: &IdentityState,
+    account: Account,
+    now: Timestamp,
+) -> Result<Response, Problem> {
+    let (stored, created) = s
+        .ports
+        .accounts
+        .create_if_absent(&account)
+        .await
+        .map_err(store_problem)?;
+    tracing::info!(account = %stored.id, created, "signed in");
+    signed_in(s, &stored, created, now).await
+}
+
+/// The answer of a sign-in: the account and the tokens of a new sign-in (refresh family).
+pub(crate) async fn signed_in(
+    s: &IdentityState,
+    account: &Account,
+    created: bool,
+    now: Timestamp,
+) -> Result<Response, Problem> {
+    let body = VerifiedResponse {
+        account_id: account.id,
+        created,
+        assurance: account.assurance,
+        tokens: tokens(s, account.id, account.assurance, Uuid::now_v7(), now).await?,
+    };
+    Ok(no_store(Json(body).into_response()))
+}
+
+pub(crate) fn bad_refresh(vi: &str, en: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+        "Phiên đăng nhập không còn hiệu lực",
+        "The session is no longer valid",
+    )
+    .detail(vi, en)
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token. A refresh
+/// token works once; presenting a spent one revokes every token of its sign-in.
+#[utoipa::path(post, path = "/v1/identity/token/refresh", tag = "identity",
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "Unknown, expired, spent or revoked refresh token")))]
+pub(crate) async fn refresh(
+    State(s): State<IdentityState>,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> Result<Response, Problem> {
+    let now = s.clock.now();
+    let record = match s
+        .ports
+        .refresh
+        .spend(&token_hash(&req.refresh_token))
+        .await
+        .map_err(store_problem)?
+    {
+        RefreshUse::Fresh(r) => r,
+        RefreshUse::Reused(r) => {
+            s.ports
+                .refresh
+                .revoke_family(r.family)
+                .await
+                .map_err(store_problem)?;
+            tracing::warn!(account = %r.account_id, "spent refresh token presented again: family revoked");
+            return Err(bad_refresh(
+                "Mã làm mới đã được dùng; vì an toàn, mọi phiên của lần đăng nhập này đã bị hủy",
+                "This refresh token was already used; for safety every token of this sign-in is revoked",
+            ));
+        }
+        RefreshUse::NotFound => {
+            return Err(bad_refresh(
+                "Mã làm mới không hợp lệ",
+                "Unknown refresh token",
+            ));
+        }
+    };
+    if record.expires <= now {
+        return Err(bad_refresh(
+            "Mã làm mới đã hết hạn",
+            "The refresh token has expired",
+        ));
+    }
+    if s.ports
+        .refresh
+        .family_revoked(record.family)
+        .await
+        .map_err(store_problem)?
+    {
+        return Err(bad_refresh(
+            "Phiên đăng nhập đã bị thu hồi",
+            "The session was revoked",
+        ));
+    }
+    let Some(account) = s
+        .ports
+        .accounts
+        .get(record.account_id)
+        .await
+        .map_err(store_problem)?
+    else {
+        return Err(bad_refresh(
+            "Tài khoản không còn tồn tại",
+            "The account no longer exists",
+        ));
+    };
+    let body = tokens(&s, account.id, account.assurance, record.family, now).await?;
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// Sign out: revoke the refresh token and every token of its sign-in. Always 204.
+#[utoipa::path(post, path = "/v1/identity/token/revoke", tag = "identity",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Revoked (or unknown)")))]
+pub(crate) async fn revoke(
+    State(s): State<IdentityState>,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> Result<Response, Problem> {
+    match s
+        .ports
+        .refresh
+        .spend(&token_hash(&req.refresh_token))
+        .await
+        .map_err(store_problem)?
+    {
+        RefreshUse::Fresh(r) | RefreshUse::Reused(r) => s
+            .ports
+            .refresh
+            .revoke_family(r.family)
+            .await
+            .map_err(store_problem)?,
+        RefreshUse::NotFound => {}
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
