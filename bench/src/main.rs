@@ -8,8 +8,10 @@
 //! `--backend aws` needs LocalStack running (`infra/localstack/start.sh`);
 //! `--tokens-only` measures only the in-process token validations.
 //! Starts the release runner on a free port with a fresh data directory (embedded backend),
-//! then runs two phases at N concurrent keep-alive connections: submissions
-//! (`POST /v1/dossiers`) and dossier reads (`GET /v1/dossiers/{id}`).
+//! then runs phases at N concurrent keep-alive connections: submissions
+//! (`POST /v1/dossiers`), dossier reads (`GET /v1/dossiers/{id}`), registry matches that
+//! send a sign-in code (`POST /v1/identity/citizens/verify`, 202); then whole sign-ins by
+//! code (verify, the SMS the runner keeps, confirm), one connection per fixture person.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -198,6 +200,9 @@ fn main() -> anyhow::Result<()> {
     ])
     .arg(&dir)
     .env("RUST_LOG", "warn")
+    // The bench signs the same few people in over and over from one address.
+    .env("MOTCUA_CODE_SENDS", "1000000000")
+    .env("MOTCUA_CODE_SENDS_PER_CLIENT", "1000000000")
     .stdout(Stdio::piped());
     if o.backend == "aws" {
         let endpoint =
@@ -276,35 +281,42 @@ fn main() -> anyhow::Result<()> {
         });
         let (reads, _) = phase("reads", &addr, &o, read, 200).await?;
         reads.print();
-        // Identity verifications against the registry simulator (0 ms latency).
-        let people: Vec<Bytes> = [
-            ("037153000257", "Nguyễn Thị Lan", "1953-04-02", "female"),
-            ("079205001234", "Trần Văn Minh", "2005-09-14", "male"),
-            ("001190012345", "Lê Thị Hoa", "1990-01-23", "female"),
-            ("048088004321", "Phạm Đức Anh", "1988-12-01", "male"),
-            ("092301000777", "Võ Ngọc Trâm", "2001-06-30", "female"),
-            ("038075000123", "Đặng Văn Hùng", "1975-03-08", "male"),
+        // Identity: the registry match that sends a code (registry simulator, 0 ms), then
+        // whole sign-ins by code (verify, read the SMS the runner keeps, confirm).
+        let people: Vec<(Bytes, &'static str)> = [
+            ("037153000257", "Nguyễn Thị Lan", "1953-04-02", "female", "%2B84912345678"),
+            ("079205001234", "Trần Văn Minh", "2005-09-14", "male", "%2B84987000111"),
+            ("001190012345", "Lê Thị Hoa", "1990-01-23", "female", "%2B84903000222"),
+            ("048088004321", "Phạm Đức Anh", "1988-12-01", "male", "%2B84935000333"),
+            ("092301000777", "Võ Ngọc Trâm", "2001-06-30", "female", "%2B84977000444"),
         ]
         .iter()
-        .map(|(id, name, birth, sex)| {
-            Bytes::from(
-                serde_json::json!({"citizen_id": id, "full_name": name, "birth_date": birth, "sex": sex})
-                    .to_string(),
+        .map(|(id, name, birth, sex, phone)| {
+            (
+                Bytes::from(
+                    serde_json::json!({"citizen_id": id, "full_name": name, "birth_date": birth, "sex": sex})
+                        .to_string(),
+                ),
+                *phone,
             )
         })
         .collect();
+        let people = Arc::new(people);
         let host = addr.clone();
+        let p2 = people.clone();
         let verify: Maker = Arc::new(move |w, n| {
             Request::builder()
                 .method(Method::POST)
                 .uri("/v1/identity/citizens/verify")
                 .header("host", &host)
                 .header("content-type", "application/json")
-                .body(Full::new(people[(w + n as usize) % people.len()].clone()))
+                .body(Full::new(p2[(w + n as usize) % p2.len()].0.clone()))
                 .expect("request")
         });
-        let (verifications, _) = phase("verifications", &addr, &o, verify, 200).await?;
+        let (verifications, _) = phase("verifications", &addr, &o, verify, 202).await?;
         verifications.print();
+        let sign_ins = code_sign_ins(&addr, people, o.seconds).await?;
+        sign_ins.print();
         Ok::<_, anyhow::Error>(())
     });
     let _ = child.kill();
@@ -313,6 +325,110 @@ fn main() -> anyhow::Result<()> {
     result?;
     token_validations();
     Ok(())
+}
+
+async fn request(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> anyhow::Result<(u16, Bytes)> {
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
+}
+
+/// Whole sign-ins by SMS code, one connection per person (a person's newest SMS is then
+/// the code of their own challenge): verify (202), `GET /dev/messages`, confirm (200).
+async fn code_sign_ins(
+    addr: &str,
+    people: Arc<Vec<(Bytes, &'static str)>>,
+    seconds: u64,
+) -> anyhow::Result<Phase> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..people.len() {
+        let (addr, people, stop) = (addr.to_owned(), people.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(&addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let (claim, phone) = &people[i];
+            let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
+            let post = |uri: &str, body: Bytes| {
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(uri)
+                    .header("host", &addr)
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+                    .expect("request")
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let (status, body) = request(
+                    &mut sender,
+                    post("/v1/identity/citizens/verify", claim.clone()),
+                )
+                .await?;
+                let challenge: serde_json::Value = serde_json::from_slice(&body)?;
+                if status != 202 {
+                    errors += 1;
+                    continue;
+                }
+                let get = Request::builder()
+                    .uri(format!("/dev/messages?to={phone}"))
+                    .header("host", &addr)
+                    .body(Full::new(Bytes::new()))?;
+                let (_, body) = request(&mut sender, get).await?;
+                let sent: serde_json::Value = serde_json::from_slice(&body)?;
+                let code: String = sent[0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|w| w.len() == 6)
+                    .unwrap_or_default()
+                    .to_owned();
+                let confirm =
+                    serde_json::json!({"challenge_id": challenge["challenge_id"], "code": code});
+                let (status, _) = request(
+                    &mut sender,
+                    post(
+                        "/v1/identity/citizens/verify/confirm",
+                        Bytes::from(confirm.to_string()),
+                    ),
+                )
+                .await?;
+                if status == 200 {
+                    ok += 1;
+                    lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((ok, errors, lat))
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut p = Phase {
+        name: "code sign-ins",
+        ok: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for t in tasks {
+        let (ok, errors, lat) = t.await??;
+        p.ok += ok;
+        p.errors += errors;
+        p.latencies_us.extend(lat);
+    }
+    p.elapsed = start.elapsed();
+    p.latencies_us.sort_unstable();
+    Ok(p)
 }
 
 /// Token validations per second in-process, one core: ES256 account tokens and HS256

@@ -55,3 +55,46 @@ impl CodeSender for SnsSms {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What LocalStack's SNS recorded as sent to `phone`.
+    async fn sent_to(phone: &str, region: &str) -> Vec<serde_json::Value> {
+        let url = format!("{}/_aws/sns/sms-messages", crate::localstack::endpoint());
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(url)
+            .query(&[("phoneNumber", phone), ("region", region)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["sms_messages"][phone]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn codes_are_published_as_transactional_sms_to_the_number() {
+        crate::localstack::ensure_running().expect("LocalStack");
+        let conf = crate::localstack::config().await;
+        let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
+        let phone = format!("+8491{:07}", std::process::id() % 10_000_000);
+        let sms = SnsSms::new(Client::new(&conf), Some("DVCTINH".into()));
+        sms.send_code(&phone, "Ma dang nhap la 123456")
+            .await
+            .unwrap();
+        let sent = sent_to(&phone, &region).await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["Message"], "Ma dang nhap la 123456");
+        let attrs = sent[0]["MessageAttributes"].to_string();
+        assert!(attrs.contains("Transactional"), "{attrs}");
+        assert!(attrs.contains("DVCTINH"), "{attrs}");
+        // Nothing went to any other number.
+        assert!(sent_to("+84900000000", &region).await.is_empty());
+    }
+}
