@@ -43,6 +43,9 @@ pub struct IdentityConfig {
     /// `MOTCUA_CODE_SENDS_PER_CLIENT` (default 20) codes per client address within the
     /// same window (a one-stop shop signs many people in from one address).
     pub code_sends_per_client: u32,
+    /// `MOTCUA_LOGINS_PER_CLIENT` (default 120): e-ID sign-ins started per client address
+    /// within `MOTCUA_CODE_SEND_WINDOW_SECS` (each keeps a state for 10 minutes).
+    pub logins_per_client: u32,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -75,6 +78,14 @@ impl IdentityConfig {
     pub fn code_sends_per_client(&self) -> motcua_http::Lockout {
         motcua_http::Lockout {
             failures: self.code_sends_per_client,
+            window_secs: self.code_send_window_secs,
+        }
+    }
+
+    /// e-ID sign-ins started per client address.
+    pub fn logins_per_client(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.logins_per_client,
             window_secs: self.code_send_window_secs,
         }
     }
@@ -158,6 +169,11 @@ impl IdentityConfig {
                 "MOTCUA_CODE_SENDS_PER_CLIENT",
                 get("MOTCUA_CODE_SENDS_PER_CLIENT"),
                 20,
+            )?,
+            logins_per_client: number(
+                "MOTCUA_LOGINS_PER_CLIENT",
+                get("MOTCUA_LOGINS_PER_CLIENT"),
+                120,
             )?,
         })
     }

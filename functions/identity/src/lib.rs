@@ -16,6 +16,7 @@ pub mod sealed;
 mod audit;
 mod business;
 mod discovery;
+mod eid;
 mod me;
 mod signin;
 mod sso;
@@ -24,6 +25,7 @@ mod tokens;
 use audit::*;
 use business::*;
 use discovery::*;
+use eid::*;
 use me::*;
 use signin::*;
 use sso::*;
@@ -31,6 +33,7 @@ use tokens::*;
 
 pub use audit::{AuditQuery, AuditView};
 pub use business::BusinessLink;
+pub use eid::{CallbackQuery, EidRelyingParty, LoginExchange, LoginQuery, client_key_from_json};
 pub use me::{AccountView, MePatch, PreferencesView};
 pub use signin::{CitizenClaim, CodeConfirmation, CodeSent, mask_phone};
 pub use sso::{SsoExchangeRequest, SsoExchangeResponse};
@@ -60,7 +63,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub use config::IdentityConfig;
+pub use config::{ConfigError, IdentityConfig};
+
+/// Equality of two secrets in time that does not depend on where they differ.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// What every identity handler gets.
 #[derive(Clone)]
@@ -76,6 +84,8 @@ pub struct IdentityState {
     pub sso: Option<Arc<motcua_http::SsoTrust>>,
     /// Where sign-in codes go by SMS (SNS on AWS; the runner keeps them readable).
     pub codes: Arc<dyn CodeSender>,
+    /// The national e-ID (OpenID Connect); `None`: not configured (its routes answer 404).
+    pub eid: Option<Arc<EidRelyingParty>>,
 }
 
 impl FromRef<IdentityState> for Arc<Authenticator> {
@@ -98,6 +108,9 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verify_citizen))
         .routes(routes!(confirm_citizen))
         .routes(routes!(link_business))
+        .routes(routes!(login))
+        .routes(routes!(callback))
+        .routes(routes!(login_exchange))
         .routes(routes!(get_me, patch_me, delete_me))
         .routes(routes!(audit))
         .routes(routes!(jwks))

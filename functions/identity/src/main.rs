@@ -88,6 +88,29 @@ async fn main() -> Result<(), lambda_http::Error> {
         motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),
         std::env::var("MOTCUA_SMS_SENDER_ID").ok(),
     ));
+    // The national e-ID (OpenID Connect), when MOTCUA_EID_ISSUER is set: the relying
+    // party's private_key_jwt key from Secrets Manager (or MOTCUA_EID_CLIENT_KEY).
+    let eid_key = match (
+        std::env::var("MOTCUA_EID_CLIENT_KEY_SECRET"),
+        std::env::var("MOTCUA_EID_CLIENT_KEY"),
+    ) {
+        (Ok(secret), _) if !secret.is_empty() => {
+            let conf = motcua_aws::sdk_config().await;
+            let json = aws_sdk_secretsmanager::Client::new(&conf)
+                .get_secret_value()
+                .secret_id(secret)
+                .send()
+                .await
+                .map_err(|e| format!("reading MOTCUA_EID_CLIENT_KEY_SECRET: {e}"))?
+                .secret_string
+                .unwrap_or_default();
+            Some(motcua_identity::client_key_from_json(&json)?)
+        }
+        (_, Ok(json)) => Some(motcua_identity::client_key_from_json(&json)?),
+        _ => None,
+    };
+    let eid = motcua_identity::EidRelyingParty::from_vars(|k| std::env::var(k).ok(), eid_key)?
+        .map(Arc::new);
     let state = IdentityState {
         ports,
         population: registry.clone(),
@@ -97,6 +120,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         config: Arc::new(config),
         sso,
         codes,
+        eid,
     };
     lambda_http::run(router(state)).await
 }

@@ -189,7 +189,7 @@ fn claim_inconsistent(mismatches: &[ClaimMismatch]) -> Problem {
 }
 
 /// The registry's record of a person (the cache first), audited; `Err` answers the caller.
-async fn registry_person(
+pub(crate) async fn registry_person(
     s: &IdentityState,
     id: &CitizenId,
     hash: &str,

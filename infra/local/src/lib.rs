@@ -21,6 +21,7 @@ use motcua_submission::{AppState, SubmissionConfig, SystemClock};
 use sha2::{Digest, Sha256};
 
 pub mod messages;
+pub mod portal;
 pub use messages::DevMessages;
 
 /// Issuer of the tokens the runner mints and accepts.
@@ -318,6 +319,8 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
 pub struct Simulators {
     pub registry: Option<motcua_registry::simulator::Simulator>,
     pub sso: Option<motcua_registry::sso::SsoSimulator>,
+    /// The national e-ID (OpenID Connect provider) simulator.
+    pub eid: Option<motcua_registry::eid::EidSimulator>,
     /// Sign-in codes "sent" by SMS, readable at `GET /dev/messages`.
     pub messages: DevMessages,
 }
@@ -330,6 +333,7 @@ pub async fn identity(
     data_dir: &Path,
     submission: &AppState,
     ports: motcua_ports::identity::IdentityPorts,
+    addr: std::net::SocketAddr,
     sso_sim_port: u16,
 ) -> anyhow::Result<(IdentityState, Simulators)> {
     let hash_key = secret_file(data_dir, "id-hash.key", "MOTCUA_ID_HASH_KEY")?;
@@ -407,6 +411,7 @@ pub async fn identity(
         tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start; retried on first use");
     }
     let messages = DevMessages::default();
+    let (eid, eid_sim) = eid(data_dir, addr, sso_sim_port).await?;
     Ok((
         IdentityState {
             ports,
@@ -417,22 +422,102 @@ pub async fn identity(
             config: Arc::new(config),
             sso: Some(Arc::new(sso)),
             codes: Arc::new(messages.clone()),
+            eid: eid.map(Arc::new),
         },
         Simulators {
             registry: sim,
             sso: sso_sim,
+            eid: eid_sim,
             messages,
         },
     ))
 }
 
+/// The national e-ID: the provider at `MOTCUA_EID_ISSUER` (with `MOTCUA_EID_CLIENT_ID`, the
+/// client key in `MOTCUA_EID_CLIENT_KEY`, …), or else an e-ID simulator started here (on
+/// the port after the SSO simulator's if free) with this runner registered as its client:
+/// its key in `<data dir>/eid-client-key.json`, its callback on `addr`, and `addr` itself
+/// (plus `MOTCUA_PORTAL_ORIGINS`) as a portal origin.
+async fn eid(
+    data_dir: &Path,
+    addr: std::net::SocketAddr,
+    sso_sim_port: u16,
+) -> anyhow::Result<(
+    Option<motcua_identity::EidRelyingParty>,
+    Option<motcua_registry::eid::EidSimulator>,
+)> {
+    if std::env::var("MOTCUA_EID_ISSUER").is_ok() {
+        let key = std::env::var("MOTCUA_EID_CLIENT_KEY")
+            .ok()
+            .map(|json| motcua_identity::client_key_from_json(&json))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let rp = motcua_identity::EidRelyingParty::from_vars(|k| std::env::var(k).ok(), key)
+            .map_err(anyhow::Error::msg)?;
+        return Ok((rp, None));
+    }
+    let fixture = motcua_registry::simulator::Fixture::demo();
+    let port = if sso_sim_port == 0 {
+        0
+    } else {
+        sso_sim_port.saturating_add(1)
+    };
+    let sim = match motcua_registry::eid::start(fixture.clone(), port).await {
+        Ok(sim) => sim,
+        Err(_) => motcua_registry::eid::start(fixture, 0).await?,
+    };
+    let key_file = data_dir.join("eid-client-key.json");
+    if !key_file.exists() {
+        let json = motcua_http::signing_keys_to_json(&[motcua_http::SigningKey::generate(
+            "motcua-local-client",
+        )]);
+        let tmp = data_dir.join(format!("eid-client-key.json.{}", std::process::id()));
+        std::fs::write(&tmp, json)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
+        if std::fs::hard_link(&tmp, &key_file).is_err() && !key_file.exists() {
+            std::fs::rename(&tmp, &key_file)?;
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let key = motcua_identity::client_key_from_json(&std::fs::read_to_string(&key_file)?)
+        .map_err(anyhow::Error::msg)?;
+    let redirect = format!("http://{addr}/v1/identity/callback");
+    sim.register(motcua_registry::eid::EidClient {
+        client_id: "motcua-local".into(),
+        redirect_uris: vec![redirect.clone()],
+        jwk: key.jwk(),
+    });
+    let mut origins = format!("http://{addr}");
+    if let Ok(more) = std::env::var("MOTCUA_PORTAL_ORIGINS") {
+        origins = format!("{origins},{more}");
+    }
+    let issuer = sim.issuer().to_owned();
+    let rp = motcua_identity::EidRelyingParty::from_vars(
+        |k| match k {
+            "MOTCUA_EID_ISSUER" => Some(issuer.clone()),
+            "MOTCUA_EID_CLIENT_ID" => Some("motcua-local".into()),
+            "MOTCUA_EID_REDIRECT_URI" => Some(redirect.clone()),
+            "MOTCUA_PORTAL_ORIGINS" => Some(origins.clone()),
+            other => std::env::var(other).ok(),
+        },
+        Some(key),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok((rp, Some(sim)))
+}
+
 /// One router serving every function, under the shared HTTP layers, and the runner's own
-/// `GET /dev/messages`.
+/// `GET /dev/messages` and `GET /dev/portal`.
 pub fn app(state: AppState, identity: IdentityState, messages: &DevMessages) -> axum::Router {
     let config = state.config.clone();
     let routes = motcua_submission::routes(state)
         .merge(motcua_identity::routes(identity))
-        .merge(messages.routes());
+        .merge(messages.routes())
+        .merge(portal::routes());
     motcua_submission::with_layers(routes, &config)
 }
 
@@ -473,13 +558,13 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 )
             }
         };
-        let sso_port = if o.port == 0 { 0 } else { o.port.saturating_add(1) };
-        let (identity_state, simulators) =
-            identity(&o.data_dir, &state, identity_ports, sso_port).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", o.port))?;
         let addr = listener.local_addr()?;
+        let sso_port = if o.port == 0 { 0 } else { o.port.saturating_add(1) };
+        let (identity_state, simulators) =
+            identity(&o.data_dir, &state, identity_ports, addr, sso_port).await?;
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
         match &simulators.registry {
@@ -495,6 +580,16 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             None => println!(
                 "  province SSO: {}",
                 identity_state.sso.as_ref().map(|s| s.issuer.as_str()).unwrap_or("none")
+            ),
+        }
+        match &simulators.eid {
+            Some(sim) => println!(
+                "  national e-ID: simulator at {} (sign in: open http://{addr}/dev/portal in a browser)",
+                sim.issuer()
+            ),
+            None => println!(
+                "  national e-ID: {}",
+                identity_state.eid.as_ref().map(|e| e.issuer.as_str()).unwrap_or("none")
             ),
         }
         println!("  API document: http://{addr}/v1/openapi.json");

@@ -3,6 +3,7 @@
 //! province's single sign-on, whose officers' tokens the identity function exchanges.
 
 pub mod client;
+pub mod eid;
 pub mod simulator;
 pub mod sso;
 

@@ -1,0 +1,61 @@
+//! A demo portal page at `GET /dev/portal` (runner only): what a portal front end does to
+//! sign a person in with the national e-ID — send the browser to `/v1/identity/login`,
+//! take the one-time `code` the callback hands back, exchange it for tokens
+//! (`POST /v1/identity/login/exchange`) and call the API with them. The tokens stay in the
+//! page's memory; nothing is stored.
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+
+const PAGE: &str = r##"<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><title>Cổng dịch vụ công (demo)</title></head>
+<body>
+<h1>Cổng dịch vụ công — demo</h1>
+<p id="status">Chưa đăng nhập.</p>
+<p><a id="login" href="#">Đăng nhập bằng VNeID</a></p>
+<p>Signed in as: <span id="who"></span> <span id="level"></span></p>
+<p id="error"></p>
+<script>
+(async () => {
+  const here = location.origin + location.pathname;
+  document.getElementById("login").href =
+    "/v1/identity/login?return_to=" + encodeURIComponent(here);
+  const q = new URLSearchParams(location.search);
+  if (q.get("error")) {
+    document.getElementById("error").textContent = "error: " + q.get("error");
+    return;
+  }
+  const code = q.get("code");
+  if (!code) return;
+  history.replaceState(null, "", here);
+  const r = await fetch("/v1/identity/login/exchange", {
+    method: "POST", headers: {"content-type": "application/json"},
+    body: JSON.stringify({code})
+  });
+  if (!r.ok) {
+    document.getElementById("error").textContent = "exchange: " + r.status;
+    return;
+  }
+  const tokens = await r.json();
+  const me = await fetch("/v1/me", {headers: {authorization: "Bearer " + tokens.access_token}});
+  const account = await me.json();
+  document.getElementById("who").textContent = account.name;
+  document.getElementById("level").textContent = "(level " + account.assurance + ")";
+  document.getElementById("status").textContent = "Đã đăng nhập.";
+})();
+</script>
+</body></html>
+"##;
+
+async fn page() -> Response {
+    let mut r = Html(PAGE).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `GET /dev/portal`.
+pub fn routes() -> Router {
+    Router::new().route("/dev/portal", axum::routing::get(page))
+}
