@@ -137,7 +137,9 @@ impl EidRelyingParty {
                     tracing::error!("the e-ID discovery document names another issuer");
                     return Err(eid_unavailable());
                 }
-                let jwks = RemoteJwks::new(&doc.jwks_uri);
+                // ID tokens come from the token endpoint we call, not from strangers: a
+                // key the provider rotated in is looked up within a second.
+                let jwks = RemoteJwks::new(&doc.jwks_uri).with_min_refresh(Duration::from_secs(1));
                 if let Err(e) = jwks.refresh().await {
                     tracing::warn!(error = %e, "the e-ID JWKS could not be fetched");
                 }

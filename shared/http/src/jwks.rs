@@ -25,6 +25,7 @@ pub struct RemoteJwks {
     client: reqwest::Client,
     keys: std::sync::RwLock<Arc<KeyMap>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    min_refresh: Duration,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -48,7 +49,16 @@ impl RemoteJwks {
                 .expect("a TLS client can be built"),
             keys: std::sync::RwLock::new(Arc::new(HashMap::new())),
             last_fetch: tokio::sync::Mutex::new(None),
+            min_refresh: Self::MIN_REFRESH,
         }
+    }
+
+    /// The same, refetching on an unknown `kid` at most every `min` instead of every
+    /// [`RemoteJwks::MIN_REFRESH`]: for tokens no stranger can present (an ID token from a
+    /// token endpoint we called), where a flood of made-up kids cannot happen.
+    pub fn with_min_refresh(mut self, min: Duration) -> RemoteJwks {
+        self.min_refresh = min;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -108,9 +118,9 @@ impl RemoteJwks {
             .unwrap_or_else(|e| e.into_inner())
             .is_empty();
         let wait = if empty {
-            Duration::from_secs(1)
+            Duration::from_secs(1).min(self.min_refresh)
         } else {
-            Self::MIN_REFRESH
+            self.min_refresh
         };
         if last.is_some_and(|t| t.elapsed() < wait) {
             return None;
