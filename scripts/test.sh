@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, the SAM template checks, every unit, property,
-# contract and API test on both backends. Installs what it needs (cargo-nextest, LocalStack
-# and the template tools in project-owned virtualenvs), starts LocalStack and stops it at
-# the end. Exits non-zero on the first failure.
+# contract and API test on both backends, and a sign-in in a real browser. Installs what it
+# needs (cargo-nextest, LocalStack and the template tools in project-owned virtualenvs,
+# Debian's chromium and chromium-driver), starts LocalStack and stops it at the end. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0
@@ -22,6 +22,16 @@ step "LocalStack and template tools (install if needed, start)"
 infra/localstack/install.sh
 infra/localstack/start.sh
 trap 'infra/localstack/stop.sh' EXIT
+
+step "Chromium and ChromeDriver (Debian packages, for the browser sign-in test)"
+if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver \
+    || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
+fi
+chromedriver --version
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
