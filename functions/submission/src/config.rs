@@ -24,13 +24,6 @@ pub struct SubmissionConfig {
     pub idempotency_ttl_secs: u64,
     /// `MOTCUA_CORS_ORIGINS`: comma-separated portal origins, or `*` (default: none).
     pub cors_origins: Vec<String>,
-    /// `MOTCUA_LOOKUP_FAILURES` (default 10) failed public lookups within
-    /// `MOTCUA_LOOKUP_WINDOW_SECS` (default 1800) lock the client; three times as many, the
-    /// dossier code.
-    pub lookup_lockout: motcua_http::Lockout,
-    /// `MOTCUA_TRUSTED_PROXY_HOPS` (default 0): proxies we run in front of the API (a CDN);
-    /// the client address is read that many entries before the end of `X-Forwarded-For`.
-    pub trusted_proxy_hops: usize,
 }
 
 impl SubmissionConfig {
@@ -59,19 +52,6 @@ impl SubmissionConfig {
                         .collect()
                 })
                 .unwrap_or_default(),
-            lookup_lockout: motcua_http::Lockout {
-                failures: number("MOTCUA_LOOKUP_FAILURES", get("MOTCUA_LOOKUP_FAILURES"), 10)?,
-                window_secs: number(
-                    "MOTCUA_LOOKUP_WINDOW_SECS",
-                    get("MOTCUA_LOOKUP_WINDOW_SECS"),
-                    1800,
-                )?,
-            },
-            trusted_proxy_hops: number(
-                "MOTCUA_TRUSTED_PROXY_HOPS",
-                get("MOTCUA_TRUSTED_PROXY_HOPS"),
-                0,
-            )?,
         })
     }
 

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use motcua_domain::calendar::local_date;
 use motcua_domain::catalogue::{DocumentProblem, Procedure, SubmissionErrors};
-use motcua_domain::dossier::{Applicant, NewDossier, TransitionErrorKind};
+use motcua_domain::dossier::{Applicant, LookupKey, NewDossier, TransitionErrorKind};
 use motcua_domain::{
     Actor, AgencyCode, Command, Dossier, DossierCode, EventEnvelope, Lang, Localized, PhoneNumber,
     Role, Status, WorkingCalendar,
@@ -371,6 +371,7 @@ async fn submit(
     let (dossier, history) = Dossier::submit(
         &procedure,
         NewDossier {
+            lookup_key: LookupKey::from_random(rand::random::<u64>()),
             id: Uuid::now_v7(),
             code: DossierCode::new(&procedure.agency, day, seq),
             applicant: Applicant {
@@ -392,6 +393,7 @@ async fn submit(
     let resp = SubmitResponse {
         id: dossier.id,
         code: dossier.code.as_str().to_owned(),
+        lookup_key: dossier.lookup_key.as_str().to_owned(),
         status: StatusView::of(dossier.status, lang),
         fee: dossier.fee.as_vnd(),
         version: dossier.version,
@@ -827,30 +829,24 @@ async fn officer_action(
     .await
 }
 
-/// Public status lookup by dossier code and the phone given at submission. Reveals no
-/// personal data; a wrong code or phone both answer 404.
+/// Public status lookup by the two things printed on the receipt: the dossier code and its
+/// lookup key. Asks for no personal data and reveals none; the key (50 random bits) cannot
+/// be guessed, so there is no lock-out a stranger could trip. An unknown code and a wrong
+/// key are the same 404.
 #[utoipa::path(get, path = "/v1/lookup", tag = "public",
     params(LookupQuery),
-    responses((status = 200, body = LookupView), (status = 400, description = "code and phone are required"),
-        (status = 404, description = "No dossier with this code and phone"),
-        (status = 429, description = "Too many failed lookups from this client or for this code; Retry-After")))]
+    responses((status = 200, body = LookupView), (status = 400, description = "code and key are required; malformed code"),
+        (status = 404, description = "No dossier with this code and key")))]
 async fn lookup(
     State(s): State<AppState>,
     Language(lang): Language,
-    headers: HeaderMap,
     Query(q): Query<LookupQuery>,
 ) -> Result<Response, Problem> {
-    let (Some(code), Some(phone)) = (q.code.as_deref(), q.phone.as_deref()) else {
+    let (Some(code), Some(key)) = (q.code.as_deref(), q.key.as_deref()) else {
         return Err(Problem::bad_request(
-            "Cần cả mã hồ sơ (code) và số điện thoại (phone)",
-            "Both code and phone are required",
+            "Cần cả mã hồ sơ (code) và mã tra cứu (key) in trên giấy tiếp nhận",
+            "Both the dossier code (code) and the lookup key (key) from the receipt are required",
         ));
-    };
-    let not_found = || {
-        Problem::not_found().detail(
-            "Không có hồ sơ với mã và số điện thoại này",
-            "No dossier with this code and phone",
-        )
     };
     let code = DossierCode::parse(code).map_err(|e| {
         Problem::bad_request(
@@ -858,43 +854,20 @@ async fn lookup(
             &format!("The dossier code {}", e.message(Lang::En)),
         )
     })?;
-    // Code and phone together are the secret: failed guesses are limited per client (no
-    // walking through codes, which are sequential) and per code (no spreading guesses of
-    // a phone over many clients).
-    let now = s.clock.now();
-    let limits = s.config.lookup_lockout;
-    let attempts = s.ports.attempts.as_ref();
-    let client = motcua_http::client_key(&headers, s.config.trusted_proxy_hops);
-    let code_key = format!("lookup:{}", code.as_str());
-    let what = ("Tra cứu", "lookups");
-    // A code takes three times a client's failures: guesses spread over many addresses
-    // stop too, yet one noisy client cannot lock the owner out of their own dossier.
-    let code_limits = motcua_http::Lockout {
-        failures: limits.failures.saturating_mul(3),
-        ..limits
-    };
-    limits.check(attempts, &client, now, what).await?;
-    code_limits.check(attempts, &code_key, now, what).await?;
-    let found = match PhoneNumber::parse(phone) {
-        Ok(phone) => s
-            .ports
-            .dossiers
-            .get_by_code(&code)
-            .await
-            .map_err(store_problem)?
-            .filter(|d| {
-                d.applicant.phone.as_deref().is_some_and(|p| {
-                    let (a, b) = (p.as_bytes(), phone.as_str().as_bytes());
-                    a.len() == b.len()
-                        && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-                })
-            }),
-        Err(_) => None,
-    };
+    let found = s
+        .ports
+        .dossiers
+        .get_by_code(&code)
+        .await
+        .map_err(store_problem)?
+        .filter(|d| d.lookup_key.matches(key));
     let Some(d) = found else {
-        limits.record(attempts, &[&client, &code_key], now).await?;
-        return Err(not_found());
+        return Err(Problem::not_found().detail(
+            "Không có hồ sơ với mã hồ sơ và mã tra cứu này",
+            "No dossier with this code and lookup key",
+        ));
     };
+    let now = s.clock.now();
     let view = LookupView {
         overdue: d.is_overdue(now),
         code: d.code.as_str().to_owned(),

@@ -37,6 +37,9 @@ pub struct SubmitResponse {
     /// Dossier code printed on the receipt: `<agency>-<YYMMDD>-<NNNN>`.
     #[schema(example = "000.00.04.H42-260317-0042")]
     pub code: String,
+    /// Printed on the receipt with the code: what the public lookup needs.
+    #[schema(example = "7KQ2M-XW4TD")]
+    pub lookup_key: String,
     pub status: StatusView,
     /// Fee in VND.
     pub fee: u64,
@@ -68,6 +71,8 @@ impl StatusView {
 pub struct DossierView {
     pub id: Uuid,
     pub code: String,
+    /// The receipt's key for the public lookup (shown to the applicant and officers).
+    pub lookup_key: String,
     pub procedure_code: String,
     pub procedure_name: String,
     pub agency: String,
@@ -109,6 +114,7 @@ impl DossierView {
             id: d.id,
             overdue: d.is_overdue(now),
             code: d.code.as_str().to_owned(),
+            lookup_key: d.lookup_key.as_str().to_owned(),
             procedure_code: d.procedure_code,
             procedure_name: d.procedure_name,
             agency: d.agency.as_str().to_owned(),
@@ -189,6 +195,6 @@ pub struct ListQuery {
 pub struct LookupQuery {
     /// Dossier code from the receipt.
     pub code: Option<String>,
-    /// The contact phone given when submitting.
-    pub phone: Option<String>,
+    /// The lookup key printed on the receipt (`XXXXX-XXXXX`; any case, dash optional).
+    pub key: Option<String>,
 }

@@ -300,6 +300,10 @@ pub struct Applicant {
 pub struct Dossier {
     pub id: Uuid,
     pub code: DossierCode,
+    /// Printed on the receipt next to the code: with it, anyone holding the receipt can
+    /// follow the status (`GET /v1/lookup`); without it, nobody can. Not personal data.
+    #[serde(default)]
+    pub lookup_key: LookupKey,
     pub procedure_code: String,
     pub procedure_name: String,
     pub agency: AgencyCode,
@@ -452,10 +456,62 @@ impl Localized for TransitionError {
     }
 }
 
+/// The receipt's key for the public status lookup: 10 characters of Crockford's base32
+/// (50 random bits), shown as `XXXXX-XXXXX`. Unguessable, so the lookup needs no lock-out
+/// and asks for no personal data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LookupKey(String);
+
+impl LookupKey {
+    const ALPHABET: &'static [u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+    /// From 50 random bits (the low 50 of `random`).
+    pub fn from_random(random: u64) -> LookupKey {
+        let mut out = String::with_capacity(11);
+        for i in 0..10 {
+            if i == 5 {
+                out.push('-');
+            }
+            let v = (random >> (5 * (9 - i))) & 31;
+            out.push(Self::ALPHABET[v as usize] as char);
+        }
+        LookupKey(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `typed` is this key, as people type it: any case, with or without the dash
+    /// or spaces, `O` for `0`, `I`/`L` for `1` (Crockford); compared in constant time.
+    /// An empty key (dossiers from before keys existed) matches nothing.
+    pub fn matches(&self, typed: &str) -> bool {
+        let norm = |s: &str| -> Vec<u8> {
+            s.chars()
+                .filter(|c| !matches!(c, '-' | ' '))
+                .map(|c| match c.to_ascii_uppercase() {
+                    'O' => '0',
+                    'I' | 'L' => '1',
+                    c => c,
+                })
+                .map(|c| c as u32 as u8)
+                .take(64)
+                .collect()
+        };
+        let (a, b) = (norm(&self.0), norm(typed));
+        !a.is_empty()
+            && a.len() == b.len()
+            && a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
 /// A new dossier as the applicant submits it, already validated against its procedure.
 pub struct NewDossier {
     pub id: Uuid,
     pub code: DossierCode,
+    /// The receipt's lookup key (random, made by the caller: the domain has no randomness).
+    pub lookup_key: LookupKey,
     pub applicant: Applicant,
     pub form: BTreeMap<String, Value>,
     pub documents: Vec<SubmittedDocument>,
@@ -472,6 +528,7 @@ impl Dossier {
         let d = Dossier {
             id: new.id,
             code: new.code,
+            lookup_key: new.lookup_key,
             procedure_code: procedure.code.clone(),
             procedure_name: procedure.name.clone(),
             agency: procedure.agency.clone(),
@@ -779,6 +836,32 @@ impl Dossier {
 }
 
 #[cfg(test)]
+mod lookup_key_tests {
+    use super::LookupKey;
+
+    #[test]
+    fn keys_read_as_people_type_them() {
+        let k = LookupKey::from_random(0x2_3456_789A_BCDE);
+        assert_eq!(k.as_str().len(), 11);
+        assert_eq!(&k.as_str()[5..6], "-");
+        assert!(k.matches(k.as_str()));
+        assert!(k.matches(&k.as_str().to_lowercase().replace('-', " ")));
+        let other = LookupKey::from_random(0x2_3456_789A_BCDF);
+        assert_ne!(k, other);
+        assert!(!k.matches(other.as_str()));
+        assert!(!k.matches(""));
+        assert!(!LookupKey::default().matches(""));
+        // Crockford's look-alikes.
+        let zero = LookupKey::from_random(0);
+        assert_eq!(zero.as_str(), "00000-00000");
+        assert!(zero.matches("OOOOO-ooooo"));
+        let ones = LookupKey::from_random(0x2108_4210_8421);
+        assert_eq!(ones.as_str(), "11111-11111");
+        assert!(ones.matches("iiiiilllll"));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::calendar::vietnam_tz;
@@ -824,6 +907,7 @@ mod tests {
         Dossier::submit(
             &p,
             NewDossier {
+                lookup_key: LookupKey::from_random(0x2_3456_789A_BCDE),
                 id: Uuid::nil(),
                 code: DossierCode::new(&p.agency, local_date(now), 1),
                 applicant: Applicant {

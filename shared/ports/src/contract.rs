@@ -67,6 +67,7 @@ pub fn sample(subject: &str, seq: u32, at: Timestamp) -> (Dossier, HistoryEntry,
     let (d, h) = Dossier::submit(
         &p,
         NewDossier {
+            lookup_key: motcua_domain::dossier::LookupKey::from_random(u64::from(seq)),
             id: Uuid::now_v7(),
             code: DossierCode::new(&p.agency, date(2026, 3, 17), seq),
             applicant: Applicant {
