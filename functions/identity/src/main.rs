@@ -90,10 +90,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     ));
     // The national e-ID (OpenID Connect), when MOTCUA_EID_ISSUER is set: the relying
     // party's private_key_jwt key from Secrets Manager (or MOTCUA_EID_CLIENT_KEY).
+    let eid_on = std::env::var("MOTCUA_EID_ISSUER").is_ok_and(|i| !i.is_empty());
     let eid_key = match (
         std::env::var("MOTCUA_EID_CLIENT_KEY_SECRET"),
         std::env::var("MOTCUA_EID_CLIENT_KEY"),
     ) {
+        _ if !eid_on => None,
         (Ok(secret), _) if !secret.is_empty() => {
             let conf = motcua_aws::sdk_config().await;
             let json = aws_sdk_secretsmanager::Client::new(&conf)
