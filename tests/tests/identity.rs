@@ -741,7 +741,7 @@ async fn the_registry_named_representative_opens_the_business_account(backend: B
     assert_eq!(me["kind"], "business");
     assert_eq!(me["name"], "Công ty Cổ phần Ví Dụ Hà Nội");
     // Again: the same business account.
-    let again: Value = link(Some(anh_token), json!({"tax_code": "0100233488"}))
+    let again: Value = link(Some(anh_token.clone()), json!({"tax_code": "0100233488"}))
         .await
         .json()
         .await
@@ -764,9 +764,113 @@ async fn the_registry_named_representative_opens_the_business_account(backend: B
     )
     .await;
     problem(
-        link(Some(lan_token), json!({"tax_code": "0100233489"})).await,
+        link(Some(lan_token.clone()), json!({"tax_code": "0100233489"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid-tax-code",
+    )
+    .await;
+    // The representative lets Lan act for the business; she signs in to it herself.
+    let members = |method: reqwest::Method, token: &str, path: &str, body: Option<Value>| {
+        let (http, url) = (env.http.clone(), env.runner.url(path));
+        let token = token.to_owned();
+        async move {
+            let mut req = http
+                .request(method, url)
+                .bearer_auth(token)
+                .header("accept-language", "en");
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let grant_lan = json!({"tax_code": "0100233488", "citizen_id": "037153000257"});
+    let r = members(
+        reqwest::Method::POST,
+        &anh_token,
+        "/v1/identity/businesses/members",
+        Some(grant_lan.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let grant: Value = r.json().await.unwrap();
+    assert_eq!(grant["business_id"], biz["account_id"]);
+    let r = members(
+        reqwest::Method::POST,
+        &anh_token,
+        "/v1/identity/businesses/members",
+        Some(grant_lan.clone()),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "granting twice keeps the first grant"
+    );
+    let r = link(Some(lan_token.clone()), json!({"tax_code": "0100233488"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let as_member: Value = r.json().await.unwrap();
+    assert_eq!(as_member["account_id"], biz["account_id"]);
+    let r = members(
+        reqwest::Method::GET,
+        &anh_token,
+        "/v1/identity/businesses/members?tax_code=0100233488",
+        None,
+    )
+    .await;
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("037153000257"),
+        "no personal numbers listed: {text}"
+    );
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // A member is not a representative: she cannot grant or list.
+    problem(
+        members(
+            reqwest::Method::POST,
+            &lan_token,
+            "/v1/identity/businesses/members",
+            Some(json!({"tax_code": "0100233488", "citizen_id": "079205001234"})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "not-representative",
+    )
+    .await;
+    problem(
+        members(
+            reqwest::Method::GET,
+            &lan_token,
+            "/v1/identity/businesses/members?tax_code=0100233488",
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "not-representative",
+    )
+    .await;
+    // Revoked: she can no longer sign in to the business; revoking twice is 404.
+    let path = format!(
+        "/v1/identity/businesses/members/{}?tax_code=0100233488",
+        grant["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        members(reqwest::Method::DELETE, &anh_token, &path, None)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    problem(
+        members(reqwest::Method::DELETE, &anh_token, &path, None).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    problem(
+        link(Some(lan_token.clone()), json!({"tax_code": "0100233488"})).await,
+        StatusCode::FORBIDDEN,
+        "not-representative",
     )
     .await;
     // No token, or an officer: no business account.

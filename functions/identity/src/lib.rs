@@ -32,7 +32,7 @@ use sso::*;
 use tokens::*;
 
 pub use audit::{AuditQuery, AuditView};
-pub use business::BusinessLink;
+pub use business::{BusinessLink, BusinessQuery, GrantView, MemberGrant};
 pub use eid::{CallbackQuery, EidRelyingParty, LoginExchange, LoginQuery, client_key_from_json};
 pub use me::{AccountView, MePatch, PreferencesView};
 pub use signin::{CitizenClaim, CodeConfirmation, CodeSent, mask_phone};
@@ -53,8 +53,9 @@ use motcua_domain::ids::{ClaimMismatch, Sex};
 use motcua_domain::{CitizenId, Lang, Localized, PhoneNumber, Role, TaxCode};
 use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, client_key, store_problem};
 use motcua_ports::identity::{
-    Account, AccountKind, AuditEntry, BusinessRegistry, Challenge, ChannelPreferences, CodeSender,
-    IdentityPorts, PopulationRegistry, RefreshRecord, RefreshUse, RegistryError,
+    Account, AccountKind, AuditEntry, BusinessGrant, BusinessRegistry, Challenge,
+    ChannelPreferences, CodeSender, IdentityPorts, PopulationRegistry, RefreshRecord, RefreshUse,
+    RegistryBusiness, RegistryError,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -108,6 +109,8 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verify_citizen))
         .routes(routes!(confirm_citizen))
         .routes(routes!(link_business))
+        .routes(routes!(grant_member, list_members))
+        .routes(routes!(revoke_member))
         .routes(routes!(login))
         .routes(routes!(callback))
         .routes(routes!(login_exchange))

@@ -9,6 +9,7 @@
 //! | verification cache | `VC#<hash>` | `VC` (TTL) |
 //! | refresh token | `RT#<token hash>` | `RT` (TTL) |
 //! | sign-in challenge | `CH#<id>` | `CH` (TTL) |
+//! | business grant | `BIZ#<business id>` | `MEMBER#<member hash>` |
 //! | revoked token family | `RF#<family>` | `RF` (TTL) |
 
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use jiff::Timestamp;
 use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
-    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, Challenge,
-    ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
+    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, BusinessGrant,
+    BusinessGrants, Challenge, ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore,
+    RefreshUse, VerificationCache,
 };
 use motcua_ports::{StoreError, StoreResult};
 use uuid::Uuid;
@@ -37,6 +39,7 @@ impl DynamoStore {
             cache: Arc::new(self.clone()),
             refresh: Arc::new(self.clone()),
             challenges: Arc::new(self.clone()),
+            grants: Arc::new(self.clone()),
         }
     }
 
@@ -440,6 +443,87 @@ impl ChallengeStore for DynamoStore {
             .key("sk", s("CH"))
             .condition_expression("attribute_exists(pk) AND expires_s > :now")
             .expression_attribute_values(":now", n(now.as_second()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(classify(e, StoreError::Conflict)),
+        }
+    }
+}
+
+#[async_trait]
+impl BusinessGrants for DynamoStore {
+    async fn grant(&self, g: &BusinessGrant) -> StoreResult<(BusinessGrant, bool)> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("BIZ#{}", g.business_id)))
+            .item("sk", s(format!("MEMBER#{}", g.member_hash)))
+            .item("kind", s("business-grant"))
+            .item("grant_id", s(g.id.to_string()))
+            .item("body", s(to_json(g)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok((g.clone(), true)),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                let stored = self
+                    .find(g.business_id, &g.member_hash)
+                    .await?
+                    .ok_or_else(|| StoreError::Backend("grant vanished".into()))?;
+                Ok((stored, false))
+            }
+            Err(e) => Err(classify(e, StoreError::Conflict)),
+        }
+    }
+
+    async fn find(
+        &self,
+        business_id: Uuid,
+        member_hash: &str,
+    ) -> StoreResult<Option<BusinessGrant>> {
+        match self
+            .get_item(
+                format!("BIZ#{business_id}"),
+                &format!("MEMBER#{member_hash}"),
+            )
+            .await?
+        {
+            Some(item) => Ok(Some(body_of(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, business_id: Uuid) -> StoreResult<Vec<BusinessGrant>> {
+        let items = self
+            .query_sk(format!("BIZ#{business_id}"), None, true, None)
+            .await?;
+        let mut grants: Vec<BusinessGrant> = items.iter().map(body_of).collect::<Result<_, _>>()?;
+        grants.sort_by_key(|g| (g.granted_at, g.id));
+        Ok(grants)
+    }
+
+    async fn revoke(&self, business_id: Uuid, id: Uuid) -> StoreResult<bool> {
+        let Some(g) = self
+            .list(business_id)
+            .await?
+            .into_iter()
+            .find(|g| g.id == id)
+        else {
+            return Ok(false);
+        };
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("BIZ#{business_id}")))
+            .key("sk", s(format!("MEMBER#{}", g.member_hash)))
+            .condition_expression("grant_id = :id")
+            .expression_attribute_values(":id", s(id.to_string()))
             .send()
             .await;
         match r {

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
-    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, Challenge,
-    ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore, RefreshUse, VerificationCache,
+    Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, BusinessGrant,
+    BusinessGrants, Challenge, ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore,
+    RefreshUse, VerificationCache,
 };
 use motcua_ports::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
@@ -25,6 +26,7 @@ impl EmbeddedStore {
             cache: Arc::new(self.clone()),
             refresh: Arc::new(self.clone()),
             challenges: Arc::new(self.clone()),
+            grants: Arc::new(self.clone()),
         }
     }
 
@@ -368,6 +370,82 @@ impl ChallengeStore for EmbeddedStore {
             let n = c
                 .prepare_cached("DELETE FROM challenges WHERE id = ?1 AND expires_s > ?2")
                 .and_then(|mut st| st.execute(params![id, now]))
+                .map_err(map_sql)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BusinessGrants for EmbeddedStore {
+    async fn grant(&self, g: &BusinessGrant) -> StoreResult<(BusinessGrant, bool)> {
+        let (business, member, id, at, body) = (
+            g.business_id.to_string(),
+            g.member_hash.clone(),
+            g.id.to_string(),
+            g.granted_at.as_microsecond(),
+            to_json(g)?,
+        );
+        let (stored, n): (String, usize) = self
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "INSERT INTO business_grants (business_id, member_hash, id, at_us, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (business_id, member_hash) DO NOTHING",
+                    )
+                    .and_then(|mut st| st.execute(params![business, member, id, at, body]))
+                    .map_err(map_sql)?;
+                let stored: String = c
+                    .prepare_cached(
+                        "SELECT body FROM business_grants WHERE business_id = ?1 AND member_hash = ?2",
+                    )
+                    .and_then(|mut st| st.query_row(params![business, member], |r| r.get(0)))
+                    .map_err(map_sql)?;
+                Ok((stored, n))
+            })
+            .await?;
+        Ok((from_json(&stored)?, n == 1))
+    }
+
+    async fn find(
+        &self,
+        business_id: Uuid,
+        member_hash: &str,
+    ) -> StoreResult<Option<BusinessGrant>> {
+        let c = self.reader();
+        let body: Option<String> = c
+            .prepare_cached(
+                "SELECT body FROM business_grants WHERE business_id = ?1 AND member_hash = ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![business_id.to_string(), member_hash], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(map_sql)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn list(&self, business_id: Uuid) -> StoreResult<Vec<BusinessGrant>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached(
+                "SELECT body FROM business_grants WHERE business_id = ?1 ORDER BY at_us, id",
+            )
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map([business_id.to_string()], |r| r.get::<_, String>(0))
+            .map_err(map_sql)?;
+        rows.map(|r| r.map_err(map_sql).and_then(|b| from_json(&b)))
+            .collect()
+    }
+
+    async fn revoke(&self, business_id: Uuid, id: Uuid) -> StoreResult<bool> {
+        let (business, id) = (business_id.to_string(), id.to_string());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM business_grants WHERE business_id = ?1 AND id = ?2")
+                .and_then(|mut st| st.execute(params![business, id]))
                 .map_err(map_sql)?;
             Ok(n == 1)
         })

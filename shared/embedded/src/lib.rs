@@ -91,6 +91,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     at_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_key ON attempts (key, at_us);
+CREATE TABLE IF NOT EXISTS business_grants (
+    business_id TEXT NOT NULL,
+    member_hash TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    at_us INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (business_id, member_hash)
+);
 CREATE TABLE IF NOT EXISTS challenges (
     id TEXT PRIMARY KEY,
     expires_s INTEGER NOT NULL,

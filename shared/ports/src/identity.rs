@@ -272,6 +272,37 @@ pub trait CodeSender: Send + Sync {
     async fn send_code(&self, phone: &str, text: &str) -> Result<(), SendError>;
 }
 
+/// Access to a business account given by its legal representative to a person, named by
+/// the keyed hash of their personal number (so the grant holds before the person ever
+/// signed in, survives their account's erasure, and reveals nobody's account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessGrant {
+    pub id: Uuid,
+    pub business_id: Uuid,
+    /// Keyed hash of the member's personal number.
+    pub member_hash: String,
+    /// Account id of the representative who granted it.
+    pub granted_by: Uuid,
+    pub granted_at: Timestamp,
+}
+
+/// Who may act for a business besides its legal representatives.
+#[async_trait]
+pub trait BusinessGrants: Send + Sync {
+    /// Stores the grant unless the member already has one for this business; returns the
+    /// stored grant and whether it is new.
+    async fn grant(&self, grant: &BusinessGrant) -> StoreResult<(BusinessGrant, bool)>;
+    async fn find(
+        &self,
+        business_id: Uuid,
+        member_hash: &str,
+    ) -> StoreResult<Option<BusinessGrant>>;
+    /// Oldest first.
+    async fn list(&self, business_id: Uuid) -> StoreResult<Vec<BusinessGrant>>;
+    /// Removes the grant `id` of the business; false if there was none.
+    async fn revoke(&self, business_id: Uuid, id: Uuid) -> StoreResult<bool>;
+}
+
 /// Everything the identity capability stores.
 #[derive(Clone)]
 pub struct IdentityPorts {
@@ -281,4 +312,5 @@ pub struct IdentityPorts {
     pub cache: std::sync::Arc<dyn VerificationCache>,
     pub refresh: std::sync::Arc<dyn RefreshTokenStore>,
     pub challenges: std::sync::Arc<dyn ChallengeStore>,
+    pub grants: std::sync::Arc<dyn BusinessGrants>,
 }

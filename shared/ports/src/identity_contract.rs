@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::identity::{
-    Account, AccountKind, AuditEntry, Challenge, ChannelPreferences, IdentityPorts, RefreshRecord,
-    RefreshUse,
+    Account, AccountKind, AuditEntry, BusinessGrant, Challenge, ChannelPreferences, IdentityPorts,
+    RefreshRecord, RefreshUse,
 };
 
 /// One `#[tokio::test]` per case; `$make` is an async expression giving fresh ports.
@@ -26,7 +26,8 @@ macro_rules! identity_contract_tests {
             refresh_tokens_are_spent_once_and_families_revoked,
             erased_accounts_are_gone,
             reserved_attempts_count_until_released,
-            challenges_are_single_use_and_expire
+            challenges_are_single_use_and_expire,
+            business_grants_are_one_per_member_and_revocable
         );
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -325,4 +326,44 @@ pub async fn challenges_are_single_use_and_expire(p: IdentityPorts) {
     }
     assert_eq!(won, 1);
     assert_eq!(p.challenges.get(&c.id, t(10)).await.unwrap(), None);
+}
+
+pub async fn business_grants_are_one_per_member_and_revocable(p: IdentityPorts) {
+    let (business, other_business) = (Uuid::now_v7(), Uuid::now_v7());
+    let grant = |member: &str, at: i64| BusinessGrant {
+        id: Uuid::now_v7(),
+        business_id: business,
+        member_hash: member.into(),
+        granted_by: Uuid::now_v7(),
+        granted_at: t(at),
+    };
+    let a = grant("member-a", 1);
+    let (stored, new) = p.grants.grant(&a).await.unwrap();
+    assert!(new);
+    assert_eq!(stored, a);
+    // Granting the same member again keeps the first grant.
+    let (again, new) = p.grants.grant(&grant("member-a", 2)).await.unwrap();
+    assert!(!new);
+    assert_eq!(again, a);
+    let b = grant("member-b", 3);
+    p.grants.grant(&b).await.unwrap();
+    assert_eq!(
+        p.grants.list(business).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(p.grants.list(other_business).await.unwrap().is_empty());
+    assert_eq!(
+        p.grants.find(business, "member-a").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        p.grants.find(other_business, "member-a").await.unwrap(),
+        None
+    );
+    // Revoking: only the business's own grant, once.
+    assert!(!p.grants.revoke(other_business, a.id).await.unwrap());
+    assert!(p.grants.revoke(business, a.id).await.unwrap());
+    assert!(!p.grants.revoke(business, a.id).await.unwrap());
+    assert_eq!(p.grants.find(business, "member-a").await.unwrap(), None);
+    assert_eq!(p.grants.list(business).await.unwrap(), vec![b]);
 }
