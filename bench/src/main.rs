@@ -11,7 +11,9 @@
 //! then runs phases at N concurrent keep-alive connections: submissions
 //! (`POST /v1/dossiers`), dossier reads (`GET /v1/dossiers/{id}`), registry matches that
 //! send a sign-in code (`POST /v1/identity/citizens/verify`, 202); then whole sign-ins by
-//! code (verify, the SMS the runner keeps, confirm), one connection per fixture person.
+//! code (verify, the SMS the runner keeps, confirm), one connection per fixture person;
+//! then whole sign-ins with the national e-ID simulator (login, authorize, callback,
+//! exchange), 16 at a time.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -203,6 +205,7 @@ fn main() -> anyhow::Result<()> {
     // The bench signs the same few people in over and over from one address.
     .env("MOTCUA_CODE_SENDS", "1000000000")
     .env("MOTCUA_CODE_SENDS_PER_CLIENT", "1000000000")
+    .env("MOTCUA_LOGINS_PER_CLIENT", "1000000000")
     .stdout(Stdio::piped());
     if o.backend == "aws" {
         let endpoint =
@@ -317,6 +320,8 @@ fn main() -> anyhow::Result<()> {
         verifications.print();
         let sign_ins = code_sign_ins(&addr, people, o.seconds).await?;
         sign_ins.print();
+        let eid = eid_sign_ins(&addr, o.seconds, 16).await?;
+        eid.print();
         Ok::<_, anyhow::Error>(())
     });
     let _ = child.kill();
@@ -415,6 +420,152 @@ async fn code_sign_ins(
     stop.store(true, Ordering::Relaxed);
     let mut p = Phase {
         name: "code sign-ins",
+        ok: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for t in tasks {
+        let (ok, errors, lat) = t.await??;
+        p.ok += ok;
+        p.errors += errors;
+        p.latencies_us.extend(lat);
+    }
+    p.elapsed = start.elapsed();
+    p.latencies_us.sort_unstable();
+    Ok(p)
+}
+
+async fn connect(
+    addr: &str,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// `http://host:port/path?query` → (`host:port`, `/path?query`).
+fn split_url(url: &str) -> (String, String) {
+    let rest = url.trim_start_matches("http://");
+    match rest.find('/') {
+        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
+    }
+}
+
+async fn get(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+    let mut req = Request::builder().uri(path).header("host", host);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    sender.ready().await?;
+    Ok(sender
+        .send_request(req.body(Full::new(Bytes::new()))?)
+        .await?)
+}
+
+/// Whole sign-ins with the national e-ID (its simulator, no browser): `login` (302 and the
+/// binding cookie), the provider's authorize with `login_hint` (302 with a code), the
+/// callback (code exchange with PKCE and private_key_jwt, ID token checks, account), the
+/// portal's code exchange for tokens.
+async fn eid_sign_ins(addr: &str, seconds: u64, workers: usize) -> anyhow::Result<Phase> {
+    const PEOPLE: [&str; 6] = [
+        "037153000257",
+        "079205001234",
+        "001190012345",
+        "048088004321",
+        "092301000777",
+        "038075000123",
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (addr, stop) = (addr.to_owned(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut api = connect(&addr).await?;
+            let mut provider: Option<(
+                String,
+                hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+            )> = None;
+            let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
+            let mut n = w;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let t = Instant::now();
+                let hint = PEOPLE[n % PEOPLE.len()];
+                let r = get(
+                    &mut api,
+                    &addr,
+                    &format!("/v1/identity/login?login_hint={hint}"),
+                    None,
+                )
+                .await?;
+                let to = r
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let cookie = r
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|c| c.split(';').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                r.into_body().collect().await?;
+                let (host, path) = split_url(&to);
+                if provider.as_ref().is_none_or(|(h, _)| *h != host) {
+                    provider = Some((host.clone(), connect(&host).await?));
+                }
+                let (_, sim) = provider.as_mut().expect("connected");
+                let r = get(sim, &host, &path, None).await?;
+                let back = r
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                r.into_body().collect().await?;
+                let (_, path) = split_url(&back);
+                let r = get(&mut api, &addr, &path, Some(&cookie)).await?;
+                let status = r.status().as_u16();
+                let body = r.into_body().collect().await?.to_bytes();
+                if status != 200 {
+                    errors += 1;
+                    continue;
+                }
+                let code: serde_json::Value = serde_json::from_slice(&body)?;
+                let exchange = serde_json::json!({"code": code["code"]}).to_string();
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri("/v1/identity/login/exchange")
+                    .header("host", &addr)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(exchange)))?;
+                let (status, _) = request(&mut api, req).await?;
+                if status == 200 {
+                    ok += 1;
+                    lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((ok, errors, lat))
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut p = Phase {
+        name: "e-ID sign-ins",
         ok: 0,
         errors: 0,
         elapsed: Duration::ZERO,

@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS challenges (
     expires_s INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS challenges_by_expiry ON challenges (expires_s);
 CREATE TABLE IF NOT EXISTS verification_cache (
     id_hash TEXT PRIMARY KEY,
     expires_s INTEGER NOT NULL,
