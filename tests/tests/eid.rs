@@ -34,6 +34,15 @@ async fn start(label: &str, backend: Backend, extra: &[(&str, &str)]) -> Env {
     env
 }
 
+/// A portal's random verifier and its S256 challenge.
+fn portal_pair() -> (String, String) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let verifier = b64(&uuid::Uuid::now_v7().into_bytes().repeat(2));
+    let challenge = b64(&<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
 fn location(r: &Response) -> String {
     r.headers()[header::LOCATION].to_str().unwrap().to_owned()
 }
@@ -317,9 +326,20 @@ async fn the_callback_refuses_what_it_must(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{lookalike}");
     let portal = env.runner.url("/dev/portal");
+    // With return_to the portal must bind the code to its browser (portal_challenge).
+    let r = env
+        .http
+        .get(env.runner.url("/v1/identity/login"))
+        .query(&[("return_to", portal.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (verifier, challenge) = portal_pair();
     let ret = serde_urlencoded::to_string([
         ("return_to", portal.as_str()),
         ("login_hint", "037153000257"),
+        ("portal_challenge", challenge.as_str()),
     ])
     .unwrap();
     let (to, cookie) = env.begin(&ret).await;
@@ -329,6 +349,34 @@ async fn the_callback_refuses_what_it_must(backend: Backend) {
     let landed = location(&r);
     assert!(landed.starts_with(&format!("{portal}?code=")), "{landed}");
     assert!(!landed.contains("access_token"));
+    // Login CSRF: the code alone, or with another verifier, opens nothing (review finding:
+    // a code from the attacker's own sign-in signed a victim's browser in as the attacker).
+    let code = query_param(&landed, "code").unwrap();
+    for body in [
+        json!({"code": code}),
+        json!({"code": code, "verifier": portal_pair().0}),
+    ] {
+        let r = env
+            .http
+            .post(env.runner.url("/v1/identity/login/exchange"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST, "invalid-state").await;
+    }
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/login/exchange"))
+        .json(&json!({"code": code, "verifier": verifier}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the browser that started it signs in"
+    );
     env.faults(json!({"access_denied_next": 1})).await;
     let (to, cookie) = env.begin(&ret).await;
     let back = env.authorize(&to).await;
@@ -368,7 +416,38 @@ async fn the_registry_path_lock_never_blocks_the_eid(backend: Backend) {
     assert_eq!(env.me(&hoa).await["name"], "Lê Thị Hoa");
 }
 
+/// Wrong portal codes from one address do not close the e-ID path for others there
+/// (review finding: 20 made-up codes gave everyone at that address 429 for 30 minutes).
+async fn nobody_on_a_shared_address_can_close_the_eid_path(backend: Backend) {
+    let env = start("eid-shared", backend, &[]).await;
+    for i in 0..30 {
+        let r = env
+            .http
+            .post(env.runner.url("/v1/identity/login/exchange"))
+            .header("x-forwarded-for", "198.51.100.77")
+            .json(&json!({"code": format!("made-up-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST, "invalid-state").await;
+    }
+    let (to, cookie) = env.begin("login_hint=092301000777").await;
+    let back = env.authorize(&to).await;
+    let r = env.callback(&back, Some(&cookie)).await;
+    let code: Value = r.json().await.unwrap();
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/login/exchange"))
+        .header("x-forwarded-for", "198.51.100.77")
+        .json(&json!({"code": code["code"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 motcua_tests::on_both_backends!(
+    nobody_on_a_shared_address_can_close_the_eid_path,
     the_code_flow_ends_in_the_one_account,
     the_callback_refuses_what_it_must,
     the_registry_path_lock_never_blocks_the_eid,

@@ -220,11 +220,7 @@ async fn business_account(
         version: 1,
         sealed: None,
     };
-    s.ports
-        .accounts
-        .create_if_absent(&account)
-        .await
-        .map_err(store_problem)
+    one_account(s, &account).await
 }
 
 /// The legal representative the business registry names, or a person a representative

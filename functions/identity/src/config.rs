@@ -19,8 +19,6 @@ pub struct IdentityConfig {
     pub registry_api_key: Option<String>,
     /// `MOTCUA_REGISTRY_TIMEOUT_MS` (default 3000) per attempt.
     pub registry_timeout: Duration,
-    /// `MOTCUA_VERIFY_CACHE_SECS` (default 86400): how long a registry answer is reused.
-    pub cache_secs: i64,
     /// `MOTCUA_LOCKOUT_FAILURES` (default 5) failures within
     /// `MOTCUA_LOCKOUT_WINDOW_SECS` (default 1800) lock the ID / client for the window.
     pub lockout_failures: u32,
@@ -43,9 +41,13 @@ pub struct IdentityConfig {
     /// `MOTCUA_CODE_SENDS_PER_CLIENT` (default 20) codes per client address within the
     /// same window (a one-stop shop signs many people in from one address).
     pub code_sends_per_client: u32,
-    /// `MOTCUA_LOGINS_PER_CLIENT` (default 120): e-ID sign-ins started per client address
-    /// within `MOTCUA_CODE_SEND_WINDOW_SECS` (each keeps a state for 10 minutes).
+    /// `MOTCUA_LOGINS_PER_CLIENT` (default 1000): e-ID sign-ins started per client address
+    /// within `MOTCUA_CODE_SEND_WINDOW_SECS` (each keeps a state for 10 minutes): bounds
+    /// storage, high enough that nobody on a shared address can close the e-ID path.
     pub logins_per_client: u32,
+    /// `MOTCUA_CODE_FAILURES_PER_DAY` (default 20): wrong codes per number per day, over
+    /// all its codes, before its code path closes for the day (the e-ID stays open).
+    pub code_failures_per_day: u32,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -63,6 +65,23 @@ impl IdentityConfig {
         motcua_http::Lockout {
             failures: self.lockout_failures,
             window_secs: self.lockout_window_secs,
+        }
+    }
+
+    /// Failed verifications per client address: four times the per-number lock-out, as a
+    /// one-stop shop or a carrier's shared address serves many people.
+    pub fn lockout_per_client(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.lockout_failures.saturating_mul(4),
+            window_secs: self.lockout_window_secs,
+        }
+    }
+
+    /// Wrong sign-in codes per number per day, over all its codes.
+    pub fn code_failures_per_day(&self) -> motcua_http::Lockout {
+        motcua_http::Lockout {
+            failures: self.code_failures_per_day,
+            window_secs: 86_400,
         }
     }
 
@@ -131,11 +150,6 @@ impl IdentityConfig {
                 get("MOTCUA_REGISTRY_TIMEOUT_MS"),
                 3000,
             )?),
-            cache_secs: number(
-                "MOTCUA_VERIFY_CACHE_SECS",
-                get("MOTCUA_VERIFY_CACHE_SECS"),
-                86_400,
-            )?,
             lockout_failures: number("MOTCUA_LOCKOUT_FAILURES", get("MOTCUA_LOCKOUT_FAILURES"), 5)?,
             lockout_window_secs: number(
                 "MOTCUA_LOCKOUT_WINDOW_SECS",
@@ -173,7 +187,12 @@ impl IdentityConfig {
             logins_per_client: number(
                 "MOTCUA_LOGINS_PER_CLIENT",
                 get("MOTCUA_LOGINS_PER_CLIENT"),
-                120,
+                1000,
+            )?,
+            code_failures_per_day: number(
+                "MOTCUA_CODE_FAILURES_PER_DAY",
+                get("MOTCUA_CODE_FAILURES_PER_DAY"),
+                20,
             )?,
         })
     }

@@ -51,6 +51,9 @@ pub struct EidRelyingParty {
     pub id_claim: String,
     /// `MOTCUA_PORTAL_ORIGINS`: origins (`https://host[:port]`) `return_to` may point at.
     pub portal_origins: Vec<String>,
+    /// `MOTCUA_EID_LOGIN_HINT=pass`: `login_hint` (a personal number, in URLs) is passed on
+    /// to the provider — for simulators and tests; refused otherwise.
+    pub pass_login_hint: bool,
     /// The key of `private_key_jwt` (its public JWK is registered with the provider).
     client_key: SigningKey,
     http: reqwest::Client,
@@ -102,6 +105,7 @@ impl EidRelyingParty {
             redirect_uri: need("MOTCUA_EID_REDIRECT_URI")?,
             id_claim: get("MOTCUA_EID_ID_CLAIM").unwrap_or_else(|| "citizen_id".into()),
             portal_origins,
+            pass_login_hint: get("MOTCUA_EID_LOGIN_HINT").as_deref() == Some("pass"),
             client_key,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_millis(timeout))
@@ -234,6 +238,8 @@ struct LoginState {
     verifier: String,
     #[serde(default)]
     return_to: Option<String>,
+    #[serde(default)]
+    portal_challenge: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -241,8 +247,13 @@ struct LoginState {
 pub struct LoginQuery {
     /// Where to send the person back (an URL on a configured portal origin).
     pub return_to: Option<String>,
-    /// Passed on to the provider (the personal number, to skip its chooser).
+    /// Passed on to the provider (the personal number, to skip its chooser) where
+    /// `MOTCUA_EID_LOGIN_HINT` allows it (simulators, tests); refused otherwise.
     pub login_hint: Option<String>,
+    /// Required with `return_to`: BASE64URL(SHA-256(verifier)) of a random verifier the
+    /// portal keeps in the browser and sends with the one-time code, so a code only works
+    /// in the browser that started the sign-in (no login CSRF).
+    pub portal_challenge: Option<String>,
 }
 
 /// Starts a sign-in with the national e-ID: a redirect (302) to the provider's
@@ -270,6 +281,12 @@ pub(crate) async fn login(
             "return_to is not on a configured portal origin",
         ));
     }
+    if q.login_hint.is_some() && !rp.pass_login_hint {
+        return Err(Problem::bad_request(
+            "Không nhận login_hint",
+            "login_hint is not accepted here",
+        ));
+    }
     if q.login_hint
         .as_deref()
         .is_some_and(|h| h.len() > 12 || !h.bytes().all(|b| b.is_ascii_digit()))
@@ -278,6 +295,26 @@ pub(crate) async fn login(
             "login_hint phải là số định danh cá nhân",
             "login_hint must be a personal number",
         ));
+    }
+    let challenge_ok = |c: &str| {
+        c.len() == 43
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match (&q.return_to, q.portal_challenge.as_deref()) {
+        (_, Some(c)) if !challenge_ok(c) => {
+            return Err(Problem::bad_request(
+                "portal_challenge phải là BASE64URL(SHA-256) của một chuỗi ngẫu nhiên",
+                "portal_challenge must be BASE64URL(SHA-256) of a random verifier",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(Problem::bad_request(
+                "Cần portal_challenge khi có return_to",
+                "portal_challenge is required with return_to",
+            ));
+        }
+        _ => {}
     }
     let now = s.clock.now();
     // Each start stores a state: limited per client address, counted first.
@@ -299,6 +336,7 @@ pub(crate) async fn login(
         nonce: nonce.clone(),
         verifier: verifier.clone(),
         return_to: q.return_to.clone(),
+        portal_challenge: q.portal_challenge.clone(),
     };
     s.ports
         .challenges
@@ -378,6 +416,9 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 struct PortalGrant {
     account_id: Uuid,
     created: bool,
+    /// The portal's challenge: the exchange must show its verifier.
+    #[serde(default)]
+    portal_challenge: Option<String>,
 }
 
 /// The provider sends the person back here. The state must be known, unused, unexpired
@@ -586,7 +627,14 @@ async fn finish(
         .ok_or_else(|| token_invalid("personal number claim"))?;
     let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
     let client = client_key(headers, s.config.trusted_proxy_hops);
-    let person = match registry_person(s, &id, &hash, &client, now).await {
+    let looked_up = registry_person(s, &id).await;
+    let outcome = match &looked_up {
+        Ok(_) => "found",
+        Err(RegistryError::NotFound) => "not-found",
+        Err(_) => "unavailable",
+    };
+    audit_entry(s, &client, "eid-sign-in", &hash, outcome, now).await?;
+    let person = match looked_up {
         Ok(p) => p,
         Err(RegistryError::NotFound) => {
             return Err(unprocessable(
@@ -636,6 +684,7 @@ async fn finish(
             payload: serde_json::to_value(PortalGrant {
                 account_id: stored.id,
                 created,
+                portal_challenge: login.portal_challenge.clone(),
             })
             .map_err(|_| Problem::internal())?,
             expires: Timestamp::from_second(now.as_second() + PORTAL_CODE_SECS).unwrap_or(now),
@@ -651,32 +700,28 @@ pub struct LoginExchange {
     /// The one-time code the callback gave the portal.
     #[schema(max_length = 64)]
     pub code: String,
+    /// The verifier of the `portal_challenge` the sign-in started with (required then).
+    #[serde(default)]
+    #[schema(max_length = 128)]
+    pub verifier: Option<String>,
 }
 
 /// The portal turns the callback's one-time code (60 s, single use) into the tokens of
-/// the sign-in.
+/// the sign-in; a sign-in started with a `portal_challenge` needs its verifier. The code
+/// is 256 random bits, so wrong codes need no per-address limit (one that a stranger on a
+/// shared address could use to close the e-ID path for everyone there).
 #[utoipa::path(post, path = "/v1/identity/login/exchange", tag = "identity",
     request_body = LoginExchange,
     responses((status = 200, body = VerifiedResponse),
-        (status = 400, description = "Unknown, used or expired code"),
-        (status = 429, description = "Too many wrong codes from this address; Retry-After")))]
+        (status = 400, description = "Unknown, used or expired code, or a verifier that does not fit"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
+        (status = 422, description = "The body does not have the expected shape")))]
 pub(crate) async fn login_exchange(
     State(s): State<IdentityState>,
-    headers: HeaderMap,
     JsonBody(req): JsonBody<LoginExchange>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
-    let client = client_key(&headers, s.config.trusted_proxy_hops);
-    let limit = s.config.code_tries_per_client();
-    let attempts = s.ports.attempts.as_ref();
-    let held = limit
-        .reserve(
-            attempts,
-            &[&format!("portal-code:{client}")],
-            now,
-            ("Mã đăng nhập", "sign-in codes"),
-        )
-        .await?;
     let valid = !req.code.is_empty() && req.code.len() <= 64;
     let grant = if valid {
         s.ports
@@ -688,9 +733,21 @@ pub(crate) async fn login_exchange(
         None
     };
     let Some(grant) = grant.filter(|g| g.purpose == PORTAL_CODE) else {
-        held.keep();
         return Err(invalid_state());
     };
+    let g: PortalGrant =
+        serde_json::from_value(grant.payload.clone()).map_err(|_| Problem::internal())?;
+    if let Some(challenge) = &g.portal_challenge {
+        let shown = req
+            .verifier
+            .as_deref()
+            .filter(|v| v.len() <= 128)
+            .map(s256)
+            .unwrap_or_default();
+        if !ct_eq(shown.as_bytes(), challenge.as_bytes()) {
+            return Err(invalid_state());
+        }
+    }
     if !s
         .ports
         .challenges
@@ -698,11 +755,8 @@ pub(crate) async fn login_exchange(
         .await
         .map_err(store_problem)?
     {
-        held.keep();
         return Err(invalid_state());
     }
-    limit.release(attempts, held).await;
-    let g: PortalGrant = serde_json::from_value(grant.payload).map_err(|_| Problem::internal())?;
     let account = s
         .ports
         .accounts

@@ -66,6 +66,48 @@ use uuid::Uuid;
 
 pub use config::{ConfigError, IdentityConfig};
 
+/// Attempts counted under several limits at once (each reserved before the work it
+/// limits); released together when the attempt did not fail, kept when it did.
+#[must_use = "release the attempts unless they failed"]
+pub(crate) struct Holds(Vec<(motcua_http::Lockout, motcua_http::Reservation)>);
+
+impl Holds {
+    /// Reserves one attempt under each `(limit, key)`; if any is over its limit, releases
+    /// those already reserved and answers that limit's 429.
+    pub(crate) async fn reserve(
+        s: &IdentityState,
+        limits: &[(motcua_http::Lockout, &str)],
+        now: Timestamp,
+        what: (&str, &str),
+    ) -> Result<Holds, Problem> {
+        let attempts = s.ports.attempts.as_ref();
+        let mut held = Holds(Vec::new());
+        for (limit, key) in limits {
+            match limit.reserve(attempts, &[key], now, what).await {
+                Ok(r) => held.0.push((*limit, r)),
+                Err(p) => {
+                    held.release(s).await;
+                    return Err(p);
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// The attempt failed: every count stays.
+    pub(crate) fn keep(self) {
+        for (_, r) in self.0 {
+            r.keep();
+        }
+    }
+
+    pub(crate) async fn release(self, s: &IdentityState) {
+        for (limit, r) in self.0 {
+            limit.release(s.ports.attempts.as_ref(), r).await;
+        }
+    }
+}
+
 /// Equality of two secrets in time that does not depend on where they differ.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -78,11 +78,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             )?)
         }
     };
-    let mut ports = ports;
-    ports.accounts = Arc::new(motcua_identity::sealed::SealedAccounts::new(
-        ports.accounts.clone(),
-        vault,
-    ));
+    let ports = motcua_identity::sealed::sealed_ports(ports, vault);
     // Sign-in codes go by SMS through SNS (transactional), under MOTCUA_SMS_SENDER_ID if set.
     let codes = Arc::new(motcua_aws::sms::SnsSms::new(
         motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),

@@ -9,7 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::civil::Date;
 use motcua_domain::ids::Sex;
-use motcua_ports::identity::{Account, AccountKind, AccountStore, DataKey, KeyVault};
+use motcua_ports::identity::{
+    Account, AccountKind, AccountStore, Challenge, ChallengeStore, DataKey, KeyVault,
+};
 use motcua_ports::{StoreError, StoreResult};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -82,6 +84,29 @@ impl KeyVault for LocalKeyVault {
     }
 }
 
+/// `plain` sealed under a fresh data key of `vault`, bound to `aad`, as base64 of
+/// `len(wrapped key) || wrapped key || nonce || ciphertext+tag`.
+async fn seal_blob(vault: &dyn KeyVault, aad: &[u8], plain: &[u8]) -> StoreResult<String> {
+    let key = vault.new_data_key().await?;
+    let ct = seal(&key.plain, aad, plain)?;
+    let wrapped_len = u16::try_from(key.wrapped.len()).map_err(|_| crypto_err("key size"))?;
+    let mut blob = wrapped_len.to_be_bytes().to_vec();
+    blob.extend(&key.wrapped);
+    blob.extend(ct);
+    Ok(STANDARD.encode(blob))
+}
+
+async fn open_blob(vault: &dyn KeyVault, aad: &[u8], sealed: &str) -> StoreResult<Vec<u8>> {
+    let blob = STANDARD.decode(sealed).map_err(|_| crypto_err("blob"))?;
+    if blob.len() < 2 {
+        return Err(crypto_err("blob"));
+    }
+    let n = usize::from(u16::from_be_bytes([blob[0], blob[1]]));
+    let (wrapped, ct) = blob[2..].split_at(n.min(blob.len() - 2));
+    let key = vault.unwrap_data_key(wrapped).await?;
+    open(&key, aad, ct)
+}
+
 #[derive(Serialize, Deserialize)]
 struct Personal {
     name: String,
@@ -111,20 +136,15 @@ impl SealedAccounts {
             email: a.email.clone(),
         };
         let plain = serde_json::to_vec(&personal).map_err(|e| crypto_err(&e.to_string()))?;
-        let key = self.vault.new_data_key().await?;
         // Bound to the account id: a blob moved to another account does not open.
-        let ct = seal(&key.plain, a.id.as_bytes(), &plain)?;
-        let wrapped_len = u16::try_from(key.wrapped.len()).map_err(|_| crypto_err("key size"))?;
-        let mut blob = wrapped_len.to_be_bytes().to_vec();
-        blob.extend(&key.wrapped);
-        blob.extend(ct);
+        let blob = seal_blob(self.vault.as_ref(), a.id.as_bytes(), &plain).await?;
         Ok(Account {
             name: String::new(),
             birth_date: None,
             sex: None,
             phone: None,
             email: None,
-            sealed: Some(STANDARD.encode(blob)),
+            sealed: Some(blob),
             ..a.clone()
         })
     }
@@ -133,14 +153,7 @@ impl SealedAccounts {
         let Some(sealed) = &a.sealed else {
             return Ok(a);
         };
-        let blob = STANDARD.decode(sealed).map_err(|_| crypto_err("blob"))?;
-        if blob.len() < 2 {
-            return Err(crypto_err("blob"));
-        }
-        let n = usize::from(u16::from_be_bytes([blob[0], blob[1]]));
-        let (wrapped, ct) = blob[2..].split_at(n.min(blob.len() - 2));
-        let key = self.vault.unwrap_data_key(wrapped).await?;
-        let plain = open(&key, a.id.as_bytes(), ct)?;
+        let plain = open_blob(self.vault.as_ref(), a.id.as_bytes(), sealed).await?;
         let p: Personal = serde_json::from_slice(&plain).map_err(|e| crypto_err(&e.to_string()))?;
         Ok(Account {
             name: p.name,
@@ -188,6 +201,65 @@ impl AccountStore for SealedAccounts {
     }
 }
 
+/// The identity ports with every store of personal data sealed under `vault`: accounts
+/// and the challenges of sign-ins in progress.
+pub fn sealed_ports(
+    mut ports: motcua_ports::identity::IdentityPorts,
+    vault: Arc<dyn KeyVault>,
+) -> motcua_ports::identity::IdentityPorts {
+    ports.accounts = Arc::new(SealedAccounts::new(ports.accounts.clone(), vault.clone()));
+    ports.challenges = Arc::new(SealedChallenges::new(ports.challenges.clone(), vault));
+    ports
+}
+
+/// A [`ChallengeStore`] that seals each challenge's payload (what a sign-in in progress
+/// carries: the registry's answer, the PKCE verifier…) before it reaches `inner`, bound to
+/// the challenge id and its purpose.
+pub struct SealedChallenges {
+    inner: Arc<dyn ChallengeStore>,
+    vault: Arc<dyn KeyVault>,
+}
+
+impl SealedChallenges {
+    pub fn new(inner: Arc<dyn ChallengeStore>, vault: Arc<dyn KeyVault>) -> SealedChallenges {
+        SealedChallenges { inner, vault }
+    }
+
+    fn aad(c: &Challenge) -> Vec<u8> {
+        format!("challenge:{}:{}", c.purpose, c.id).into_bytes()
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for SealedChallenges {
+    async fn put(&self, c: &Challenge) -> StoreResult<()> {
+        let plain = serde_json::to_vec(&c.payload).map_err(|e| crypto_err(&e.to_string()))?;
+        let blob = seal_blob(self.vault.as_ref(), &Self::aad(c), &plain).await?;
+        self.inner
+            .put(&Challenge {
+                payload: serde_json::json!({ "sealed": blob }),
+                ..c.clone()
+            })
+            .await
+    }
+
+    async fn get(&self, id: &str, now: jiff::Timestamp) -> StoreResult<Option<Challenge>> {
+        let Some(c) = self.inner.get(id, now).await? else {
+            return Ok(None);
+        };
+        let blob = c.payload["sealed"]
+            .as_str()
+            .ok_or_else(|| crypto_err("challenge not sealed"))?;
+        let plain = open_blob(self.vault.as_ref(), &Self::aad(&c), blob).await?;
+        let payload = serde_json::from_slice(&plain).map_err(|e| crypto_err(&e.to_string()))?;
+        Ok(Some(Challenge { payload, ..c }))
+    }
+
+    async fn consume(&self, id: &str, now: jiff::Timestamp) -> StoreResult<bool> {
+        self.inner.consume(id, now).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,9 +272,7 @@ mod tests {
 
     async fn fresh() -> IdentityPorts {
         let dir = std::env::temp_dir().join(format!("motcua-sealed-{}", Uuid::now_v7()));
-        let mut ports = EmbeddedStore::open(&dir).unwrap().identity_ports();
-        ports.accounts = Arc::new(SealedAccounts::new(ports.accounts.clone(), vault()));
-        ports
+        sealed_ports(EmbeddedStore::open(&dir).unwrap().identity_ports(), vault())
     }
 
     motcua_ports::identity_contract_tests!(fresh());
@@ -238,5 +308,37 @@ mod tests {
             Arc::new(LocalKeyVault::new(vec![6u8; 32]).unwrap()),
         );
         assert!(other.get(a.id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn challenge_payloads_are_sealed_and_bound_to_their_challenge() {
+        let dir = std::env::temp_dir().join(format!("motcua-sealed-{}", Uuid::now_v7()));
+        let raw = EmbeddedStore::open(&dir).unwrap().identity_ports();
+        let sealed = SealedChallenges::new(raw.challenges.clone(), vault());
+        let now = jiff::Timestamp::now();
+        let c = Challenge {
+            id: "ch-1".into(),
+            purpose: "sms-code".into(),
+            secret_hash: "h".into(),
+            payload: serde_json::json!({"person": {"full_name": "Nguyễn Thị Lan", "phone": "+84912345678"}}),
+            expires: jiff::Timestamp::from_second(now.as_second() + 300).unwrap(),
+        };
+        sealed.put(&c).await.unwrap();
+        let stored = raw.challenges.get("ch-1", now).await.unwrap().unwrap();
+        let text = stored.payload.to_string();
+        assert!(
+            !text.contains("Nguyễn") && !text.contains("+84912345678"),
+            "{text}"
+        );
+        assert_eq!(sealed.get("ch-1", now).await.unwrap(), Some(c.clone()));
+        // The sealed payload moved to another challenge does not open.
+        let moved = Challenge {
+            id: "ch-2".into(),
+            ..stored
+        };
+        raw.challenges.put(&moved).await.unwrap();
+        assert!(sealed.get("ch-2", now).await.is_err());
+        assert!(sealed.consume("ch-1", now).await.unwrap());
+        assert_eq!(sealed.get("ch-1", now).await.unwrap(), None);
     }
 }

@@ -188,40 +188,26 @@ fn claim_inconsistent(mismatches: &[ClaimMismatch]) -> Problem {
     )
 }
 
-/// The registry's record of a person (the cache first), audited; `Err` answers the caller.
+/// The population registry's record of a person, asked now (never a cached answer: a
+/// code goes to the phone the registry holds today, not to a number it held yesterday),
+/// with the lookup audited once under its final `outcome` — so an unknown number and a
+/// mismatch cost the same writes and take the same time.
 pub(crate) async fn registry_person(
     s: &IdentityState,
     id: &CitizenId,
-    hash: &str,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<RegistryPerson, RegistryError> {
-    let purpose = "citizen-verification";
-    if let Ok(Some(p)) = s.ports.cache.get(hash, now).await {
-        let _ = audit_entry(s, actor, purpose, hash, "cache-hit", now).await;
-        return Ok(p);
-    }
-    let answer = s.population.person(id).await;
-    let outcome = match &answer {
-        Ok(p) => {
-            let expires =
-                Timestamp::from_second(now.as_second() + s.config.cache_secs).unwrap_or(now);
-            if let Err(e) = s.ports.cache.put(hash, p, expires).await {
-                tracing::warn!(error = %e, "the registry answer could not be cached");
-            }
-            "found"
-        }
-        Err(RegistryError::NotFound) => "not-found",
-        Err(RegistryError::Unavailable { .. }) => "unavailable",
-        Err(RegistryError::Refused(_)) => "refused",
-    };
-    if let Err(e) = audit_entry(s, actor, purpose, hash, outcome, now).await {
-        tracing::error!(status = %e.status, "a registry lookup could not be audited");
-        return Err(RegistryError::Unavailable {
-            retry_after_secs: 5,
-        });
-    }
-    answer
+    s.population.person(id).await
+}
+
+/// Audits a lookup of `hash` for a sign-in.
+async fn audit_lookup(
+    s: &IdentityState,
+    actor: &str,
+    hash: &str,
+    outcome: &str,
+    now: Timestamp,
+) -> Result<(), Problem> {
+    audit_entry(s, actor, "citizen-verification", hash, outcome, now).await
 }
 
 /// Step 1 of a sign-in without the e-ID app: the details are checked against the
@@ -232,8 +218,10 @@ pub(crate) async fn registry_person(
 #[utoipa::path(post, path = "/v1/identity/citizens/verify", tag = "identity",
     request_body = CitizenClaim,
     responses((status = 202, body = CodeSent, description = "A code was sent to the registry's phone"),
-        (status = 400, description = "Malformed request"),
-        (status = 422, description = "Invalid number, number inconsistent with the birth year or sex, details not matching a person in the registry (one answer), or no phone in the registry (sign in with VNeID)"),
+        (status = 400, description = "Malformed JSON"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
+        (status = 422, description = "The body does not have the expected shape (a phone is refused), invalid number, number inconsistent with the birth year or sex, details not matching a person in the registry (one answer), or no phone in the registry (sign in with VNeID)"),
         (status = 429, description = "Too many attempts or codes; Retry-After"),
         (status = 503, description = "Registry or SMS channel unavailable; Retry-After")))]
 pub(crate) async fn verify_citizen(
@@ -259,29 +247,32 @@ pub(crate) async fn verify_citizen(
     let (_, email) = parse_contacts(None, claim.email.as_deref())?;
     let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
     let id_key = format!("id:{hash}");
-    let lockout = s.config.lockout();
-    let attempts = s.ports.attempts.as_ref();
-    let held = lockout
-        .reserve(
-            attempts,
-            &[&client, &id_key],
-            now,
-            ("Xác thực", "verifications"),
-        )
-        .await?;
+    let what = ("Xác thực", "verifications");
+    let held = Holds::reserve(
+        &s,
+        &[
+            (s.config.lockout_per_client(), client.as_str()),
+            (s.config.lockout(), id_key.as_str()),
+        ],
+        now,
+        what,
+    )
+    .await?;
     if let Err(mismatches) = id.check_claim(claim.birth_date, claim.sex) {
         held.keep();
         return Err(claim_inconsistent(&mismatches));
     }
-    let record = match registry_person(&s, &id, &hash, &client, now).await {
+    let record = match registry_person(&s, &id).await {
         Ok(p) => p,
         Err(RegistryError::NotFound) => {
             held.keep();
+            audit_lookup(&s, &client, &hash, "not-found", now).await?;
             return Err(verification_failed());
         }
         Err(e) => {
             // An outage is not the caller's failure.
-            lockout.release(attempts, held).await;
+            held.release(&s).await;
+            let _ = audit_lookup(&s, &client, &hash, "unavailable", now).await;
             return Err(registry_problem(&e));
         }
     };
@@ -293,11 +284,12 @@ pub(crate) async fn verify_citizen(
     };
     if !PersonComparison::compare(&claimed, &record).all_match() {
         held.keep();
-        let _ = audit_entry(&s, &client, "citizen-verification", &hash, "mismatch", now).await;
+        audit_lookup(&s, &client, &hash, "mismatch", now).await?;
         return Err(verification_failed());
     }
-    lockout.release(attempts, held).await;
+    held.release(&s).await;
     let Some(phone) = record.phone.clone() else {
+        audit_lookup(&s, &client, &hash, "no-phone", now).await?;
         return Err(unprocessable(
             "no-registry-phone",
             "Cơ sở dữ liệu quốc gia chưa có số điện thoại di động của bạn",
@@ -310,28 +302,23 @@ pub(crate) async fn verify_citizen(
     };
     // Codes sent are limited per number (so nobody floods a person's phone) and per client
     // (so nobody sends SMS in bulk), counted before the message goes.
-    let sends = s.config.code_sends();
-    let per_client = s.config.code_sends_per_client();
-    let send_number = sends
-        .reserve(
-            attempts,
-            &[&format!("codes:{hash}")],
-            now,
-            ("Gửi mã", "code requests"),
-        )
-        .await?;
-    let send_client = match per_client
-        .reserve(
-            attempts,
-            &[&format!("codes:{client}")],
-            now,
-            ("Gửi mã", "code requests"),
-        )
-        .await
-    {
-        Ok(r) => r,
+    let sends = Holds::reserve(
+        &s,
+        &[
+            (s.config.code_sends(), format!("codes:{hash}").as_str()),
+            (
+                s.config.code_sends_per_client(),
+                format!("codes:{client}").as_str(),
+            ),
+        ],
+        now,
+        ("Gửi mã", "code requests"),
+    )
+    .await;
+    let sends = match sends {
+        Ok(h) => h,
         Err(p) => {
-            sends.release(attempts, send_number).await;
+            audit_lookup(&s, &client, &hash, "match-codes-limited", now).await?;
             return Err(p);
         }
     };
@@ -361,8 +348,7 @@ pub(crate) async fn verify_citizen(
     if let Err(e) = s.codes.send_code(&phone, &text).await {
         tracing::error!(error = %e, "the sign-in code could not be sent");
         let _ = s.ports.challenges.consume(&challenge_id, now).await;
-        sends.release(attempts, send_number).await;
-        per_client.release(attempts, send_client).await;
+        sends.release(&s).await;
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "sms-unavailable",
@@ -375,9 +361,8 @@ pub(crate) async fn verify_citizen(
         )
         .retry_after(60));
     }
-    send_number.keep();
-    send_client.keep();
-    let _ = audit_entry(&s, &client, "citizen-sign-in-code", &hash, "code-sent", now).await;
+    sends.keep();
+    audit_lookup(&s, &client, &hash, "code-sent", now).await?;
     let mut r = no_store(
         Json(CodeSent {
             challenge_id,
@@ -392,13 +377,18 @@ pub(crate) async fn verify_citizen(
 }
 
 /// Step 2: the code of the SMS, within its validity and tries, once. Signs the person in
-/// to their one account (created at the first sign-in), at assurance level 2.
+/// to their one account (created at the first sign-in), at assurance level 2. Wrong codes
+/// count per code (`MOTCUA_CODE_TRIES`), per client, and per number per day over all its
+/// codes (`MOTCUA_CODE_FAILURES_PER_DAY`), each before the code is compared.
 #[utoipa::path(post, path = "/v1/identity/citizens/verify/confirm", tag = "identity",
     request_body = CodeConfirmation,
     responses((status = 200, body = VerifiedResponse),
-        (status = 400, description = "Malformed request"),
-        (status = 422, description = "Wrong, expired or already used code (one answer)"),
-        (status = 429, description = "Too many wrong codes; Retry-After")))]
+        (status = 400, description = "Malformed JSON"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
+        (status = 422, description = "Wrong, expired or already used code (one answer), or a body of another shape"),
+        (status = 429, description = "Too many wrong codes; Retry-After"),
+        (status = 503, description = "Storage unavailable; Retry-After")))]
 pub(crate) async fn confirm_citizen(
     State(s): State<IdentityState>,
     headers: HeaderMap,
@@ -410,76 +400,80 @@ pub(crate) async fn confirm_citizen(
     if !well_formed || req.challenge_id.is_empty() || req.challenge_id.len() > 64 {
         return Err(invalid_code());
     }
-    let attempts = s.ports.attempts.as_ref();
-    let tries = s.config.code_tries();
-    let per_client = s.config.code_tries_per_client();
-    let held_code = tries
-        .reserve(
-            attempts,
-            &[&format!("code:{}", req.challenge_id)],
-            now,
-            ("Mã xác thực", "codes"),
-        )
-        .await?;
-    let held_client = match per_client
-        .reserve(
-            attempts,
-            &[&format!("code-client:{client}")],
-            now,
-            ("Mã xác thực", "codes"),
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(p) => {
-            tries.release(attempts, held_code).await;
-            return Err(p);
-        }
-    };
+    let what = ("Mã xác thực", "codes");
+    let held = Holds::reserve(
+        &s,
+        &[
+            (
+                s.config.code_tries(),
+                format!("code:{}", req.challenge_id).as_str(),
+            ),
+            (
+                s.config.code_tries_per_client(),
+                format!("code-client:{client}").as_str(),
+            ),
+        ],
+        now,
+        what,
+    )
+    .await?;
     let challenge = s
         .ports
         .challenges
         .get(&req.challenge_id, now)
         .await
         .map_err(store_problem)?
-        .filter(|c| c.purpose == SMS_CODE)
-        .filter(|c| code_matches(&s.config.id_hash_key, &c.id, &req.code, &c.secret_hash));
+        .filter(|c| c.purpose == SMS_CODE);
     let Some(challenge) = challenge else {
-        held_code.keep();
-        held_client.keep();
+        held.keep();
         return Err(invalid_code());
     };
-    // Single use: of two simultaneous confirmations one signs in.
-    if !s
-        .ports
-        .challenges
-        .consume(&challenge.id, now)
-        .await
-        .map_err(store_problem)?
+    let pending: PendingSignIn =
+        serde_json::from_value(challenge.payload.clone()).map_err(|_| Problem::internal())?;
+    let per_number = match Holds::reserve(
+        &s,
+        &[(
+            s.config.code_failures_per_day(),
+            format!("code-number:{}", pending.id_hash).as_str(),
+        )],
+        now,
+        what,
+    )
+    .await
     {
-        held_code.keep();
-        held_client.keep();
+        Ok(h) => h,
+        Err(p) => {
+            held.release(&s).await;
+            return Err(p);
+        }
+    };
+    let right = code_matches(
+        &s.config.id_hash_key,
+        &challenge.id,
+        &req.code,
+        &challenge.secret_hash,
+    );
+    // Single use: of two simultaneous confirmations one signs in.
+    if !right
+        || !s
+            .ports
+            .challenges
+            .consume(&challenge.id, now)
+            .await
+            .map_err(store_problem)?
+    {
+        held.keep();
+        per_number.keep();
         return Err(invalid_code());
     }
-    tries.release(attempts, held_code).await;
-    per_client.release(attempts, held_client).await;
-    let pending: PendingSignIn =
-        serde_json::from_value(challenge.payload).map_err(|_| Problem::internal())?;
-    let id_key = format!("id:{}", pending.id_hash);
+    held.release(&s).await;
+    per_number.release(&s).await;
     s.ports
         .attempts
-        .clear(&id_key)
+        .clear(&format!("id:{}", pending.id_hash))
         .await
         .map_err(store_problem)?;
-    let _ = audit_entry(
-        &s,
-        &client,
-        "citizen-sign-in-code",
-        &pending.id_hash,
-        "code-confirmed",
-        now,
-    )
-    .await;
+    audit_lookup(&s, &client, &pending.id_hash, "code-confirmed", now).await?;
     let person = pending.person;
     let account = Account {
         id: Uuid::now_v7(),

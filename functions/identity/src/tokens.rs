@@ -89,6 +89,39 @@ pub(crate) fn no_store(mut r: Response) -> Response {
     r
 }
 
+/// The person's or business's one account, created from `account` if it has none.
+/// An account of a lower assurance level on the number — a self-declared (level-1)
+/// account of earlier versions — is replaced by a new one (new id): whoever declared it is
+/// not known to be this person, so their tokens and sessions open nothing of the
+/// person's.
+pub(crate) async fn one_account(
+    s: &IdentityState,
+    account: &Account,
+) -> Result<(Account, bool), Problem> {
+    let (stored, created) = s
+        .ports
+        .accounts
+        .create_if_absent(account)
+        .await
+        .map_err(store_problem)?;
+    if stored.assurance >= account.assurance {
+        return Ok((stored, created));
+    }
+    s.ports
+        .accounts
+        .erase(&stored)
+        .await
+        .map_err(store_problem)?;
+    let replaced = s
+        .ports
+        .accounts
+        .create_if_absent(account)
+        .await
+        .map_err(store_problem)?;
+    tracing::info!(old = %stored.id, account = %replaced.0.id, "a lower-level account was replaced");
+    Ok(replaced)
+}
+
 /// Signs the person or business in to its one account (created now if it has none):
 /// the tokens of a new sign-in.
 pub(crate) async fn issue(
@@ -96,12 +129,7 @@ pub(crate) async fn issue(
     account: Account,
     now: Timestamp,
 ) -> Result<Response, Problem> {
-    let (stored, created) = s
-        .ports
-        .accounts
-        .create_if_absent(&account)
-        .await
-        .map_err(store_problem)?;
+    let (stored, created) = one_account(s, &account).await?;
     tracing::info!(account = %stored.id, created, "signed in");
     signed_in(s, &stored, created, now).await
 }

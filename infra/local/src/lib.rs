@@ -383,11 +383,7 @@ pub async fn identity(
             )
         }
     };
-    let mut ports = ports;
-    ports.accounts = Arc::new(motcua_identity::sealed::SealedAccounts::new(
-        ports.accounts.clone(),
-        vault,
-    ));
+    let ports = motcua_identity::sealed::sealed_ports(ports, vault);
     let (sso, sso_sim) = match motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok())
         .map_err(anyhow::Error::msg)?
     {
@@ -502,6 +498,8 @@ async fn eid(
             "MOTCUA_EID_CLIENT_ID" => Some("motcua-local".into()),
             "MOTCUA_EID_REDIRECT_URI" => Some(redirect.clone()),
             "MOTCUA_PORTAL_ORIGINS" => Some(origins.clone()),
+            // The simulator knows its fixture people by number: tests and curl skip its page.
+            "MOTCUA_EID_LOGIN_HINT" => Some("pass".into()),
             other => std::env::var(other).ok(),
         },
         Some(key),

@@ -1,8 +1,10 @@
 //! A demo portal page at `GET /dev/portal` (runner only): what a portal front end does to
-//! sign a person in with the national e-ID — send the browser to `/v1/identity/login`,
-//! take the one-time `code` the callback hands back, exchange it for tokens
-//! (`POST /v1/identity/login/exchange`) and call the API with them. The tokens stay in the
-//! page's memory; nothing is stored.
+//! sign a person in with the national e-ID — keep a random verifier in the tab, send the
+//! browser to `/v1/identity/login` with its SHA-256 (`portal_challenge`), take the one-time
+//! `code` the callback hands back, exchange it with the verifier for tokens
+//! (`POST /v1/identity/login/exchange`) and call the API with them. A code that another
+//! browser started (login CSRF) finds no verifier here and fails. The tokens stay in the
+//! page's memory.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -19,8 +21,18 @@ const PAGE: &str = r##"<!doctype html>
 <script>
 (async () => {
   const here = location.origin + location.pathname;
-  document.getElementById("login").href =
-    "/v1/identity/login?return_to=" + encodeURIComponent(here);
+  const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  // The portal's own proof that a returning code belongs to this browser: a random
+  // verifier kept in this tab, its SHA-256 sent with the sign-in.
+  document.getElementById("login").addEventListener("click", async (e) => {
+    e.preventDefault();
+    const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
+    sessionStorage.setItem("motcua_portal_verifier", verifier);
+    const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+    location.href = "/v1/identity/login?return_to=" + encodeURIComponent(here) +
+      "&portal_challenge=" + challenge;
+  });
   const q = new URLSearchParams(location.search);
   if (q.get("error")) {
     document.getElementById("error").textContent = "error: " + q.get("error");
@@ -29,9 +41,11 @@ const PAGE: &str = r##"<!doctype html>
   const code = q.get("code");
   if (!code) return;
   history.replaceState(null, "", here);
+  const verifier = sessionStorage.getItem("motcua_portal_verifier");
+  sessionStorage.removeItem("motcua_portal_verifier");
   const r = await fetch("/v1/identity/login/exchange", {
     method: "POST", headers: {"content-type": "application/json"},
-    body: JSON.stringify({code})
+    body: JSON.stringify({code, verifier})
   });
   if (!r.ok) {
     document.getElementById("error").textContent = "exchange: " + r.status;

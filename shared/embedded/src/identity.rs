@@ -176,6 +176,11 @@ impl AttemptLimiter for EmbeddedStore {
                 .prepare_cached("INSERT INTO attempts (key, at_us) VALUES (?1, ?2) RETURNING rowid")
                 .and_then(|mut st| st.query_row(params![key, at], |r| r.get(0)))
                 .map_err(map_sql)?;
+            // Attempts older than any window (a day) are swept as new ones come, as the
+            // DynamoDB items expire by TTL.
+            c.prepare_cached("DELETE FROM attempts WHERE at_us < ?1")
+                .and_then(|mut st| st.execute([at - 86_400_000_000]))
+                .map_err(map_sql)?;
             Ok(rowid.to_string())
         })
         .await

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     at_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_key ON attempts (key, at_us);
+CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at_us);
 CREATE TABLE IF NOT EXISTS business_grants (
     business_id TEXT NOT NULL,
     member_hash TEXT NOT NULL,
@@ -780,6 +781,40 @@ mod tests {
     }
 
     motcua_ports::identity_contract_tests!(fresh_identity());
+
+    /// Attempts older than a day are swept as new ones are recorded (review finding: the
+    /// table only grew).
+    #[tokio::test]
+    async fn old_attempts_are_swept() {
+        let ports = fresh_identity().await;
+        let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+        let old = Timestamp::from_second(now.as_second() - 2 * 86_400).unwrap();
+        let since = Timestamp::from_second(now.as_second() - 3 * 86_400).unwrap();
+        ports.attempts.reserve("k", old).await.unwrap();
+        ports.attempts.reserve("other", old).await.unwrap();
+        assert_eq!(
+            ports
+                .attempts
+                .failures_since("k", since)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        ports.attempts.reserve("k", now).await.unwrap();
+        assert_eq!(
+            ports.attempts.failures_since("k", since).await.unwrap(),
+            vec![now]
+        );
+        assert!(
+            ports
+                .attempts
+                .failures_since("other", since)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[tokio::test]
     async fn data_survives_reopen() {
