@@ -21,7 +21,8 @@ pub struct AuditView {
 }
 
 /// Admin: every registry lookup of one number (who, when, why, outcome).
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "identity", params(AuditQuery),
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "identity",
+    security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Vec<AuditView>), (status = 403, description = "Admins only")))]
 pub(crate) async fn audit(
     State(s): State<IdentityState>,

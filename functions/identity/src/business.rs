@@ -228,6 +228,7 @@ async fn business_account(
 /// 2), opens or signs in to the business's account. The business must be active. The
 /// answer carries the tokens of the business account.
 #[utoipa::path(post, path = "/v1/identity/businesses/link", tag = "identity",
+    security(("bearer" = [])),
     request_body = BusinessLink,
     responses((status = 200, body = VerifiedResponse),
         (status = 401, description = "No valid token"),
@@ -316,6 +317,7 @@ async fn as_representative(
 /// as themselves, then to the business by `businesses/link`. Granting twice keeps the
 /// first grant (200); a new grant is 201. Nothing tells whether the person has an account.
 #[utoipa::path(post, path = "/v1/identity/businesses/members", tag = "identity",
+    security(("bearer" = [])),
     request_body = MemberGrant,
     responses((status = 201, body = GrantView, description = "Granted"),
         (status = 200, body = GrantView, description = "Already granted"),
@@ -365,6 +367,7 @@ pub(crate) async fn grant_member(
 /// A legal representative lists who may act for the business (grant ids, when and by
 /// whom; no personal numbers, which are kept only as keyed hashes).
 #[utoipa::path(get, path = "/v1/identity/businesses/members", tag = "identity",
+    security(("bearer" = [])),
     params(BusinessQuery),
     responses((status = 200, body = Vec<GrantView>),
         (status = 401, description = "No valid token"),
@@ -393,6 +396,7 @@ pub(crate) async fn list_members(
 /// A legal representative takes a grant back: the person can no longer sign in to the
 /// business (tokens already issued live out their 15 minutes).
 #[utoipa::path(delete, path = "/v1/identity/businesses/members/{grant_id}", tag = "identity",
+    security(("bearer" = [])),
     params(("grant_id" = Uuid, Path), BusinessQuery),
     responses((status = 204, description = "Revoked"),
         (status = 401, description = "No valid token"),

@@ -147,7 +147,7 @@ pub(crate) struct ApiDoc;
 
 /// Routes and their OpenAPI document.
 pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(verify_citizen))
         .routes(routes!(confirm_citizen))
         .routes(routes!(link_business))
@@ -163,7 +163,9 @@ pub fn api() -> (Router<IdentityState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sso_exchange))
         .routes(routes!(refresh))
         .routes(routes!(revoke))
-        .split_for_parts()
+        .split_for_parts();
+    motcua_http::openapi::document_common_answers(&mut doc);
+    (routes, doc)
 }
 
 /// Every (method, path) this function serves.

@@ -72,7 +72,10 @@ pub(crate) async fn my_account(
 
 /// The caller's account: verified name, birth date, contacts, channel preferences.
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
-    responses((status = 200, body = AccountView), (status = 404, description = "No verified account")))]
+    security(("bearer" = [])),
+    responses((status = 200, body = AccountView),
+        (status = 403, description = "Officers and admins have no account here"),
+        (status = 404, description = "No account (erased, or a token of another kind)")))]
 pub(crate) async fn get_me(
     State(s): State<IdentityState>,
     Caller(caller): Caller,
@@ -99,8 +102,13 @@ pub struct MePatch {
 }
 
 /// Change contacts and channel preferences (the verified name and birth date stay).
-#[utoipa::path(patch, path = "/v1/me", tag = "identity", request_body = MePatch,
-    responses((status = 200, body = AccountView), (status = 422, description = "Invalid phone or email")))]
+#[utoipa::path(patch, path = "/v1/me", tag = "identity",
+    security(("bearer" = [])), request_body = MePatch,
+    responses((status = 200, body = AccountView),
+        (status = 403, description = "Officers and admins have no account here"),
+        (status = 404, description = "No account (erased, or a token of another kind)"),
+        (status = 409, description = "The account changed meanwhile; read it again"),
+        (status = 422, description = "Invalid phone or email")))]
 pub(crate) async fn patch_me(
     State(s): State<IdentityState>,
     Caller(caller): Caller,
@@ -131,7 +139,10 @@ pub(crate) async fn patch_me(
 /// erases it and the cached registry answer. Dossiers stay, as the law requires; they keep
 /// the old account id. Verifying again creates a new account.
 #[utoipa::path(delete, path = "/v1/me", tag = "identity",
-    responses((status = 200, description = "Export of the erased account"), (status = 404, description = "No verified account")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "Export of the erased account"),
+        (status = 403, description = "Officers and admins have no account here"),
+        (status = 404, description = "No account (erased, or a token of another kind)")))]
 pub(crate) async fn delete_me(
     State(s): State<IdentityState>,
     Caller(caller): Caller,

@@ -88,7 +88,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// Routes and their OpenAPI document, registered together so they cannot drift.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_procedures))
         .routes(routes!(get_procedure))
         .routes(routes!(submit_dossier, list_dossiers))
@@ -97,7 +97,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(supplement))
         .routes(routes!(officer_action))
         .routes(routes!(lookup))
-        .split_for_parts()
+        .split_for_parts();
+    motcua_http::openapi::document_common_answers(&mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI 3.1 document of this function.
@@ -108,7 +110,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The function's routes and `/v1/openapi.json`, without the HTTP layers (the local runner
 /// merges several functions' routes under one set of layers).
 pub fn routes(state: AppState) -> Router {
-    let (routes, doc) = api();
+    routes_with_doc(state, openapi())
+}
+
+/// The function's routes with `doc` served at `/v1/openapi.json` (the local runner serves
+/// the document of every function it merges there).
+pub fn routes_with_doc(state: AppState, doc: utoipa::openapi::OpenApi) -> Router {
+    let (routes, _) = api();
     let doc = Arc::new(doc);
     routes
         .route(

@@ -512,7 +512,10 @@ async fn eid(
 /// `GET /dev/messages` and `GET /dev/portal`.
 pub fn app(state: AppState, identity: IdentityState, messages: &DevMessages) -> axum::Router {
     let config = state.config.clone();
-    let routes = motcua_submission::routes(state)
+    // One API document for everything this runner serves, at /v1/openapi.json.
+    let mut doc = motcua_submission::openapi();
+    doc.merge(motcua_identity::api().1);
+    let routes = motcua_submission::routes_with_doc(state, doc)
         .merge(motcua_identity::routes(identity))
         .merge(messages.routes())
         .merge(portal::routes());

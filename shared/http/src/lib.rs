@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod jwks;
 pub mod limits;
+pub mod openapi;
 pub mod problem;
 
 use std::future::Future;

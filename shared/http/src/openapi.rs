@@ -1,0 +1,64 @@
+//! What every route can answer besides its own statuses, written into an OpenAPI
+//! document so it tells the whole truth: the framework's answers to a bad body, a missing
+//! token, an outage.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
+
+fn add(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
+}
+
+/// Adds, where an operation does not say them already: for a JSON body 400 (malformed
+/// JSON), 413 (body too large), 415 (not JSON), 422 (another shape); for an operation that
+/// needs a token (`security`) 401; for every operation 500 and 503 (with `Retry-After`).
+/// Declares the `bearer` (JWT) security scheme the operations name.
+pub fn document_common_answers(doc: &mut OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in ops.into_iter().flatten() {
+            if op.request_body.is_some() {
+                add(op, "400", "Malformed JSON");
+                add(op, "413", "Body too large");
+                add(op, "415", "Content-Type is not application/json");
+                add(op, "422", "The body does not have the expected shape");
+            }
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add(
+                    op,
+                    "401",
+                    "No valid token (missing, expired, tampered, another issuer)",
+                );
+            }
+            add(op, "500", "Unexpected error (logged; no detail given)");
+            add(
+                op,
+                "503",
+                "Storage or a dependency unavailable; Retry-After",
+            );
+        }
+    }
+    let components = doc
+        .components
+        .get_or_insert_with(|| ComponentsBuilder::new().build());
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+}
