@@ -247,22 +247,31 @@ impl AttemptLimiter for DynamoStore {
         self.delete_key(format!("ATT#{key}"), handle).await
     }
 
-    async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>> {
+    async fn failures_since(
+        &self,
+        key: &str,
+        since: Timestamp,
+        max: usize,
+    ) -> StoreResult<Vec<Timestamp>> {
+        // Newest first, at most `max` items read.
         let items = self
             .query_sk(
                 format!("ATT#{key}"),
                 Some(format!("{:020}", since.as_microsecond())),
-                true,
-                None,
+                false,
+                Some(i32::try_from(max.max(1)).unwrap_or(i32::MAX)),
             )
             .await?;
-        items
+        let mut out = items
             .iter()
+            .take(max)
             .map(|i| {
                 Timestamp::from_microsecond(get_n(i, "at_us")?)
                     .map_err(|e| StoreError::Backend(e.to_string()))
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
     }
 
     async fn clear(&self, key: &str) -> StoreResult<()> {

@@ -200,22 +200,34 @@ impl AttemptLimiter for EmbeddedStore {
         .await
     }
 
-    async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>> {
+    async fn failures_since(
+        &self,
+        key: &str,
+        since: Timestamp,
+        max: usize,
+    ) -> StoreResult<Vec<Timestamp>> {
         let c = self.reader();
         let mut st = c
             .prepare_cached(
-                "SELECT at_us FROM attempts WHERE key = ?1 AND at_us >= ?2 ORDER BY at_us",
+                "SELECT at_us FROM attempts WHERE key = ?1 AND at_us >= ?2
+                 ORDER BY at_us DESC LIMIT ?3",
             )
             .map_err(map_sql)?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = st
-            .query_map(params![key, since.as_microsecond()], |r| r.get::<_, i64>(0))
-            .map_err(map_sql)?;
-        rows.map(|r| {
-            r.map_err(map_sql).and_then(|us| {
-                Timestamp::from_microsecond(us).map_err(|e| StoreError::Backend(e.to_string()))
+            .query_map(params![key, since.as_microsecond(), max], |r| {
+                r.get::<_, i64>(0)
             })
-        })
-        .collect()
+            .map_err(map_sql)?;
+        let mut out = rows
+            .map(|r| {
+                r.map_err(map_sql).and_then(|us| {
+                    Timestamp::from_microsecond(us).map_err(|e| StoreError::Backend(e.to_string()))
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
     }
 
     async fn clear(&self, key: &str) -> StoreResult<()> {

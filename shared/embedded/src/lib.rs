@@ -795,7 +795,7 @@ mod tests {
         assert_eq!(
             ports
                 .attempts
-                .failures_since("k", since)
+                .failures_since("k", since, 100)
                 .await
                 .unwrap()
                 .len(),
@@ -803,13 +803,17 @@ mod tests {
         );
         ports.attempts.reserve("k", now).await.unwrap();
         assert_eq!(
-            ports.attempts.failures_since("k", since).await.unwrap(),
+            ports
+                .attempts
+                .failures_since("k", since, 100)
+                .await
+                .unwrap(),
             vec![now]
         );
         assert!(
             ports
                 .attempts
-                .failures_since("other", since)
+                .failures_since("other", since, 100)
                 .await
                 .unwrap()
                 .is_empty()

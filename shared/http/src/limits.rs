@@ -128,11 +128,11 @@ impl Lockout {
         now: Timestamp,
         what: (&str, &str),
     ) -> Result<(), Problem> {
+        let limit = self.failures.max(1) as usize;
         let failures = limiter
-            .failures_since(key, self.since(now))
+            .failures_since(key, self.since(now), limit)
             .await
             .map_err(store_problem)?;
-        let limit = self.failures.max(1) as usize;
         if failures.len() < limit {
             return Ok(());
         }
@@ -162,7 +162,10 @@ impl Lockout {
             }
         }
         for k in keys {
-            let failures = match limiter.failures_since(k, self.since(now)).await {
+            let failures = match limiter
+                .failures_since(k, self.since(now), limit.saturating_add(1))
+                .await
+            {
                 Ok(f) => f,
                 Err(e) => {
                     self.release(limiter, r).await;

@@ -177,8 +177,14 @@ pub trait AttemptLimiter: Send + Sync {
     async fn record_failure(&self, key: &str, at: Timestamp) -> StoreResult<()> {
         self.reserve(key, at).await.map(|_| ())
     }
-    /// Failure times of `key` since `since`, oldest first.
-    async fn failures_since(&self, key: &str, since: Timestamp) -> StoreResult<Vec<Timestamp>>;
+    /// The newest `max` failure times of `key` since `since`, oldest first (a limit of
+    /// N needs no more than N + 1 of them, however many there are).
+    async fn failures_since(
+        &self,
+        key: &str,
+        since: Timestamp,
+        max: usize,
+    ) -> StoreResult<Vec<Timestamp>>;
     async fn clear(&self, key: &str) -> StoreResult<()>;
 }
 

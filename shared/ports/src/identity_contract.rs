@@ -154,21 +154,26 @@ pub async fn attempts_are_counted_in_a_window(p: IdentityPorts) {
         p.attempts.record_failure("k", t(s)).await.unwrap();
     }
     p.attempts.record_failure("other", t(15)).await.unwrap();
+    // The newest `max` only, oldest first.
     assert_eq!(
-        p.attempts.failures_since("k", t(5)).await.unwrap(),
+        p.attempts.failures_since("k", t(0), 2).await.unwrap(),
+        vec![t(10), t(20)]
+    );
+    assert_eq!(
+        p.attempts.failures_since("k", t(5), 100).await.unwrap(),
         vec![t(10), t(20)]
     );
     p.attempts.clear("k").await.unwrap();
     assert!(
         p.attempts
-            .failures_since("k", t(0))
+            .failures_since("k", t(0), 100)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         p.attempts
-            .failures_since("other", t(0))
+            .failures_since("other", t(0), 100)
             .await
             .unwrap()
             .len(),
@@ -262,14 +267,21 @@ pub async fn reserved_attempts_count_until_released(p: IdentityPorts) {
     let a = p.attempts.reserve("r", t(1)).await.unwrap();
     let b = p.attempts.reserve("r", t(1)).await.unwrap();
     assert_ne!(a, b, "two attempts at the same instant are two");
-    assert_eq!(p.attempts.failures_since("r", t(0)).await.unwrap().len(), 2);
+    assert_eq!(
+        p.attempts
+            .failures_since("r", t(0), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     p.attempts.release("r", &a).await.unwrap();
     // Releasing under another key, or twice, or an unknown handle changes nothing.
     p.attempts.release("other", &b).await.unwrap();
     p.attempts.release("r", &a).await.unwrap();
     p.attempts.release("r", "no-such-handle").await.unwrap();
     assert_eq!(
-        p.attempts.failures_since("r", t(0)).await.unwrap(),
+        p.attempts.failures_since("r", t(0), 100).await.unwrap(),
         vec![t(1)]
     );
     // 20 concurrent reservations: all counted, none lost.
@@ -285,7 +297,7 @@ pub async fn reserved_attempts_count_until_released(p: IdentityPorts) {
     }
     assert_eq!(
         p.attempts
-            .failures_since("burst", t(0))
+            .failures_since("burst", t(0), 100)
             .await
             .unwrap()
             .len(),
