@@ -801,6 +801,10 @@ mod tests {
                 .len(),
             1
         );
+        // (Sweeps run every 64th attempt.)
+        for _ in 0..62 {
+            ports.attempts.reserve("filler", now).await.unwrap();
+        }
         ports.attempts.reserve("k", now).await.unwrap();
         assert_eq!(
             ports
