@@ -102,10 +102,7 @@ async fn worker(
     stop: Arc<AtomicBool>,
     expect: u16,
 ) -> anyhow::Result<(usize, usize, Vec<u32>, Vec<Bytes>)> {
-    let stream = TcpStream::connect(&addr).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut sender = connect(&addr).await?;
     let (mut ok, mut errors) = (0, 0);
     let mut lat = Vec::with_capacity(1 << 16);
     let mut bodies = Vec::new();
@@ -345,6 +342,37 @@ async fn request(
     Ok((status, resp.into_body().collect().await?.to_bytes()))
 }
 
+type FlowTask = tokio::task::JoinHandle<anyhow::Result<(usize, usize, Vec<u32>)>>;
+
+/// Lets the flows run for `seconds`, stops them and adds up what each counted (successes,
+/// errors, latencies of whole flows).
+async fn gather(
+    name: &'static str,
+    tasks: Vec<FlowTask>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    seconds: u64,
+) -> anyhow::Result<Phase> {
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut p = Phase {
+        name,
+        ok: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for t in tasks {
+        let (ok, errors, lat) = t.await??;
+        p.ok += ok;
+        p.errors += errors;
+        p.latencies_us.extend(lat);
+    }
+    p.elapsed = start.elapsed();
+    p.latencies_us.sort_unstable();
+    Ok(p)
+}
+
 /// Whole sign-ins by SMS code, one connection per person (a person's newest SMS is then
 /// the code of their own challenge): verify (202), `GET /dev/messages`, confirm (200).
 async fn code_sign_ins(
@@ -358,11 +386,7 @@ async fn code_sign_ins(
     for i in 0..people.len() {
         let (addr, people, stop) = (addr.to_owned(), people.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(&addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
+            let mut sender = connect(&addr).await?;
             let (claim, phone) = &people[i];
             let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
             let post = |uri: &str, body: Bytes| {
@@ -419,24 +443,7 @@ async fn code_sign_ins(
             Ok::<_, anyhow::Error>((ok, errors, lat))
         }));
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut p = Phase {
-        name: "code sign-ins",
-        ok: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for t in tasks {
-        let (ok, errors, lat) = t.await??;
-        p.ok += ok;
-        p.errors += errors;
-        p.latencies_us.extend(lat);
-    }
-    p.elapsed = start.elapsed();
-    p.latencies_us.sort_unstable();
-    Ok(p)
+    gather("code sign-ins", tasks, stop, start, seconds).await
 }
 
 async fn connect(
@@ -565,24 +572,7 @@ async fn eid_sign_ins(addr: &str, seconds: u64, workers: usize) -> anyhow::Resul
             Ok::<_, anyhow::Error>((ok, errors, lat))
         }));
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut p = Phase {
-        name: "e-ID sign-ins",
-        ok: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for t in tasks {
-        let (ok, errors, lat) = t.await??;
-        p.ok += ok;
-        p.errors += errors;
-        p.latencies_us.extend(lat);
-    }
-    p.elapsed = start.elapsed();
-    p.latencies_us.sort_unstable();
-    Ok(p)
+    gather("e-ID sign-ins", tasks, stop, start, seconds).await
 }
 
 /// Token validations per second in-process, one core: ES256 account tokens and HS256
