@@ -413,7 +413,10 @@ async fn the_registry_path_lock_never_blocks_the_eid(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let hoa = env.sign_in("001190012345").await;
-    assert_eq!(env.me(&hoa).await["name"], "Lê Thị Hoa");
+    let me = env.me(&hoa).await;
+    assert_eq!(me["name"], "Lê Thị Hoa");
+    // The registry keeps her number in the national form; the account holds E.164.
+    assert_eq!(me["phone"], "+84903000222");
 }
 
 /// Wrong portal codes from one address do not close the e-ID path for others there

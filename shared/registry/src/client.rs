@@ -207,11 +207,20 @@ impl HttpRegistry {
 #[async_trait]
 impl PopulationRegistry for HttpRegistry {
     async fn person(&self, id: &CitizenId) -> Result<RegistryPerson, RegistryError> {
-        self.call(
-            "/population/v1/citizens/lookup",
-            json!({"id_number": id.as_str()}),
-        )
-        .await
+        let mut p: RegistryPerson = self
+            .call(
+                "/population/v1/citizens/lookup",
+                json!({"id_number": id.as_str()}),
+            )
+            .await?;
+        // The registry may keep the national form (0…): E.164, or none if it is not a
+        // phone number at all.
+        p.phone = p
+            .phone
+            .as_deref()
+            .and_then(|n| motcua_domain::PhoneNumber::parse(n).ok())
+            .map(|n| n.as_str().to_owned());
+        Ok(p)
     }
 }
 
