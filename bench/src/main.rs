@@ -481,6 +481,10 @@ async fn get(
         .await?)
 }
 
+/// The portal's verifier of the bench's e-ID sign-ins and its S256 challenge.
+const PORTAL_VERIFIER: &str = "motcua-bench-portal-verifier-0123456789abcdefghij";
+const PORTAL_CHALLENGE: &str = "49PtdH_QQ_A6o-kThq0asz4c776ed0uZaAFewcrhRgc";
+
 /// Whole sign-ins with the national e-ID (its simulator, no browser): `login` (302 and the
 /// binding cookie), the provider's authorize with `login_hint` (302 with a code), the
 /// callback (code exchange with PKCE and private_key_jwt, ID token checks, account), the
@@ -514,7 +518,9 @@ async fn eid_sign_ins(addr: &str, seconds: u64, workers: usize) -> anyhow::Resul
                 let r = get(
                     &mut api,
                     &addr,
-                    &format!("/v1/identity/login?login_hint={hint}"),
+                    &format!(
+                        "/v1/identity/login?login_hint={hint}&portal_challenge={PORTAL_CHALLENGE}"
+                    ),
                     None,
                 )
                 .await?;
@@ -554,7 +560,9 @@ async fn eid_sign_ins(addr: &str, seconds: u64, workers: usize) -> anyhow::Resul
                     continue;
                 }
                 let code: serde_json::Value = serde_json::from_slice(&body)?;
-                let exchange = serde_json::json!({"code": code["code"]}).to_string();
+                let exchange =
+                    serde_json::json!({"code": code["code"], "verifier": PORTAL_VERIFIER})
+                        .to_string();
                 let req = Request::builder()
                     .method(Method::POST)
                     .uri("/v1/identity/login/exchange")

@@ -341,3 +341,68 @@ impl Runner {
         r.json().await.expect("JSON")
     }
 }
+
+impl Runner {
+    /// A whole sign-in with the runner's e-ID simulator (`login_hint` skips its page):
+    /// login, authorize, callback with the binding cookie, exchange; the exchange's answer.
+    pub async fn sign_in_with_eid(&self, citizen_id: &str) -> serde_json::Value {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let location = |r: &reqwest::Response| {
+            r.headers()["location"]
+                .to_str()
+                .expect("a redirect")
+                .to_owned()
+        };
+        let (verifier, challenge) = portal_pair();
+        let r = http
+            .get(self.url(&format!(
+                "/v1/identity/login?login_hint={citizen_id}&portal_challenge={challenge}"
+            )))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), reqwest::StatusCode::FOUND, "login");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let r = http.get(location(&r)).send().await.expect("authorize");
+        let r = http
+            .get(location(&r))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "callback");
+        let code: serde_json::Value = r.json().await.expect("JSON");
+        let r = http
+            .post(self.url("/v1/identity/login/exchange"))
+            .json(&serde_json::json!({"code": code["code"], "verifier": verifier}))
+            .send()
+            .await
+            .expect("exchange");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "exchange");
+        r.json().await.expect("JSON")
+    }
+}
+
+/// A random verifier, as a portal keeps it, and its `portal_challenge`
+/// (BASE64URL(SHA-256(verifier))).
+pub fn portal_pair() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let verifier = b64(&[
+        uuid::Uuid::now_v7().into_bytes(),
+        uuid::Uuid::now_v7().into_bytes(),
+    ]
+    .concat());
+    let challenge = b64(&sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}

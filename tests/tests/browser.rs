@@ -199,7 +199,10 @@ async fn a_person_signs_in_with_the_eid_in_a_real_browser() {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
-            .get(runner.url("/v1/identity/login"))
+            .get(runner.url(&format!(
+                "/v1/identity/login?portal_challenge={}",
+                motcua_tests::portal_pair().1
+            )))
             .send()
             .await
             .unwrap();
@@ -216,5 +219,47 @@ async fn a_person_signs_in_with_the_eid_in_a_real_browser() {
     driver.click("#login").await;
     driver.click("#p-079205001234").await;
     assert_eq!(driver.text("#error").await, "error: eid-declined");
+    // Login CSRF: a one-time code of someone else's sign-in, planted in a link to the
+    // portal, signs nobody in here (this tab holds no verifier for it, and the server
+    // wants one).
+    let planted = {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let (_, challenge) = motcua_tests::portal_pair();
+        let r = http
+            .get(runner.url(&format!(
+                "/v1/identity/login?login_hint=048088004321&portal_challenge={challenge}"
+            )))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        let r = http.get(to).send().await.unwrap();
+        let back = r.headers()["location"].to_str().unwrap().to_owned();
+        let r = http
+            .get(back)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    driver
+        .go(&format!("{}?code={planted}", runner.url("/dev/portal")))
+        .await;
+    assert_eq!(driver.text("#error").await, "error: not-started-here");
+    assert_eq!(driver.text("#status").await, "Chưa đăng nhập.");
     driver.call(reqwest::Method::DELETE, "", Value::Null).await;
 }

@@ -894,50 +894,59 @@ async fn a_lower_level_account_gives_way_to_a_sign_in_by_possession() {
         ("MOTCUA_REGISTRY_URL", url.as_str()),
         ("MOTCUA_REGISTRY_API_KEY", "test-key"),
     ];
-    let runner = Runner::start_on_with("id-level1", Backend::Embedded, &env_vars).unwrap();
+    let mut runner = Runner::start_on_with("id-level1", Backend::Embedded, &env_vars).unwrap();
     let http = Client::new();
-    let first = runner
+    let mut current = runner
         .sign_in_with_code(&http, &lan_ok(), LAN_PHONE, "10.4.4.4")
         .await;
-    let old_id = first["account_id"].as_str().unwrap().to_owned();
-    // Turn it into a level-1 account, as earlier versions' self-declared registration made.
-    let dir = runner.data_dir.clone();
-    runner.stop();
-    {
-        let raw = motcua_embedded::EmbeddedStore::open(&dir)
+    // By a code, then by the e-ID (review finding: the e-ID path kept the level-1 account).
+    for by_eid in [false, true] {
+        let old_id = current["account_id"].as_str().unwrap().to_owned();
+        // Turn it into a level-1 account, as earlier versions' self-declared registration
+        // made.
+        let dir = runner.data_dir.clone();
+        runner.stop();
+        {
+            let raw = motcua_embedded::EmbeddedStore::open(&dir)
+                .unwrap()
+                .identity_ports();
+            let id = uuid::Uuid::parse_str(&old_id).unwrap();
+            let mut a = raw.accounts.get(id).await.unwrap().unwrap();
+            a.assurance = 1;
+            a.version += 1;
+            raw.accounts.update(&a).await.unwrap();
+        }
+        runner = Runner::start_with(&dir, &env_vars).unwrap();
+        let signed = if by_eid {
+            runner.sign_in_with_eid("037153000257").await
+        } else {
+            runner
+                .sign_in_with_code(&http, &lan_ok(), LAN_PHONE, "10.4.4.5")
+                .await
+        };
+        assert_eq!(signed["assurance"], 2, "by e-ID: {by_eid}");
+        assert_eq!(signed["created"], true);
+        assert_ne!(signed["account_id"], old_id.as_str());
+        // The level-1 account's refresh token is dead.
+        let r = http
+            .post(runner.url("/v1/identity/token/refresh"))
+            .json(&json!({"refresh_token": current["refresh_token"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let me: Value = http
+            .get(runner.url("/v1/me"))
+            .bearer_auth(signed["access_token"].as_str().unwrap())
+            .send()
+            .await
             .unwrap()
-            .identity_ports();
-        let id = uuid::Uuid::parse_str(&old_id).unwrap();
-        let mut a = raw.accounts.get(id).await.unwrap().unwrap();
-        a.assurance = 1;
-        a.version += 1;
-        raw.accounts.update(&a).await.unwrap();
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["assurance"], 2);
+        current = signed;
     }
-    let runner = Runner::start_with(&dir, &env_vars).unwrap();
-    let signed = runner
-        .sign_in_with_code(&http, &lan_ok(), LAN_PHONE, "10.4.4.5")
-        .await;
-    assert_eq!(signed["assurance"], 2);
-    assert_eq!(signed["created"], true);
-    assert_ne!(signed["account_id"], old_id.as_str());
-    // The level-1 account's refresh token is dead.
-    let r = http
-        .post(runner.url("/v1/identity/token/refresh"))
-        .json(&json!({"refresh_token": first["refresh_token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let me: Value = http
-        .get(runner.url("/v1/me"))
-        .bearer_auth(signed["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["assurance"], 2);
 }
 
 /// Wrong codes count per person over all their codes (review finding: 3 codes per 15
@@ -1005,20 +1014,48 @@ async fn wrong_codes_are_capped_per_person_across_codes(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY
     );
     // ...and the person's daily allowance (6) is spent: no more codes are compared today.
+    let second_id = second.clone();
     assert_eq!(
         confirm("203.0.113.2", second, "000000").await,
         StatusCode::TOO_MANY_REQUESTS
     );
-    let third = challenge("203.0.113.3").await;
+    // Even the right code of the newest challenge is not compared any more...
     let right = runner.code_sent_to(&http, LAN_PHONE).await;
     let r = http
         .post(runner.url("/v1/identity/citizens/verify/confirm"))
         .header("x-forwarded-for", "203.0.113.3")
-        .json(&json!({"challenge_id": third, "code": right}))
+        .json(&json!({"challenge_id": second_id, "code": right}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...and no more codes are sent today: an SMS nobody could use is not sent.
+    let sent = |http: Client, url: String| async move {
+        http.get(url)
+            .query(&[("to", LAN_PHONE)])
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = sent(http.clone(), runner.url("/dev/messages")).await;
+    let r = http
+        .post(runner.url("/v1/identity/citizens/verify"))
+        .header("x-forwarded-for", "203.0.113.4")
+        .json(&lan_ok())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        sent(http.clone(), runner.url("/dev/messages")).await,
+        before
+    );
 }
 
 /// A one-stop shop or a carrier's shared address serves many people: five strangers'

@@ -140,7 +140,7 @@ impl IdentityConfig {
                 why: "needs at least 32 bytes".into(),
             });
         }
-        Ok(IdentityConfig {
+        IdentityConfig {
             id_hash_key,
             registry_url: get("MOTCUA_REGISTRY_URL")
                 .ok_or(ConfigError::Missing("MOTCUA_REGISTRY_URL"))?,
@@ -194,7 +194,25 @@ impl IdentityConfig {
                 get("MOTCUA_CODE_FAILURES_PER_DAY"),
                 20,
             )?,
-        })
+        }
+        .check_windows()
+    }
+
+    /// Windows longer than a day would outlive the attempts the stores keep (a day).
+    fn check_windows(self) -> Result<Self, ConfigError> {
+        for (name, secs) in [
+            ("MOTCUA_LOCKOUT_WINDOW_SECS", self.lockout_window_secs),
+            ("MOTCUA_CODE_SEND_WINDOW_SECS", self.code_send_window_secs),
+            ("MOTCUA_CODE_TTL_SECS", self.code_ttl_secs),
+        ] {
+            if !(1..=86_400).contains(&secs) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    why: "must be between 1 and 86400 seconds".into(),
+                });
+            }
+        }
+        Ok(self)
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -233,6 +251,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ok.lockout_failures, 5);
+        // A window longer than the day the stores keep attempts is refused.
+        let err = IdentityConfig::from_lookup(|k| match k {
+            "MOTCUA_ID_HASH_KEY" => Some(key.clone()),
+            "MOTCUA_REGISTRY_URL" => Some("http://127.0.0.1:9".into()),
+            "MOTCUA_LOCKOUT_WINDOW_SECS" => Some("172800".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("MOTCUA_LOCKOUT_WINDOW_SECS"),
+            "{err}"
+        );
         assert!(!format!("{ok:?}").contains(&key));
     }
 }

@@ -250,9 +250,10 @@ pub struct LoginQuery {
     /// Passed on to the provider (the personal number, to skip its chooser) where
     /// `MOTCUA_EID_LOGIN_HINT` allows it (simulators, tests); refused otherwise.
     pub login_hint: Option<String>,
-    /// Required with `return_to`: BASE64URL(SHA-256(verifier)) of a random verifier the
-    /// portal keeps in the browser and sends with the one-time code, so a code only works
-    /// in the browser that started the sign-in (no login CSRF).
+    /// Required: BASE64URL(SHA-256(verifier)) of a random verifier the client (the portal
+    /// in the browser) keeps and sends with the one-time code, so a code only works where
+    /// the sign-in started: a code planted in someone else's portal (login CSRF) opens
+    /// nothing.
     pub portal_challenge: Option<String>,
 }
 
@@ -261,7 +262,7 @@ pub struct LoginQuery {
 /// server-side for 10 minutes and bound to this browser by an HttpOnly cookie.
 #[utoipa::path(get, path = "/v1/identity/login", tag = "identity", params(LoginQuery),
     responses((status = 302, description = "To the national e-ID"),
-        (status = 400, description = "return_to is not on a portal origin, or a bad login_hint"),
+        (status = 400, description = "return_to is not on a portal origin, no or a malformed portal_challenge, or a login_hint not accepted"),
         (status = 404, description = "No e-ID configured"),
         (status = 429, description = "Too many sign-ins started from this address; Retry-After"),
         (status = 503, description = "The e-ID cannot be reached; Retry-After")))]
@@ -308,10 +309,10 @@ pub(crate) async fn login(
                 "portal_challenge must be BASE64URL(SHA-256) of a random verifier",
             ));
         }
-        (Some(_), None) => {
+        (_, None) => {
             return Err(Problem::bad_request(
-                "Cần portal_challenge khi có return_to",
-                "portal_challenge is required with return_to",
+                "Cần portal_challenge: BASE64URL(SHA-256) của một chuỗi ngẫu nhiên giữ ở trình duyệt",
+                "portal_challenge is required: BASE64URL(SHA-256) of a random verifier the client keeps",
             ));
         }
         _ => {}
@@ -661,12 +662,7 @@ async fn finish(
         version: 1,
         sealed: None,
     };
-    let (stored, created) = s
-        .ports
-        .accounts
-        .create_if_absent(&account)
-        .await
-        .map_err(store_problem)?;
+    let (stored, created) = one_account(s, &account).await?;
     s.ports
         .attempts
         .clear(&format!("id:{hash}"))
@@ -700,14 +696,14 @@ pub struct LoginExchange {
     /// The one-time code the callback gave the portal.
     #[schema(max_length = 64)]
     pub code: String,
-    /// The verifier of the `portal_challenge` the sign-in started with (required then).
+    /// The verifier of the `portal_challenge` the sign-in started with.
     #[serde(default)]
     #[schema(max_length = 128)]
     pub verifier: Option<String>,
 }
 
 /// The portal turns the callback's one-time code (60 s, single use) into the tokens of
-/// the sign-in; a sign-in started with a `portal_challenge` needs its verifier. The code
+/// the sign-in, with the verifier of the sign-in's `portal_challenge`. The code
 /// is 256 random bits, so wrong codes need no per-address limit (one that a stranger on a
 /// shared address could use to close the e-ID path for everyone there).
 #[utoipa::path(post, path = "/v1/identity/login/exchange", tag = "identity",
@@ -737,16 +733,15 @@ pub(crate) async fn login_exchange(
     };
     let g: PortalGrant =
         serde_json::from_value(grant.payload.clone()).map_err(|_| Problem::internal())?;
-    if let Some(challenge) = &g.portal_challenge {
-        let shown = req
-            .verifier
-            .as_deref()
-            .filter(|v| v.len() <= 128)
-            .map(s256)
-            .unwrap_or_default();
-        if !ct_eq(shown.as_bytes(), challenge.as_bytes()) {
-            return Err(invalid_state());
-        }
+    let shown = req
+        .verifier
+        .as_deref()
+        .filter(|v| v.len() <= 128)
+        .map(s256)
+        .unwrap_or_default();
+    let expected = g.portal_challenge.as_deref().unwrap_or_default();
+    if expected.is_empty() || !ct_eq(shown.as_bytes(), expected.as_bytes()) {
+        return Err(invalid_state());
     }
     if !s
         .ports

@@ -212,9 +212,10 @@ pub fn sealed_ports(
     ports
 }
 
-/// A [`ChallengeStore`] that seals each challenge's payload (what a sign-in in progress
-/// carries: the registry's answer, the PKCE verifier…) before it reaches `inner`, bound to
-/// the challenge id and its purpose.
+/// A [`ChallengeStore`] that seals the payloads carrying personal data — an SMS-code
+/// sign-in's registry answer — before they reach `inner`, bound to the challenge id and its
+/// purpose. Others (an e-ID login's state, a portal code's account id) hold none and are
+/// kept as they are: sealing costs a KMS call, and `/v1/identity/login` is public.
 pub struct SealedChallenges {
     inner: Arc<dyn ChallengeStore>,
     vault: Arc<dyn KeyVault>,
@@ -228,11 +229,19 @@ impl SealedChallenges {
     fn aad(c: &Challenge) -> Vec<u8> {
         format!("challenge:{}:{}", c.purpose, c.id).into_bytes()
     }
+
+    /// Purposes whose payloads hold personal data.
+    fn personal(purpose: &str) -> bool {
+        purpose == "sms-code"
+    }
 }
 
 #[async_trait]
 impl ChallengeStore for SealedChallenges {
     async fn put(&self, c: &Challenge) -> StoreResult<()> {
+        if !Self::personal(&c.purpose) {
+            return self.inner.put(c).await;
+        }
         let plain = serde_json::to_vec(&c.payload).map_err(|e| crypto_err(&e.to_string()))?;
         let blob = seal_blob(self.vault.as_ref(), &Self::aad(c), &plain).await?;
         self.inner
@@ -247,6 +256,9 @@ impl ChallengeStore for SealedChallenges {
         let Some(c) = self.inner.get(id, now).await? else {
             return Ok(None);
         };
+        if !Self::personal(&c.purpose) {
+            return Ok(Some(c));
+        }
         let blob = c.payload["sealed"]
             .as_str()
             .ok_or_else(|| crypto_err("challenge not sealed"))?;
@@ -340,5 +352,18 @@ mod tests {
         assert!(sealed.get("ch-2", now).await.is_err());
         assert!(sealed.consume("ch-1", now).await.unwrap());
         assert_eq!(sealed.get("ch-1", now).await.unwrap(), None);
+        // A challenge without personal data is kept as it is (no KMS call per e-ID login).
+        let login = Challenge {
+            id: "login-1".into(),
+            purpose: "eid-login".into(),
+            payload: serde_json::json!({"nonce": "n"}),
+            ..c.clone()
+        };
+        sealed.put(&login).await.unwrap();
+        assert_eq!(
+            raw.challenges.get("login-1", now).await.unwrap(),
+            Some(login.clone())
+        );
+        assert_eq!(sealed.get("login-1", now).await.unwrap(), Some(login));
     }
 }

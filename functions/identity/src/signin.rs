@@ -300,6 +300,22 @@ pub(crate) async fn verify_citizen(
             "Sign in with the VNeID app instead",
         ));
     };
+    // Once the person's wrong codes for the day are spent no code could be checked: send
+    // none (no SMS for nothing).
+    if let Err(p) = s
+        .config
+        .code_failures_per_day()
+        .check(
+            s.ports.attempts.as_ref(),
+            &format!("code-number:{hash}"),
+            now,
+            ("Mã xác thực", "codes"),
+        )
+        .await
+    {
+        audit_lookup(&s, &client, &hash, "match-codes-locked", now).await?;
+        return Err(p);
+    }
     // Codes sent are limited per number (so nobody floods a person's phone) and per client
     // (so nobody sends SMS in bulk), counted before the message goes.
     let sends = Holds::reserve(

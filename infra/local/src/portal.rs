@@ -34,6 +34,9 @@ const PAGE: &str = r##"<!doctype html>
       "&portal_challenge=" + challenge;
   });
   const q = new URLSearchParams(location.search);
+  // A verifier serves one return from the e-ID, whatever it brings.
+  const verifier = sessionStorage.getItem("motcua_portal_verifier");
+  if (q.get("code") || q.get("error")) sessionStorage.removeItem("motcua_portal_verifier");
   if (q.get("error")) {
     document.getElementById("error").textContent = "error: " + q.get("error");
     return;
@@ -41,8 +44,11 @@ const PAGE: &str = r##"<!doctype html>
   const code = q.get("code");
   if (!code) return;
   history.replaceState(null, "", here);
-  const verifier = sessionStorage.getItem("motcua_portal_verifier");
-  sessionStorage.removeItem("motcua_portal_verifier");
+  // A code this tab did not ask for (someone else's sign-in, planted in a link): refuse it.
+  if (!verifier) {
+    document.getElementById("error").textContent = "error: not-started-here";
+    return;
+  }
   const r = await fetch("/v1/identity/login/exchange", {
     method: "POST", headers: {"content-type": "application/json"},
     body: JSON.stringify({code, verifier})
