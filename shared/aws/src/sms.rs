@@ -88,7 +88,15 @@ mod tests {
         sms.send_code(&phone, "Ma dang nhap la 123456")
             .await
             .unwrap();
-        let sent = sent_to(&phone, &region).await;
+        // LocalStack answers the publish before its publisher thread stores the SMS.
+        let mut sent = Vec::new();
+        for _ in 0..100 {
+            sent = sent_to(&phone, &region).await;
+            if !sent.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert_eq!(sent.len(), 1, "{sent:?}");
         assert_eq!(sent[0]["Message"], "Ma dang nhap la 123456");
         let attrs = sent[0]["MessageAttributes"].to_string();
