@@ -1121,6 +1121,17 @@ async fn the_api_document_tells_every_route_and_answer() {
         "bearer"
     );
     assert!(paths["/v1/identity/citizens/register"].is_null());
+    // Operations with parameters say what a bad one gets.
+    for (method, path) in [
+        ("get", "/v1/admin/audit"),
+        ("get", "/v1/identity/businesses/members"),
+        ("delete", "/v1/identity/businesses/members/{grant_id}"),
+    ] {
+        assert!(
+            paths[path][method]["responses"]["400"].is_object(),
+            "{method} {path} 400"
+        );
+    }
 }
 
 // Every flow above, once per backend.

@@ -14,8 +14,8 @@ fn add(op: &mut Operation, status: &str, description: &str) {
         .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
 }
 
-/// Adds, where an operation does not say them already: for a JSON body 400 (malformed
-/// JSON), 413 (body too large), 415 (not JSON), 422 (another shape); for an operation that
+/// Adds, where an operation does not say them already: for path or query parameters 400;
+/// for a JSON body 400 (malformed JSON), 413 (body too large), 415 (not JSON), 422 (another shape); for an operation that
 /// needs a token (`security`) 401; for every operation 500 and 503 (with `Retry-After`).
 /// Declares the `bearer` (JWT) security scheme the operations name.
 pub fn document_common_answers(doc: &mut OpenApi) {
@@ -28,6 +28,9 @@ pub fn document_common_answers(doc: &mut OpenApi) {
             &mut item.delete,
         ];
         for op in ops.into_iter().flatten() {
+            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                add(op, "400", "Missing or malformed parameters");
+            }
             if op.request_body.is_some() {
                 add(op, "400", "Malformed JSON");
                 add(op, "413", "Body too large");
