@@ -66,21 +66,33 @@ struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
-    fn allow(&self) -> Result<(), RegistryError> {
+    /// A permit for one call: refused while the circuit is open or its one trial is in
+    /// flight. The permit settles the call's outcome; dropped unsettled (the caller's
+    /// future was cancelled), it frees the trial for the next caller.
+    fn allow(&self) -> Result<Permit<'_>, RegistryError> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match s.open_until {
-            Some(until) if Instant::now() < until => Err(RegistryError::Unavailable {
-                retry_after_secs: (until - Instant::now()).as_secs().max(1),
-            }),
-            Some(_) if s.trial_in_flight => Err(RegistryError::Unavailable {
-                retry_after_secs: 1,
-            }),
+        let trial = match s.open_until {
+            Some(until) if Instant::now() < until => {
+                return Err(RegistryError::Unavailable {
+                    retry_after_secs: (until - Instant::now()).as_secs().max(1),
+                });
+            }
+            Some(_) if s.trial_in_flight => {
+                return Err(RegistryError::Unavailable {
+                    retry_after_secs: 1,
+                });
+            }
             Some(_) => {
                 s.trial_in_flight = true;
-                Ok(())
+                true
             }
-            None => Ok(()),
-        }
+            None => false,
+        };
+        Ok(Permit {
+            breaker: self,
+            trial,
+            settled: false,
+        })
     }
 
     fn success(&self) {
@@ -96,6 +108,37 @@ impl CircuitBreaker {
                 tracing::warn!(failures = s.consecutive_failures, "registry circuit opened");
             }
             s.open_until = Some(Instant::now() + self.open_for);
+            s.trial_in_flight = false;
+        }
+    }
+}
+
+/// One call through the breaker; every way it ends settles it.
+struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    trial: bool,
+    settled: bool,
+}
+
+impl Permit<'_> {
+    /// The registry answered (a record, "not found", or a refusal of our request): it is
+    /// up, the circuit closes.
+    fn answered(mut self) {
+        self.settled = true;
+        self.breaker.success();
+    }
+
+    /// The registry did not answer (5xx, 429, timeouts after the retries).
+    fn failed(mut self) {
+        self.settled = true;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.trial && !self.settled {
+            let mut s = self.breaker.state.lock().unwrap_or_else(|p| p.into_inner());
             s.trial_in_flight = false;
         }
     }
@@ -173,21 +216,20 @@ impl HttpRegistry {
         }
     }
 
-    /// One call: the breaker, then attempts with backoff. 404 and 4xx are answers, not
-    /// failures of the service.
+    /// One call: the breaker, then attempts with backoff. 404, other 4xx and a bad body
+    /// are answers, not failures of the service: they close the circuit (a half-open
+    /// trial ending in one no longer leaves it open for good).
     async fn call<T: DeserializeOwned>(
         &self,
         path: &str,
         body: serde_json::Value,
     ) -> Result<T, RegistryError> {
-        self.breaker.allow()?;
+        let permit = self.breaker.allow()?;
         let mut backoff = self.config.backoff;
         for attempt in 0..=self.config.retries {
             match self.attempt(path, &body).await {
                 Attempt::Done(r) => {
-                    if matches!(r, Ok(_) | Err(RegistryError::NotFound)) {
-                        self.breaker.success();
-                    }
+                    permit.answered();
                     return r;
                 }
                 Attempt::Retry if attempt < self.config.retries => {
@@ -197,7 +239,7 @@ impl HttpRegistry {
                 Attempt::Retry => {}
             }
         }
-        self.breaker.failure();
+        permit.failed();
         Err(RegistryError::Unavailable {
             retry_after_secs: self.config.breaker_open_for.as_secs().clamp(1, 60),
         })
@@ -328,5 +370,96 @@ mod tests {
             Err(RegistryError::Refused(_))
         ));
         assert_eq!(sim.faults.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// A registry whose answer the test chooses: 0 → 503, 1 → 400, 2 → a person, 3 → no
+    /// answer for a minute.
+    async fn scripted() -> (
+        std::sync::Arc<std::sync::atomic::AtomicU32>,
+        std::sync::Arc<std::sync::atomic::AtomicU32>,
+        HttpRegistry,
+    ) {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU32;
+        let (mode, calls) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (m, c) = (mode.clone(), calls.clone());
+        let app = axum::Router::new().route(
+            "/population/v1/citizens/lookup",
+            axum::routing::post(move || {
+                let (m, c) = (m.clone(), c.clone());
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    match m.load(Ordering::SeqCst) {
+                        0 => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                        1 => StatusCode::BAD_REQUEST.into_response(),
+                        3 => {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            StatusCode::OK.into_response()
+                        }
+                        _ => axum::Json(serde_json::json!({"full_name": "Nguyễn Thị Lan",
+                            "birth_date": "1953-04-02", "sex": "female"}))
+                        .into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut cfg = RegistryClientConfig::new(url);
+        cfg.timeout = Duration::from_secs(5);
+        cfg.backoff = Duration::from_millis(5);
+        cfg.retries = 0;
+        cfg.breaker_threshold = 1;
+        cfg.breaker_open_for = Duration::from_millis(100);
+        (mode, calls, HttpRegistry::new(cfg).unwrap())
+    }
+
+    /// Review finding (issue 9, item 3): a half-open trial that ends in a refusal left the
+    /// circuit open for good.
+    #[tokio::test]
+    async fn a_trial_that_ends_in_a_refusal_settles_the_circuit() {
+        let (mode, calls, reg) = scripted().await;
+        assert!(matches!(
+            reg.person(&lan()).await,
+            Err(RegistryError::Unavailable { .. })
+        ));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        mode.store(1, Ordering::SeqCst);
+        assert!(matches!(
+            reg.person(&lan()).await,
+            Err(RegistryError::Refused(_))
+        ));
+        mode.store(2, Ordering::SeqCst);
+        let before = calls.load(Ordering::SeqCst);
+        assert!(reg.person(&lan()).await.is_ok(), "the circuit is closed");
+        assert_eq!(calls.load(Ordering::SeqCst), before + 1);
+    }
+
+    /// Review finding (issue 9, item 3): a trial whose caller went away left the circuit
+    /// open for good.
+    #[tokio::test]
+    async fn a_trial_whose_caller_went_away_frees_the_next_trial() {
+        let (mode, calls, reg) = scripted().await;
+        assert!(reg.person(&lan()).await.is_err());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        mode.store(3, Ordering::SeqCst);
+        // The trial hangs; its caller gives up (the request's future is dropped).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), reg.person(&lan()))
+                .await
+                .is_err()
+        );
+        mode.store(2, Ordering::SeqCst);
+        let before = calls.load(Ordering::SeqCst);
+        assert!(
+            reg.person(&lan()).await.is_ok(),
+            "the next call is the trial"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), before + 1);
     }
 }
