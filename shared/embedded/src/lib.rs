@@ -133,7 +133,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 /// A write to run inside the group transaction: returns whether it succeeded (else its
 /// savepoint is rolled back) and what to do once the group's commit outcome is known.
-type WriteOp = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// A queued write: run on the writer's connection inside the group's transaction, or,
+/// given `None` (the transaction could not begin), not run at all — only answered.
+type WriteOp = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 /// Most writes committed in one transaction.
@@ -194,7 +196,6 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 /// The writer thread: commits whatever is queued as one transaction, then answers.
 fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<WriteOp>) {
     let mut group: Vec<WriteOp> = Vec::with_capacity(MAX_GROUP);
-    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = rx.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -203,34 +204,47 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = map_sql(e);
-            for op in group.drain(..) {
-                let (_, reply) = op(&conn);
-                reply(Err(err.clone()));
-            }
-            continue;
-        }
+        commit_group(&conn, &mut group, |c| c.execute_batch("BEGIN IMMEDIATE"));
+    }
+}
+
+/// Runs `group` in one transaction begun by `begin`, each write in a savepoint, then
+/// answers every write with the commit's outcome. If the transaction cannot begin, no
+/// write of the group runs (outside a transaction a dossier could land without its
+/// event): each is answered with the error.
+fn commit_group(
+    conn: &Connection,
+    group: &mut Vec<WriteOp>,
+    begin: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) {
+    if let Err(e) = begin(conn) {
+        let err = map_sql(e);
         for op in group.drain(..) {
-            let sp = conn.execute_batch("SAVEPOINT w");
-            let (ok, reply) = op(&conn);
-            if sp.is_ok() {
-                let end = if ok {
-                    "RELEASE w"
-                } else {
-                    "ROLLBACK TO w; RELEASE w"
-                };
-                let _ = conn.execute_batch(end);
-            }
-            replies.push(reply);
+            let (_, reply) = op(None);
+            reply(Err(err.clone()));
         }
-        let outcome = conn.execute_batch("COMMIT").map_err(map_sql);
-        if outcome.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+        return;
+    }
+    let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+    for op in group.drain(..) {
+        let sp = conn.execute_batch("SAVEPOINT w");
+        let (ok, reply) = op(Some(conn));
+        if sp.is_ok() {
+            let end = if ok {
+                "RELEASE w"
+            } else {
+                "ROLLBACK TO w; RELEASE w"
+            };
+            let _ = conn.execute_batch(end);
         }
-        for reply in replies.drain(..) {
-            reply(outcome.clone());
-        }
+        replies.push(reply);
+    }
+    let outcome = conn.execute_batch("COMMIT").map_err(map_sql);
+    if outcome.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for reply in replies.drain(..) {
+        reply(outcome.clone());
     }
 }
 
@@ -294,11 +308,16 @@ impl EmbeddedStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let op: WriteOp = Box::new(move |conn: &Connection| {
-            let r = f(conn);
-            let ok = r.is_ok();
+        let op: WriteOp = Box::new(move |conn: Option<&Connection>| {
+            let r = conn.map(f);
+            let ok = r.as_ref().is_some_and(|r| r.is_ok());
             let reply: Reply = Box::new(move |commit: StoreResult<()>| {
-                let _ = tx.send(commit.and(r));
+                let _ = tx.send(match r {
+                    Some(r) => commit.and(r),
+                    None => {
+                        commit.and(Err(StoreError::Unavailable("the write did not run".into())))
+                    }
+                });
             });
             (ok, reply)
         });
@@ -781,6 +800,50 @@ mod tests {
     }
 
     motcua_ports::identity_contract_tests!(fresh_identity());
+
+    /// Issue 9, item 5: when the group's transaction cannot begin, none of its writes runs
+    /// (before, each ran in autocommit mode: a dossier without its event).
+    #[test]
+    fn a_group_whose_transaction_cannot_begin_runs_no_write() {
+        let dir = std::env::temp_dir().join(format!("motcua-begin-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open_conn(&dir.join(DB_FILE), false).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let mut group: Vec<WriteOp> = (0..3)
+            .map(|i| {
+                let answers = answers.clone();
+                Box::new(move |c: Option<&Connection>| {
+                    let ok = c.is_some_and(|c| c.execute("INSERT INTO t VALUES (?1)", [i]).is_ok());
+                    let reply: Reply = Box::new(move |r| answers.lock().unwrap().push(r));
+                    (ok, reply)
+                }) as WriteOp
+            })
+            .collect();
+        commit_group(&conn, &mut group, |_| {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                None,
+            ))
+        });
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "no write of the group ran");
+        let answers = answers.lock().unwrap();
+        assert_eq!(answers.len(), 3);
+        assert!(answers.iter().all(|a| a.is_err()));
+        // The next group commits as usual.
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let a = answered.clone();
+        let mut group: Vec<WriteOp> = vec![Box::new(move |c: Option<&Connection>| {
+            let ok = c.is_some_and(|c| c.execute("INSERT INTO t VALUES (9)", []).is_ok());
+            let reply: Reply = Box::new(move |r| a.lock().unwrap().push(r));
+            (ok, reply)
+        })];
+        commit_group(&conn, &mut group, |c| c.execute_batch("BEGIN IMMEDIATE"));
+        assert_eq!(answered.lock().unwrap().as_slice(), &[Ok(())]);
+    }
 
     /// Attempts older than a day are swept as new ones are recorded (review finding: the
     /// table only grew).
