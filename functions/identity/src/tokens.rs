@@ -44,19 +44,13 @@ pub(crate) async fn tokens(
     family: Uuid,
     now: Timestamp,
 ) -> Result<TokenResponse, Problem> {
-    use base64::Engine;
-    use ring::rand::SecureRandom;
     let ttl = s.config.access_token_ttl_secs;
     let sub = account_id.to_string();
     let access_token = s
         .auth
         .mint_citizen(&sub, assurance, now.as_second(), ttl)
         .ok_or_else(no_signing_key)?;
-    let mut raw = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| Problem::internal())?;
-    let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let refresh_token = random_id()?;
     let refresh_ttl = s.config.refresh_token_ttl_secs;
     s.ports
         .refresh

@@ -189,20 +189,4 @@ impl Lockout {
             }
         }
     }
-
-    /// Counts a failure against every key.
-    pub async fn record(
-        &self,
-        limiter: &dyn AttemptLimiter,
-        keys: &[&str],
-        now: Timestamp,
-    ) -> Result<(), Problem> {
-        for k in keys {
-            limiter
-                .record_failure(k, now)
-                .await
-                .map_err(store_problem)?;
-        }
-        Ok(())
-    }
 }
