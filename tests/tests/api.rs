@@ -508,10 +508,17 @@ async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
     };
     let first = send("retry-1", criminal_record()).await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
+    let (location, etag) = (
+        first.headers()["location"].clone(),
+        first.headers()["etag"].clone(),
+    );
     let first: Value = first.json().await.unwrap();
     let again = send("retry-1", criminal_record()).await.unwrap();
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+    // The replay is the first answer, headers included.
+    assert_eq!(again.headers().get("location"), Some(&location));
+    assert_eq!(again.headers().get("etag"), Some(&etag));
     let again: Value = again.json().await.unwrap();
     assert_eq!(again, first);
     let mut other = criminal_record();
@@ -552,7 +559,25 @@ async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
     assert_eq!(a1.status(), StatusCode::OK);
     let a2 = act().await.unwrap();
     assert_eq!(a2.status(), StatusCode::OK);
+    assert_eq!(a2.headers()["etag"], "\"2\"", "the replay keeps the ETag");
     assert_eq!(api.detail(&api.citizen, id).await["version"], 2);
+
+    // If-Match is part of the request: the same key and body under another version is
+    // another request (refused as a reused key), not a replay of the first answer.
+    let under = |version: &'static str| {
+        api.http
+            .post(api.runner.url(&format!("/v1/dossiers/{id}/actions")))
+            .bearer_auth(&api.officer)
+            .header("Idempotency-Key", "extend-1")
+            .header("If-Match", version)
+            .json(&json!({"action": "request_supplement", "items": ["Bản sao CCCD"]}))
+            .send()
+    };
+    let ok = under("\"2\"").await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let stale = under("\"1\"").await.unwrap();
+    let p = problem(stale, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(p["type"], "urn:motcua:problem:idempotency-key-reused");
 }
 
 async fn concurrent_conflicting_officer_actions_one_wins(backend: Backend) {

@@ -27,7 +27,7 @@ use motcua_http::{
     Authenticator, Caller, Language, Problem, idempotency_key, idempotent, parse_json,
     require_json, store_problem,
 };
-use motcua_ports::{PageRequest, SubmissionPorts};
+use motcua_ports::{PageRequest, StoreError, SubmissionPorts};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -223,14 +223,42 @@ fn require_role(caller: &Actor, roles: &[Role]) -> Result<(), Problem> {
     }
 }
 
-fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+/// What identifies a request for `Idempotency-Key`: method, path, the `If-Match` it was
+/// made under (the same command against another version is another request) and body.
+fn fingerprint(method: &str, path: &str, if_match: Option<u64>, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(method.len() + path.len() + body.len() + 24);
     v.extend_from_slice(method.as_bytes());
     v.push(b' ');
     v.extend_from_slice(path.as_bytes());
+    if let Some(version) = if_match {
+        v.extend_from_slice(format!(" if-match={version}").as_bytes());
+    }
     v.push(b'\n');
     v.extend_from_slice(body);
     v
+}
+
+/// The id of a dossier submitted with an `Idempotency-Key`: derived from the caller, the
+/// key and the request, so a retry after a crash between the dossier's write and the
+/// recorded answer finds the first dossier instead of filing a second one (new code,
+/// second fee). A key reused for another request after its record expired derives
+/// another id.
+fn submission_id(subject: &str, key: &str, fingerprint: &[u8]) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        b"motcua-dossier-id".as_slice(),
+        subject.as_bytes(),
+        key.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.update(fingerprint);
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 fn validation_problem(errors: &SubmissionErrors) -> Problem {
@@ -304,9 +332,12 @@ async fn submit_dossier(
     require_json(&headers)?;
     let key = idempotency_key(&headers)?;
     let now = s.clock.now();
-    let fp = fingerprint("POST", "/v1/dossiers", &body);
+    let fp = fingerprint("POST", "/v1/dossiers", None, &body);
     let store = s.ports.idempotency.clone();
     let scope = caller.subject.clone();
+    let id = key
+        .as_deref()
+        .map(|k| submission_id(&caller.subject, k, &fp));
     Ok(idempotent(
         store.as_ref(),
         &scope,
@@ -315,7 +346,7 @@ async fn submit_dossier(
         now,
         s.config.idempotency_ttl_secs,
         || async move {
-            submit(&s, &caller, lang, &body, now)
+            submit(&s, &caller, lang, &body, id, now)
                 .await
                 .unwrap_or_else(|p| p.into_response())
         },
@@ -323,14 +354,48 @@ async fn submit_dossier(
     .await)
 }
 
+/// The dossier a keyed submission already filed, if a retry finds one.
+async fn already_submitted(
+    s: &AppState,
+    caller: &Actor,
+    id: Option<Uuid>,
+) -> Result<Option<Dossier>, Problem> {
+    let Some(id) = id else { return Ok(None) };
+    let found = s.ports.dossiers.get(id).await.map_err(store_problem)?;
+    Ok(found.filter(|d| d.applicant.subject == caller.subject))
+}
+
+/// The answer to a submission: 201 with the dossier's code, lookup key and fee.
+fn submitted(dossier: &Dossier, lang: Lang) -> Response {
+    let resp = SubmitResponse {
+        id: dossier.id,
+        code: dossier.code.as_str().to_owned(),
+        lookup_key: dossier.lookup_key.as_str().to_owned(),
+        status: StatusView::of(dossier.status, lang),
+        fee: dossier.fee.as_vnd(),
+        version: dossier.version,
+    };
+    let mut r = json_response(StatusCode::CREATED, &resp);
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/dossiers/{}", dossier.id)) {
+        r.headers_mut().insert(header::LOCATION, loc);
+    }
+    r.headers_mut().insert(header::ETAG, etag(dossier.version));
+    r
+}
+
 async fn submit(
     s: &AppState,
     caller: &Actor,
     lang: Lang,
     body: &[u8],
+    id: Option<Uuid>,
     now: Timestamp,
 ) -> Result<Response, Problem> {
     let req: SubmitRequest = parse_json(body)?;
+    if let Some(first) = already_submitted(s, caller, id).await? {
+        tracing::info!(dossier = %first.id, "keyed submission retried: the first dossier answers");
+        return Ok(submitted(&first, lang));
+    }
     let procedure = s
         .ports
         .catalogue
@@ -380,7 +445,7 @@ async fn submit(
         &procedure,
         NewDossier {
             lookup_key: LookupKey::from_random(rand::random::<u64>()),
-            id: Uuid::now_v7(),
+            id: id.unwrap_or_else(Uuid::now_v7),
             code: DossierCode::new(&procedure.agency, day, seq),
             applicant: Applicant {
                 subject: caller.subject.clone(),
@@ -392,26 +457,19 @@ async fn submit(
         },
     );
     let event = EventEnvelope::dossier(&dossier, &history);
-    s.ports
-        .dossiers
-        .create(&dossier, &history, &event)
-        .await
-        .map_err(store_problem)?;
-    tracing::info!(dossier = %dossier.id, code = %dossier.code, procedure = %dossier.procedure_code, "dossier submitted");
-    let resp = SubmitResponse {
-        id: dossier.id,
-        code: dossier.code.as_str().to_owned(),
-        lookup_key: dossier.lookup_key.as_str().to_owned(),
-        status: StatusView::of(dossier.status, lang),
-        fee: dossier.fee.as_vnd(),
-        version: dossier.version,
-    };
-    let mut r = json_response(StatusCode::CREATED, &resp);
-    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/dossiers/{}", dossier.id)) {
-        r.headers_mut().insert(header::LOCATION, loc);
+    match s.ports.dossiers.create(&dossier, &history, &event).await {
+        Ok(()) => {}
+        // A retry that raced the first write past its lease: the first dossier answers.
+        Err(StoreError::Duplicate) if id.is_some() => {
+            if let Some(first) = already_submitted(s, caller, id).await? {
+                return Ok(submitted(&first, lang));
+            }
+            return Err(store_problem(StoreError::Duplicate));
+        }
+        Err(e) => return Err(store_problem(e)),
     }
-    r.headers_mut().insert(header::ETAG, etag(dossier.version));
-    Ok(r)
+    tracing::info!(dossier = %dossier.id, code = %dossier.code, procedure = %dossier.procedure_code, "dossier submitted");
+    Ok(submitted(&dossier, lang))
 }
 
 /// List dossiers: a citizen's own (newest first), or an officer's agency queue by due date.
@@ -608,7 +666,7 @@ async fn command_endpoint(
     let key = idempotency_key(&headers)?;
     let expected = if_match(&headers)?;
     let now = s.clock.now();
-    let fp = fingerprint("POST", &path, &body);
+    let fp = fingerprint("POST", &path, expected, &body);
     let store = s.ports.idempotency.clone();
     let scope = caller.subject.clone();
     Ok(idempotent(

@@ -814,6 +814,11 @@ impl IdempotencyStore for DynamoStore {
                             status: u16::try_from(get_n(&item, "status")?).unwrap_or(200),
                             content_type: get_s(&item, "content_type")?.to_owned(),
                             body,
+                            headers: StoredResponse::parse_headers(
+                                item.get("headers")
+                                    .and_then(|v| v.as_s().ok())
+                                    .map_or("", |v| v.as_str()),
+                            ),
                         }));
                     }
                     if now_s - get_n(&item, "started_at")? < IN_PROGRESS_LEASE_SECS {
@@ -856,12 +861,13 @@ impl IdempotencyStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(format!("IDEM#{key}")))
             .key("sk", s("IDEM"))
-            .update_expression("SET done = :t, #s = :s, content_type = :ct, #r = :r")
+            .update_expression("SET done = :t, #s = :s, content_type = :ct, #r = :r, headers = :h")
             .expression_attribute_names("#s", "status")
             .expression_attribute_names("#r", "response")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .expression_attribute_values(":s", n(r.status))
             .expression_attribute_values(":ct", s(r.content_type.clone()))
+            .expression_attribute_values(":h", s(r.headers_text()))
             .expression_attribute_values(
                 ":r",
                 AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(r.body.clone())),

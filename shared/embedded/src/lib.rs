@@ -127,9 +127,28 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at INTEGER NOT NULL,
     status INTEGER,
     content_type TEXT,
-    body BLOB
+    body BLOB,
+    headers TEXT
 );
 "#;
+
+/// Columns added after a table first shipped: (table, column, declaration). `open` adds
+/// the ones an older data file lacks.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("idempotency", "headers", "TEXT")];
+
+fn add_missing_columns(c: &Connection) -> rusqlite::Result<()> {
+    for (table, column, decl) in ADDED_COLUMNS {
+        let present: bool = c
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// A write to run inside the group transaction: returns whether it succeeded (else its
 /// savepoint is rolled back) and what to do once the group's commit outcome is known.
@@ -255,6 +274,7 @@ impl EmbeddedStore {
         let path = dir.join(DB_FILE);
         let writer = open_conn(&path, false).map_err(map_sql)?;
         writer.execute_batch(SCHEMA).map_err(map_sql)?;
+        add_missing_columns(&writer).map_err(map_sql)?;
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let readers = (0..n.max(2))
             .map(|_| open_conn(&path, true).map(Mutex::new))
@@ -686,6 +706,7 @@ type IdempotencyRow = (
     Option<u16>,
     Option<String>,
     Option<Vec<u8>>,
+    Option<String>,
 );
 
 #[async_trait]
@@ -702,7 +723,7 @@ impl IdempotencyStore for EmbeddedStore {
         self.write(move |c| {
             let row: Option<IdempotencyRow> = c
                 .prepare_cached(
-                    "SELECT fingerprint, done, started_at, expires_at, status, content_type, body
+                    "SELECT fingerprint, done, started_at, expires_at, status, content_type, body, headers
                      FROM idempotency WHERE key = ?1",
                 )
                 .and_then(|mut st| {
@@ -715,6 +736,7 @@ impl IdempotencyStore for EmbeddedStore {
                             r.get(4)?,
                             r.get(5)?,
                             r.get(6)?,
+                            r.get(7)?,
                         ))
                     })
                     .optional()
@@ -723,11 +745,14 @@ impl IdempotencyStore for EmbeddedStore {
             let outcome = match row {
                 Some((_, _, _, expires, ..)) if expires <= now_s => None,
                 Some((fp, ..)) if fp != fingerprint => Some(IdempotencyBegin::Mismatch),
-                Some((_, true, _, _, Some(status), ct, body)) => {
+                Some((_, true, _, _, Some(status), ct, body, headers)) => {
                     Some(IdempotencyBegin::Replay(StoredResponse {
                         status,
                         content_type: ct.unwrap_or_default(),
                         body: body.unwrap_or_default(),
+                        headers: StoredResponse::parse_headers(
+                            headers.as_deref().unwrap_or_default(),
+                        ),
                     }))
                 }
                 Some((_, false, started, ..)) if now_s - started < IN_PROGRESS_LEASE_SECS => {
@@ -760,9 +785,18 @@ impl IdempotencyStore for EmbeddedStore {
         let (key, r) = (key.to_owned(), r.clone());
         self.write(move |c| {
             c.prepare_cached(
-                "UPDATE idempotency SET done = 1, status = ?2, content_type = ?3, body = ?4 WHERE key = ?1",
+                "UPDATE idempotency SET done = 1, status = ?2, content_type = ?3, body = ?4, headers = ?5
+                 WHERE key = ?1",
             )
-            .and_then(|mut st| st.execute(params![key, r.status, r.content_type, r.body]))
+            .and_then(|mut st| {
+                st.execute(params![
+                    key,
+                    r.status,
+                    r.content_type,
+                    r.body,
+                    r.headers_text()
+                ])
+            })
             .map_err(map_sql)?;
             Ok(())
         })
@@ -897,6 +931,41 @@ mod tests {
         }
         let s = EmbeddedStore::open(&dir).unwrap();
         assert_eq!(s.get(d.id).await.unwrap(), Some(d));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_data_file_from_before_a_column_was_added_is_upgraded() {
+        let dir = std::env::temp_dir().join(format!("motcua-upgrade-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = Connection::open(dir.join(DB_FILE)).unwrap();
+        old.execute_batch(
+            "CREATE TABLE idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+             done INTEGER NOT NULL, started_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+             status INTEGER, content_type TEXT, body BLOB)",
+        )
+        .unwrap();
+        drop(old);
+        let s = EmbeddedStore::open(&dir).unwrap();
+        let now = Timestamp::now();
+        assert_eq!(
+            s.begin("u:k", "fp", now, 60).await.unwrap(),
+            IdempotencyBegin::Started
+        );
+        let r = StoredResponse {
+            status: 201,
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+            headers: vec![("etag".into(), "\"1\"".into())],
+        };
+        s.complete("u:k", &r).await.unwrap();
+        assert_eq!(
+            s.begin("u:k", "fp", now, 60).await.unwrap(),
+            IdempotencyBegin::Replay(r)
+        );
+        drop(s);
+        // Opening again finds the column there and leaves it alone.
+        EmbeddedStore::open(&dir).unwrap();
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -204,6 +204,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(s.to_owned()))
 }
 
+/// The headers of a first answer that its replays carry too.
+const REPLAYED_HEADERS: &[header::HeaderName] = &[header::LOCATION, header::ETAG];
+
 /// Runs `work` at most once per (`scope`, `key`): a retry with the same request gets the
 /// first answer again; the same key with another request gets 422. Only successful answers
 /// are kept: after an error the same key may be used again.
@@ -232,6 +235,14 @@ where
             *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
             if let Ok(ct) = HeaderValue::from_str(&r.content_type) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            for (name, value) in &r.headers {
+                if let (Ok(n), Ok(v)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    resp.headers_mut().insert(n, v);
+                }
             }
             resp.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -287,6 +298,13 @@ where
             .unwrap_or("application/json")
             .to_owned(),
         body: bytes.to_vec(),
+        headers: REPLAYED_HEADERS
+            .iter()
+            .filter_map(|h| {
+                let v = parts.headers.get(h)?.to_str().ok()?;
+                Some((h.as_str().to_owned(), v.to_owned()))
+            })
+            .collect(),
     };
     if let Err(e) = store.complete(&scoped, &stored).await {
         // The work is done; a retry will see "in progress" until the lease ends, then redo

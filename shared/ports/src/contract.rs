@@ -403,6 +403,11 @@ pub async fn idempotency_lifecycle(ports: SubmissionPorts) {
         status: 201,
         content_type: "application/json".into(),
         body: b"{\"ok\":true}".to_vec(),
+        // A replay is the first answer, headers included.
+        headers: vec![
+            ("location".into(), "/v1/dossiers/1".into()),
+            ("etag".into(), "\"1\"".into()),
+        ],
     };
     idem.complete("u1:k1", &resp).await.unwrap();
     assert_eq!(

@@ -146,6 +146,27 @@ pub struct StoredResponse {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The headers a replay must carry as well (`Location`, `ETag`), as (name, value).
+    pub headers: Vec<(String, String)>,
+}
+
+impl StoredResponse {
+    /// The headers as stored: one `name:value` per line (header values hold no line breaks).
+    pub fn headers_text(&self) -> String {
+        self.headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}\n"))
+            .collect()
+    }
+
+    /// Reads what [`StoredResponse::headers_text`] wrote; lines without a name are skipped.
+    pub fn parse_headers(text: &str) -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
