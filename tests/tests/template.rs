@@ -55,6 +55,8 @@ fn template_routes_match_the_runner() {
     assert_eq!(relay["report_batch_item_failures"], true);
     assert_eq!(relay["bisect"], true);
     assert_eq!(relay["on_failure"], true);
+    // The outbox sweeper runs on a schedule (what the stream relay gave up on).
+    assert_eq!(wiring["outbox-sweeper"][0]["type"], "Schedule");
     let identity: BTreeSet<(String, String)> = wiring["identity"]
         .as_array()
         .expect("the identity function is in the template")

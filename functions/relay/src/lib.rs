@@ -14,6 +14,9 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use motcua_domain::EventEnvelope;
 use motcua_ports::{EventPublisher, Outbox, StoreResult};
 
+pub mod sweep;
+pub use sweep::{SweepOutcome, sweep_outbox};
+
 /// What the relay needs of one stream record, whichever way it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRecord {

@@ -55,7 +55,7 @@ pub use aws_sdk_dynamodb;
 
 /// A request still marked in progress after this long is presumed crashed and may be redone.
 const IN_PROGRESS_LEASE_SECS: i64 = 60;
-/// Outbox events are kept this long after they are written (then DynamoDB's TTL removes them).
+/// Outbox events are kept this long after their publication (then DynamoDB's TTL removes them).
 const EVENT_RETENTION_SECS: i64 = 14 * 86_400;
 
 type Item = HashMap<String, AttributeValue>;
@@ -233,10 +233,8 @@ fn event_item(e: &EventEnvelope) -> StoreResult<Item> {
         "gsi4sk".into(),
         s(format!("{:020}#{}", e.occurred_at.as_microsecond(), e.id)),
     );
-    item.insert(
-        "ttl".into(),
-        n(e.occurred_at.as_second() + EVENT_RETENTION_SECS),
-    );
+    // No TTL yet: an event unpublished for weeks (a long bus outage) must still be there
+    // for the sweeper; `mark_published` sets the TTL.
     Ok(item)
 }
 
@@ -764,6 +762,8 @@ impl Outbox for DynamoStore {
     }
 
     async fn mark_published(&self, ids: &[Uuid]) -> StoreResult<()> {
+        // Kept a while after publication, for replays and audits; then TTL removes it.
+        let expires = Timestamp::now().as_second() + EVENT_RETENTION_SECS;
         for id in ids {
             let r = self
                 .client
@@ -771,9 +771,11 @@ impl Outbox for DynamoStore {
                 .table_name(&self.table)
                 .key("pk", s(format!("EV#{id}")))
                 .key("sk", s("EV"))
-                .update_expression("REMOVE gsi4pk, gsi4sk SET published = :t")
+                .update_expression("REMOVE gsi4pk, gsi4sk SET published = :t, #ttl = :ttl")
                 .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .expression_attribute_values(":ttl", n(expires))
                 .send()
                 .await;
             match r {
