@@ -79,7 +79,13 @@ fn template_routes_match_the_runner() {
         .collect();
     assert_eq!(
         functions,
-        BTreeSet::from(["identity", "relay", "rotate-signing-keys", "submission"])
+        BTreeSet::from([
+            "identity",
+            "outbox-sweeper",
+            "relay",
+            "rotate-signing-keys",
+            "submission"
+        ])
     );
     // The rotation function has no API route or event source: Secrets Manager calls it.
     assert_eq!(wiring["rotate-signing-keys"], json!([]));
