@@ -87,8 +87,23 @@ impl DynamoStore {
 #[async_trait]
 impl AccountStore for DynamoStore {
     async fn erase(&self, a: &Account) -> StoreResult<()> {
-        self.delete_key(format!("IDH#{}#{}", a.kind.as_str(), a.id_hash), "IDH")
-            .await?;
+        // The number's key goes only while it still leads to this account: a concurrent
+        // sign-in may already have pointed it at a replacement, which must not be orphaned.
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("IDH#{}#{}", a.kind.as_str(), a.id_hash)))
+            .key("sk", s("IDH"))
+            .condition_expression("account_id = :id")
+            .expression_attribute_values(":id", s(a.id.to_string()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {}
+            Err(e) => return Err(classify(e, StoreError::Conflict)),
+        }
         self.delete_key(format!("ACCT#{}", a.id), "ACCT").await
     }
 
@@ -118,26 +133,30 @@ impl AccountStore for DynamoStore {
                 )?)
                 .build())
         };
-        let r = self
-            .client
-            .transact_write_items()
-            .transact_items(put(idh)?)
-            .transact_items(put(acct)?)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok((a.clone(), true)),
-            Err(e) => match classify(e, StoreError::Duplicate) {
-                StoreError::Duplicate | StoreError::Conflict => {
-                    let existing = self
-                        .get_by_id_hash(a.kind, &a.id_hash)
-                        .await?
-                        .ok_or_else(|| StoreError::Backend("account key without account".into()))?;
-                    Ok((existing, false))
-                }
-                other => Err(other),
-            },
+        // A refusal means another account holds the number, or a concurrent transaction
+        // (a replacement erasing the key) was in the way: read the holder, and when the
+        // key was erased meanwhile, try again.
+        for _ in 0..8 {
+            let r = self
+                .client
+                .transact_write_items()
+                .transact_items(put(idh.clone())?)
+                .transact_items(put(acct.clone())?)
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok((a.clone(), true)),
+                Err(e) => match classify(e, StoreError::Duplicate) {
+                    StoreError::Duplicate | StoreError::Conflict => {
+                        if let Some(existing) = self.get_by_id_hash(a.kind, &a.id_hash).await? {
+                            return Ok((existing, false));
+                        }
+                    }
+                    other => return Err(other),
+                },
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<Account>> {

@@ -126,8 +126,9 @@ pub trait AccountStore: Send + Sync {
     /// Replaces the account if its stored version is `account.version - 1` (`Conflict`
     /// otherwise).
     async fn update(&self, account: &Account) -> StoreResult<()>;
-    /// Erases the account and its ID-hash key (a data-subject request); unknown ids are
-    /// ignored.
+    /// Erases the account and its ID-hash key (a data-subject request, or a lower-level
+    /// account being replaced); the key only while it still leads to this account, so a
+    /// late erase never orphans a replacement. Unknown ids are ignored.
     async fn erase(&self, account: &Account) -> StoreResult<()>;
 }
 

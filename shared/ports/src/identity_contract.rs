@@ -25,6 +25,8 @@ macro_rules! identity_contract_tests {
             cache_entries_expire,
             refresh_tokens_are_spent_once_and_families_revoked,
             erased_accounts_are_gone,
+            a_late_erase_leaves_the_replacement_alone,
+            replacing_a_lower_level_account_under_concurrency_leaves_no_orphan,
             reserved_attempts_count_until_released,
             challenges_are_single_use_and_expire,
             business_grants_are_one_per_member_and_revocable
@@ -261,6 +263,72 @@ pub async fn erased_accounts_are_gone(p: IdentityPorts) {
     let (stored, created) = p.accounts.create_if_absent(&b).await.unwrap();
     assert!(created);
     assert_eq!(stored.id, b.id);
+}
+
+/// Two sign-ins replace the same level-1 account; the slower one erases it after the
+/// faster one already created the level-2 replacement: the number must still lead to
+/// the replacement.
+pub async fn a_late_erase_leaves_the_replacement_alone(p: IdentityPorts) {
+    let mut low = account("h-late");
+    low.assurance = 1;
+    p.accounts.create_if_absent(&low).await.unwrap();
+    p.accounts.erase(&low).await.unwrap();
+    let high = account("h-late");
+    assert!(p.accounts.create_if_absent(&high).await.unwrap().1);
+    p.accounts.erase(&low).await.unwrap();
+    assert_eq!(
+        p.accounts
+            .get_by_id_hash(AccountKind::Citizen, "h-late")
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(high.id)
+    );
+    assert_eq!(
+        p.accounts.get(high.id).await.unwrap().map(|a| a.id),
+        Some(high.id)
+    );
+}
+
+/// Sixteen simultaneous sign-ins at level 2 of a person holding a level-1 account (the
+/// replacement as the identity function does it: erase the lower account, create): one
+/// account stays, found by the number, and no other replacement is left behind.
+pub async fn replacing_a_lower_level_account_under_concurrency_leaves_no_orphan(p: IdentityPorts) {
+    let mut low = account("h-race");
+    low.assurance = 1;
+    p.accounts.create_if_absent(&low).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let accounts = p.accounts.clone();
+        tasks.push(tokio::spawn(async move {
+            let mine = account("h-race");
+            let (stored, _) = accounts.create_if_absent(&mine).await.unwrap();
+            if stored.assurance < mine.assurance {
+                accounts.erase(&stored).await.unwrap();
+                accounts.create_if_absent(&mine).await.unwrap();
+            }
+            mine.id
+        }));
+    }
+    let mut tried = Vec::new();
+    for task in tasks {
+        tried.push(task.await.unwrap());
+    }
+    let kept = p
+        .accounts
+        .get_by_id_hash(AccountKind::Citizen, "h-race")
+        .await
+        .unwrap()
+        .expect("the number leads to an account");
+    assert_eq!(kept.assurance, 2);
+    assert_eq!(p.accounts.get(low.id).await.unwrap(), None);
+    for id in tried {
+        let found = p.accounts.get(id).await.unwrap();
+        assert!(
+            id == kept.id || found.is_none(),
+            "orphan account {id}: not reachable by its number"
+        );
+    }
 }
 
 pub async fn reserved_attempts_count_until_released(p: IdentityPorts) {
