@@ -136,8 +136,9 @@ pub(crate) async fn patch_me(
 }
 
 /// Data-subject request (Decree 13/2023): answers with an export of the account, then
-/// erases it and the cached registry answer. Dossiers stay, as the law requires; they keep
-/// the old account id. Verifying again creates a new account.
+/// erases it and the cached registry answer. Dossiers stay, as the law requires, filed
+/// under the person's owner reference: signing in again creates a new account that finds
+/// them.
 #[utoipa::path(delete, path = "/v1/me", tag = "identity",
     security(("bearer" = [])),
     responses((status = 200, description = "Export of the erased account"),
@@ -153,8 +154,8 @@ pub(crate) async fn delete_me(
         "exported_at": now,
         "account": AccountView::of(a.clone()),
         "kept": {
-            "vi": "Hồ sơ thủ tục hành chính đã nộp được lưu theo quy định của pháp luật.",
-            "en": "Dossiers already submitted are kept as the law requires."
+            "vi": "Hồ sơ thủ tục hành chính đã nộp được lưu theo quy định của pháp luật và gắn với số định danh của bạn (dạng băm có khóa); khi đăng nhập lại, bạn vẫn thấy các hồ sơ này.",
+            "en": "Dossiers already submitted are kept as the law requires, linked to your personal number (as a keyed hash); when you sign in again you will see them."
         }
     });
     s.ports.accounts.erase(&a).await.map_err(store_problem)?;

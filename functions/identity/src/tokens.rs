@@ -39,16 +39,23 @@ pub(crate) fn token_hash(token: &str) -> String {
 /// A new access token and a new refresh token in `family`.
 pub(crate) async fn tokens(
     s: &IdentityState,
-    account_id: Uuid,
-    assurance: u8,
+    account: &Account,
     family: Uuid,
     now: Timestamp,
 ) -> Result<TokenResponse, Problem> {
     let ttl = s.config.access_token_ttl_secs;
+    let account_id = account.id;
     let sub = account_id.to_string();
+    let owner = account.owner_ref();
     let access_token = s
         .auth
-        .mint_citizen(&sub, assurance, now.as_second(), ttl)
+        .mint_citizen(
+            &sub,
+            account.assurance,
+            owner.as_deref(),
+            now.as_second(),
+            ttl,
+        )
         .ok_or_else(no_signing_key)?;
     let refresh_token = random_id()?;
     let refresh_ttl = s.config.refresh_token_ttl_secs;
@@ -139,7 +146,7 @@ pub(crate) async fn signed_in(
         account_id: account.id,
         created,
         assurance: account.assurance,
-        tokens: tokens(s, account.id, account.assurance, Uuid::now_v7(), now).await?,
+        tokens: tokens(s, account, Uuid::now_v7(), now).await?,
     };
     Ok(no_store(Json(body).into_response()))
 }
@@ -220,7 +227,7 @@ pub(crate) async fn refresh(
             "The account no longer exists",
         ));
     };
-    let body = tokens(&s, account.id, account.assurance, record.family, now).await?;
+    let body = tokens(&s, &account, record.family, now).await?;
     Ok(no_store(Json(body).into_response()))
 }
 

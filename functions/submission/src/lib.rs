@@ -362,7 +362,7 @@ async fn already_submitted(
 ) -> Result<Option<Dossier>, Problem> {
     let Some(id) = id else { return Ok(None) };
     let found = s.ports.dossiers.get(id).await.map_err(store_problem)?;
-    Ok(found.filter(|d| d.applicant.subject == caller.subject))
+    Ok(found.filter(|d| d.applicant.subject == caller.owner()))
 }
 
 /// The answer to a submission: 201 with the dossier's code, lookup key and fee.
@@ -448,7 +448,7 @@ async fn submit(
             id: id.unwrap_or_else(Uuid::now_v7),
             code: DossierCode::new(&procedure.agency, day, seq),
             applicant: Applicant {
-                subject: caller.subject.clone(),
+                subject: caller.owner().to_owned(),
                 phone: phone.map(|p| p.as_str().to_owned()),
             },
             form,
@@ -501,7 +501,7 @@ async fn list_dossiers(
             let mut p = s
                 .ports
                 .dossiers
-                .list_by_applicant(&caller.subject, &page)
+                .list_by_applicant(caller.owner(), &page)
                 .await
                 .map_err(store_problem)?;
             if let Some(st) = status {

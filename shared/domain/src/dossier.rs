@@ -176,6 +176,11 @@ pub struct Actor {
     pub role: Role,
     /// Subject of the token (account id); never an ID number.
     pub subject: String,
+    /// Whose dossiers a citizen's token opens: the person's (or business's) stable owner
+    /// reference (`own` claim, derived from the keyed ID hash by the identity function),
+    /// which survives the account's erasure and a later sign-in with a new account id.
+    /// `None` (officers, development and level-1 tokens): the subject.
+    pub owner: Option<String>,
     /// Officers act for one agency.
     pub agency: Option<AgencyCode>,
     /// Identity assurance of a citizen's account: 1 self-declared, 2 matched against the
@@ -186,6 +191,11 @@ pub struct Actor {
 impl Actor {
     /// Matched against the national population or business registry.
     pub const REGISTRY_MATCHED: u8 = 2;
+
+    /// The owner reference a citizen's dossiers are filed under.
+    pub fn owner(&self) -> &str {
+        self.owner.as_deref().unwrap_or(&self.subject)
+    }
 }
 
 /// The outcome recorded when processing completes (status 9).
@@ -290,7 +300,9 @@ impl Command {
 /// The applicant as the dossier records them. Contact data is personal: never logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applicant {
-    /// Account subject from the token.
+    /// The owner: [`Actor::owner`] of the citizen who submitted (the person's stable
+    /// reference, not the account id, so an erased and re-created account finds its
+    /// dossiers again).
     pub subject: String,
     /// E.164, for SMS notifications and the public lookup.
     pub phone: Option<String>,
@@ -568,7 +580,7 @@ impl Dossier {
     /// May this actor see the dossier?
     pub fn visible_to(&self, actor: &Actor) -> bool {
         match actor.role {
-            Role::Citizen => actor.subject == self.applicant.subject,
+            Role::Citizen => actor.owner() == self.applicant.subject,
             Role::Officer => actor.agency.as_ref() == Some(&self.agency),
             Role::Admin | Role::System => true,
         }
@@ -607,7 +619,7 @@ impl Dossier {
             });
         }
         match actor.role {
-            Role::Citizen if actor.subject != self.applicant.subject => {
+            Role::Citizen if actor.owner() != self.applicant.subject => {
                 return Err(TransitionError::NotOwner);
             }
             Role::Officer if actor.agency.as_ref() != Some(&self.agency) => {
@@ -890,6 +902,7 @@ mod tests {
             subject: "citizen-1".into(),
             agency: None,
             assurance: 2,
+            owner: None,
         }
     }
 
@@ -899,6 +912,7 @@ mod tests {
             subject: "officer-1".into(),
             agency: Some(procedure().agency),
             assurance: 2,
+            owner: None,
         }
     }
 
@@ -1173,6 +1187,7 @@ mod tests {
                 subject: "system".into(),
                 agency: None,
                 assurance: 2,
+                owner: None,
             }),
             Just(Actor {
                 subject: "citizen-2".into(),

@@ -27,6 +27,10 @@ pub struct Claims {
     /// Absent in officers' and development tokens, which count as 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvl: Option<u8>,
+    /// A registry-matched citizen's or business's owner reference: whose dossiers the
+    /// token opens (stable across the account's erasure; see `Actor::owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -378,20 +382,23 @@ impl Authenticator {
             exp: now_secs + ttl_secs,
             // Development tokens of citizens stand for signed-in (level 2) people.
             lvl: (role == Role::Citizen).then_some(Actor::REGISTRY_MATCHED),
+            own: None,
         }
     }
 
-    /// Signs a citizen's account token carrying its assurance level; `None` without an
-    /// active key.
+    /// Signs a citizen's account token carrying its assurance level and, for a
+    /// registry-matched account, its owner reference; `None` without an active key.
     pub fn mint_citizen(
         &self,
         sub: &str,
         assurance: u8,
+        owner: Option<&str>,
         now_secs: i64,
         ttl_secs: i64,
     ) -> Option<String> {
         self.sign_es256(Claims {
             lvl: Some(assurance),
+            own: owner.map(str::to_owned),
             ..self.claims(sub, Role::Citizen, None, now_secs, ttl_secs)
         })
     }
@@ -532,11 +539,17 @@ fn actor_of(c: Claims) -> Result<Actor, Problem> {
         }
         _ => Actor::REGISTRY_MATCHED,
     };
+    // Only a registry-matched citizen's token names an owner; anywhere else it is ignored.
+    let owner = c
+        .own
+        .filter(|_| c.role == Role::Citizen && assurance >= Actor::REGISTRY_MATCHED)
+        .filter(|o| !o.is_empty() && o.len() <= 128);
     Ok(Actor {
         role: c.role,
         subject: c.sub,
         agency,
         assurance,
+        owner,
     })
 }
 
@@ -731,5 +744,42 @@ mod tests {
         // Development tokens of citizens say level 2.
         let dev = a.mint("c", Role::Citizen, None, now, 600);
         assert_eq!(a.verify(&dev).unwrap().assurance, 2);
+    }
+
+    #[test]
+    fn only_a_registry_matched_citizen_token_names_an_owner() {
+        let a = auth(&[7u8; 32]);
+        let now = jiff::Timestamp::now().as_second();
+        let sign = |claims: Claims| {
+            let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.keys[0].0)
+                .unwrap();
+            a.verify(&t).unwrap()
+        };
+        let own = Some("citizen:0123".to_string());
+        let matched = sign(Claims {
+            own: own.clone(),
+            ..a.claims("acct-2", Role::Citizen, None, now, 600)
+        });
+        assert_eq!(matched.owner(), "citizen:0123");
+        let declared = sign(Claims {
+            own: own.clone(),
+            lvl: Some(1),
+            ..a.claims("acct-1", Role::Citizen, None, now, 600)
+        });
+        assert_eq!(
+            declared.owner(),
+            "acct-1",
+            "level 1 owns by its subject only"
+        );
+        let agency = AgencyCode::parse("000.00.04.H42").unwrap();
+        let officer = sign(Claims {
+            own,
+            ..a.claims("o", Role::Officer, Some(&agency), now, 600)
+        });
+        assert_eq!(officer.owner(), "o");
+        let dev = a
+            .verify(&a.mint("c", Role::Citizen, None, now, 600))
+            .unwrap();
+        assert_eq!(dev.owner(), "c");
     }
 }

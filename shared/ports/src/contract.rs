@@ -58,6 +58,7 @@ fn officer(agency: &AgencyCode) -> Actor {
         subject: "officer-1".into(),
         agency: Some(agency.clone()),
         assurance: 2,
+        owner: None,
     }
 }
 

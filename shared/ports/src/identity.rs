@@ -110,6 +110,29 @@ pub struct Account {
     pub sealed: Option<String>,
 }
 
+impl Account {
+    /// Whose dossiers this account opens: for a registry-matched account, a reference
+    /// derived from the keyed hash of the person's number (or the business's tax code), so
+    /// that after an erasure the person's next account finds the same dossiers; `None`
+    /// below level 2 (a self-declared number proves nothing about whose dossiers they are).
+    pub fn owner_ref(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        if self.assurance < 2 {
+            return None;
+        }
+        let mut h = Sha256::new();
+        h.update(b"motcua-owner\0");
+        h.update(self.kind.as_str().as_bytes());
+        h.update(b"\0");
+        h.update(self.id_hash.as_bytes());
+        Some(format!(
+            "{}:{}",
+            self.kind.as_str(),
+            hex::encode(&h.finalize()[..16])
+        ))
+    }
+}
+
 /// Accounts, one per keyed ID hash.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
