@@ -1,6 +1,7 @@
 //! What the erasure of an account (`DELETE /v1/me`) does to the person's dossiers and
-//! tokens, through the runner on both backends: the dossiers stay, as the law requires,
-//! and the person finds them again at their next sign-in.
+//! tokens, through the runner on both backends: the account's tokens stop at once; the
+//! dossiers stay, as the law requires, and the person finds them again at their next
+//! sign-in.
 
 use motcua_tests::{Backend, Runner, criminal_record};
 use reqwest::{Client, StatusCode};
@@ -100,6 +101,21 @@ async fn dossiers_survive_the_erasure_of_the_account(backend: Backend) {
         .send(reqwest::Method::DELETE, &token, "/v1/me", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{export}");
+    // The erased account's tokens stop at once, not at their expiry.
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/v1/dossiers".to_string(), None),
+        (reqwest::Method::GET, format!("/v1/dossiers/{id}"), None),
+        (
+            reqwest::Method::POST,
+            "/v1/dossiers".to_string(),
+            Some(criminal_record()),
+        ),
+        (reqwest::Method::GET, "/v1/me".to_string(), None),
+    ] {
+        let (status, p) = env.send(method, &token, &path, body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {p}");
+        assert_eq!(p["type"], "urn:motcua:problem:token-revoked", "{path}");
+    }
     let again = env.sign_in().await;
     assert_eq!(again["created"], true);
     assert_ne!(again["account_id"], first["account_id"]);

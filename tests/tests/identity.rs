@@ -629,7 +629,8 @@ async fn erasure_exports_then_forgets_the_account(backend: Backend) {
         .send()
         .await
         .unwrap();
-    problem(gone, StatusCode::NOT_FOUND, "not-found").await;
+    // The account's tokens stop with it.
+    problem(gone, StatusCode::UNAUTHORIZED, "token-revoked").await;
     // The refresh token of the erased account no longer works.
     let r = env
         .http

@@ -78,6 +78,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             )?)
         }
     };
+    auth.check_revocations(ports.revoked.clone());
     let ports = motcua_identity::sealed::sealed_ports(ports, vault);
     // Sign-in codes go by SMS through SNS (transactional), under MOTCUA_SMS_SENDER_ID if set.
     let codes = Arc::new(motcua_aws::sms::SnsSms::new(

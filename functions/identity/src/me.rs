@@ -158,6 +158,14 @@ pub(crate) async fn delete_me(
             "en": "Dossiers already submitted are kept as the law requires, linked to your personal number (as a keyed hash); when you sign in again you will see them."
         }
     });
+    // Its tokens stop now, everywhere, rather than at their expiry.
+    let tokens_end = Timestamp::from_second(now.as_second() + s.config.access_token_ttl_secs + 60)
+        .unwrap_or(now);
+    s.ports
+        .revoked
+        .revoke_subject(&caller.subject, tokens_end)
+        .await
+        .map_err(store_problem)?;
     s.ports.accounts.erase(&a).await.map_err(store_problem)?;
     s.ports
         .cache

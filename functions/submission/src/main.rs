@@ -39,6 +39,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
         auth = auth.with_remote_keys(remote);
     }
+    // An erased account's tokens are refused at once (identity records the subject).
+    auth.check_revocations(ports.revoked.clone());
     let state = AppState {
         ports,
         auth: Arc::new(auth),

@@ -192,6 +192,8 @@ pub fn state(ports: SubmissionPorts, data_dir: &Path) -> anyhow::Result<AppState
     let auth: Authenticator = config
         .authenticator()
         .with_signing_keys(&signing_keys(data_dir)?);
+    // An erased account's tokens are refused at once, by every function.
+    auth.check_revocations(ports.revoked.clone());
     Ok(AppState {
         ports,
         auth: Arc::new(auth),

@@ -34,6 +34,7 @@ impl DynamoStore {
     pub fn identity_ports(&self) -> IdentityPorts {
         IdentityPorts {
             accounts: Arc::new(self.clone()),
+            revoked: Arc::new(self.clone()),
             audit: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
             cache: Arc::new(self.clone()),

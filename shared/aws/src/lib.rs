@@ -20,6 +20,7 @@
 pub mod events;
 pub mod identity;
 pub mod kms;
+mod revoked;
 pub mod sms;
 
 pub use aws_sdk_dynamodbstreams;
@@ -328,6 +329,7 @@ impl DynamoStore {
             outbox: Arc::new(self.clone()),
             idempotency: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
+            revoked: Arc::new(self.clone()),
         }
     }
 

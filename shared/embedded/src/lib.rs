@@ -119,6 +119,10 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE TABLE IF NOT EXISTS revoked_families (
     family TEXT PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS revoked_subjects (
+    subject TEXT PRIMARY KEY,
+    until_s INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -308,6 +312,7 @@ impl EmbeddedStore {
             outbox: Arc::new(self.clone()),
             idempotency: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
+            revoked: Arc::new(self.clone()),
         }
     }
 
@@ -816,6 +821,7 @@ impl IdempotencyStore for EmbeddedStore {
 }
 
 mod identity;
+mod revoked;
 
 #[cfg(test)]
 mod tests {

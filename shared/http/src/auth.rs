@@ -248,6 +248,9 @@ pub struct Authenticator {
     /// Where a verifying service fetches the issuer's public keys (the identity
     /// function's JWKS): consulted for a `kid` it does not know yet.
     remote: Option<crate::jwks::RemoteJwks>,
+    /// Subjects whose tokens no longer count (erased accounts), asked for every citizen
+    /// token once set.
+    revoked: std::sync::OnceLock<Arc<dyn motcua_ports::identity::RevokedSubjects>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -289,7 +292,15 @@ impl Authenticator {
             ed_keys: std::sync::RwLock::new(Arc::new(Vec::new())),
             ed_validation,
             remote: None,
+            revoked: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From now on a citizen's token whose subject is in `revoked` is refused (401
+    /// `token-revoked`): an erased account's tokens stop at once, not at their expiry.
+    /// Set once; later calls are ignored.
+    pub fn check_revocations(&self, revoked: Arc<dyn motcua_ports::identity::RevokedSubjects>) {
+        let _ = self.revoked.set(revoked);
     }
 
     /// Adds ES256 keys, newest first: the first with a private part that is active signs.
@@ -437,6 +448,32 @@ impl Authenticator {
     /// JWKS (fetched again at most every few seconds): a key published after this
     /// instance started is found without a restart.
     pub async fn authenticate(&self, token: &str) -> Result<Actor, Problem> {
+        let actor = self.authenticate_signature(token).await?;
+        if let (Role::Citizen, Some(revoked)) = (actor.role, self.revoked.get()) {
+            let gone = revoked
+                .subject_revoked(&actor.subject, jiff::Timestamp::now())
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "revoked subjects could not be read");
+                    Problem::unavailable().retry_after(1)
+                })?;
+            if gone {
+                return Err(Problem::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "token-revoked",
+                    "Mã xác thực đã bị thu hồi",
+                    "The token was revoked",
+                )
+                .detail(
+                    "Tài khoản của mã này đã bị xóa; hãy đăng nhập lại",
+                    "The account of this token was erased; sign in again",
+                ));
+            }
+        }
+        Ok(actor)
+    }
+
+    async fn authenticate_signature(&self, token: &str) -> Result<Actor, Problem> {
         let first = self.verify(token);
         let Some(remote) = &self.remote else {
             return first;

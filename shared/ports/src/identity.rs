@@ -133,6 +133,16 @@ impl Account {
     }
 }
 
+/// Token subjects whose access tokens no longer open anything (an erased account): every
+/// function that checks tokens asks before it trusts a citizen's token, so an erased
+/// account's tokens stop at once instead of at their expiry.
+#[async_trait]
+pub trait RevokedSubjects: Send + Sync {
+    /// Revokes every token of `subject` until `until` (the longest a token lives).
+    async fn revoke_subject(&self, subject: &str, until: Timestamp) -> StoreResult<()>;
+    async fn subject_revoked(&self, subject: &str, now: Timestamp) -> StoreResult<bool>;
+}
+
 /// Accounts, one per keyed ID hash.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
@@ -337,6 +347,7 @@ pub trait BusinessGrants: Send + Sync {
 #[derive(Clone)]
 pub struct IdentityPorts {
     pub accounts: std::sync::Arc<dyn AccountStore>,
+    pub revoked: std::sync::Arc<dyn RevokedSubjects>,
     pub audit: std::sync::Arc<dyn AuditLog>,
     pub attempts: std::sync::Arc<dyn AttemptLimiter>,
     pub cache: std::sync::Arc<dyn VerificationCache>,

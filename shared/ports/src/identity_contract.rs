@@ -26,6 +26,7 @@ macro_rules! identity_contract_tests {
             refresh_tokens_are_spent_once_and_families_revoked,
             erased_accounts_are_gone,
             a_late_erase_leaves_the_replacement_alone,
+            revoked_subjects_stay_revoked_until_their_tokens_expire,
             replacing_a_lower_level_account_under_concurrency_leaves_no_orphan,
             reserved_attempts_count_until_released,
             challenges_are_single_use_and_expire,
@@ -329,6 +330,17 @@ pub async fn replacing_a_lower_level_account_under_concurrency_leaves_no_orphan(
             "orphan account {id}: not reachable by its number"
         );
     }
+}
+
+pub async fn revoked_subjects_stay_revoked_until_their_tokens_expire(p: IdentityPorts) {
+    assert!(!p.revoked.subject_revoked("acct-1", t(0)).await.unwrap());
+    p.revoked.revoke_subject("acct-1", t(900)).await.unwrap();
+    // Again, with an earlier end: the later one holds.
+    p.revoked.revoke_subject("acct-1", t(600)).await.unwrap();
+    assert!(p.revoked.subject_revoked("acct-1", t(0)).await.unwrap());
+    assert!(p.revoked.subject_revoked("acct-1", t(899)).await.unwrap());
+    assert!(!p.revoked.subject_revoked("acct-1", t(900)).await.unwrap());
+    assert!(!p.revoked.subject_revoked("acct-2", t(0)).await.unwrap());
 }
 
 pub async fn reserved_attempts_count_until_released(p: IdentityPorts) {

@@ -207,4 +207,6 @@ pub struct SubmissionPorts {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Failed public lookups, per client and per dossier code.
     pub attempts: Arc<dyn identity::AttemptLimiter>,
+    /// Subjects of erased accounts, whose tokens are refused.
+    pub revoked: Arc<dyn identity::RevokedSubjects>,
 }
