@@ -8,6 +8,7 @@ against the template's own resources.
   python template_resources.py deploy STACK [Key=Value ...]   -> outputs as JSON
   python template_resources.py delete STACK
   python template_resources.py wiring                         -> routes and event sources as JSON
+  python template_resources.py http-api [Key=Value ...]       -> the HTTP API's parameter-driven settings
 """
 
 import json
@@ -145,6 +146,38 @@ def wiring():
     print(json.dumps(out))
 
 
+def resolve(node, params, conditions):
+    """Evaluates Ref (parameters), Fn::If, Fn::Equals and Fn::Not over `params`."""
+    if isinstance(node, dict) and len(node) == 1:
+        (k, v), = node.items()
+        if k == "Ref" and v in params:
+            return params[v]
+        if k == "Fn::If":
+            cond, yes, no = v
+            return resolve(yes if resolve(conditions[cond], params, conditions) else no, params, conditions)
+        if k == "Fn::Equals":
+            a, b = (resolve(x, params, conditions) for x in v)
+            return str(a) == str(b)
+        if k == "Fn::Not":
+            return not resolve(v[0], params, conditions)
+    return node
+
+
+def http_api(assignments):
+    """The HTTP API's settings that depend on parameters, for `Name=value` assignments."""
+    t = load()
+    params = {k: v.get("Default") for k, v in t.get("Parameters", {}).items()}
+    for a in assignments:
+        k, _, v = a.partition("=")
+        params[k] = v
+    api = next(r for r in t["Resources"].values() if r["Type"] == "AWS::Serverless::HttpApi")
+    props = api["Properties"]
+    conditions = t.get("Conditions", {})
+    print(json.dumps({
+        "disable_execute_api_endpoint": resolve(props.get("DisableExecuteApiEndpoint", False), params, conditions),
+    }))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "deploy":
@@ -153,5 +186,7 @@ if __name__ == "__main__":
         delete(sys.argv[2])
     elif cmd == "wiring":
         wiring()
+    elif cmd == "http-api":
+        http_api(sys.argv[2:])
     else:
         raise SystemExit(__doc__)

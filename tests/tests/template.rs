@@ -55,6 +55,16 @@ fn template_routes_match_the_runner() {
     assert_eq!(relay["report_batch_item_failures"], true);
     assert_eq!(relay["bisect"], true);
     assert_eq!(relay["on_failure"], true);
+    // Behind our CDN the API's default endpoint is off: nobody reaches it around the CDN
+    // to choose the address the per-client limits see.
+    assert_eq!(
+        template(&["http-api", "TrustedProxyHops=1", "ProxySecret=s"])["disable_execute_api_endpoint"],
+        true
+    );
+    assert_eq!(
+        template(&["http-api"])["disable_execute_api_endpoint"],
+        false
+    );
     // The outbox sweeper runs on a schedule (what the stream relay gave up on).
     assert_eq!(wiring["outbox-sweeper"][0]["type"], "Schedule");
     let identity: BTreeSet<(String, String)> = wiring["identity"]

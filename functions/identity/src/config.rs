@@ -24,8 +24,10 @@ pub struct IdentityConfig {
     pub lockout_failures: u32,
     pub lockout_window_secs: i64,
     /// `MOTCUA_TRUSTED_PROXY_HOPS` (default 0): proxies we run in front of the API (a CDN);
-    /// the client address is read that many entries before the end of `X-Forwarded-For`.
-    pub trusted_proxy_hops: usize,
+    /// for requests showing `MOTCUA_PROXY_SECRET` in `X-Motcua-Proxy-Secret` (required
+    /// with hops) the client address is read that many entries before the end of
+    /// `X-Forwarded-For`; for any other request, the last entry (what API Gateway saw).
+    pub proxies: motcua_http::ProxyTrust,
     /// `MOTCUA_ACCESS_TOKEN_TTL_SECS` (default 900).
     pub access_token_ttl_secs: i64,
     /// `MOTCUA_REFRESH_TOKEN_TTL_SECS` (default 30 days).
@@ -156,11 +158,18 @@ impl IdentityConfig {
                 get("MOTCUA_LOCKOUT_WINDOW_SECS"),
                 1800,
             )?,
-            trusted_proxy_hops: number(
-                "MOTCUA_TRUSTED_PROXY_HOPS",
-                get("MOTCUA_TRUSTED_PROXY_HOPS"),
-                0,
-            )?,
+            proxies: motcua_http::ProxyTrust::new(
+                number(
+                    "MOTCUA_TRUSTED_PROXY_HOPS",
+                    get("MOTCUA_TRUSTED_PROXY_HOPS"),
+                    0,
+                )?,
+                get("MOTCUA_PROXY_SECRET").as_deref(),
+            )
+            .map_err(|why| ConfigError::Invalid {
+                name: "MOTCUA_TRUSTED_PROXY_HOPS",
+                why,
+            })?,
             access_token_ttl_secs: number(
                 "MOTCUA_ACCESS_TOKEN_TTL_SECS",
                 get("MOTCUA_ACCESS_TOKEN_TTL_SECS"),

@@ -319,7 +319,7 @@ pub(crate) async fn login(
     }
     let now = s.clock.now();
     // Each start stores a state: limited per client address, counted first.
-    let client = client_key(&headers, s.config.trusted_proxy_hops);
+    let client = client_key_of(&headers, &s.config.proxies);
     s.config
         .logins_per_client()
         .reserve(
@@ -627,7 +627,7 @@ async fn finish(
         .and_then(|c| CitizenId::parse(c).ok())
         .ok_or_else(|| token_invalid("personal number claim"))?;
     let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
-    let client = client_key(headers, s.config.trusted_proxy_hops);
+    let client = client_key_of(headers, &s.config.proxies);
     let looked_up = registry_person(s, &id).await;
     let outcome = match &looked_up {
         Ok(_) => "found",

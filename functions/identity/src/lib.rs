@@ -51,7 +51,7 @@ use jiff::civil::Date;
 use motcua_domain::identity::{PersonComparison, RegistryPerson};
 use motcua_domain::ids::{ClaimMismatch, Sex};
 use motcua_domain::{CitizenId, Lang, Localized, PhoneNumber, Role, TaxCode};
-use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, client_key, store_problem};
+use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, client_key_of, store_problem};
 use motcua_ports::identity::{
     Account, AccountKind, AuditEntry, BusinessGrant, BusinessRegistry, Challenge,
     ChannelPreferences, CodeSender, IdentityPorts, PopulationRegistry, RefreshRecord, RefreshUse,

@@ -230,7 +230,7 @@ pub(crate) async fn verify_citizen(
     JsonBody(claim): JsonBody<CitizenClaim>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
-    let client = client_key(&headers, s.config.trusted_proxy_hops);
+    let client = client_key_of(&headers, &s.config.proxies);
     let id = parse_citizen_id(&claim.citizen_id)?;
     let name = claim
         .full_name
@@ -411,7 +411,7 @@ pub(crate) async fn confirm_citizen(
     JsonBody(req): JsonBody<CodeConfirmation>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
-    let client = client_key(&headers, s.config.trusted_proxy_hops);
+    let client = client_key_of(&headers, &s.config.proxies);
     let well_formed = req.code.len() == 6 && req.code.bytes().all(|b| b.is_ascii_digit());
     if !well_formed || req.challenge_id.is_empty() || req.challenge_id.len() > 64 {
         return Err(invalid_code());

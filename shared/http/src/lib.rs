@@ -26,7 +26,9 @@ pub use auth::{
     signing_keys_to_json,
 };
 pub use jwks::{RemoteJwks, SsoIdentity, SsoTrust};
-pub use limits::{Lockout, Reservation, client_key};
+pub use limits::{
+    Lockout, PROXY_SECRET_HEADER, ProxyTrust, Reservation, client_key, client_key_of,
+};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody, localize};
 
 /// Where "now" comes from; the local runner can shift it to try deadlines.

@@ -8,12 +8,81 @@ use motcua_ports::identity::AttemptLimiter;
 use crate::problem::Problem;
 use crate::store_problem;
 
+/// The header our own proxy (the CDN in front of the API) adds, holding the shared
+/// secret that tells its requests from a caller's who reached the API directly.
+pub const PROXY_SECRET_HEADER: &str = "x-motcua-proxy-secret";
+
+/// Which `X-Forwarded-For` entries the per-client limits may trust: `hops` proxies we run
+/// in front of the API, believed only for requests that carry their `secret` in
+/// [`PROXY_SECRET_HEADER`]. A caller reaching API Gateway directly cannot show the secret,
+/// so for them only the entry API Gateway itself appended counts: they cannot choose the
+/// address the limits see.
+#[derive(Clone, Default)]
+pub struct ProxyTrust {
+    hops: usize,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for ProxyTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyTrust")
+            .field("hops", &self.hops)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyTrust {
+    /// No proxy: clients reach API Gateway (or the runner) directly.
+    pub fn none() -> ProxyTrust {
+        ProxyTrust::default()
+    }
+
+    /// `hops` proxies of ours, whose requests carry `secret` (at least 16 characters).
+    pub fn new(hops: usize, secret: Option<&str>) -> Result<ProxyTrust, String> {
+        match (hops, secret.map(str::trim).filter(|s| !s.is_empty())) {
+            (0, _) => Ok(ProxyTrust::none()),
+            (_, Some(s)) if s.len() >= 16 => Ok(ProxyTrust {
+                hops,
+                secret: s.as_bytes().to_vec(),
+            }),
+            _ => Err(
+                "MOTCUA_TRUSTED_PROXY_HOPS needs MOTCUA_PROXY_SECRET (16+ characters), the value \
+                 the proxy sends in X-Motcua-Proxy-Secret"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The hops to skip for this request: ours only if it shows the secret.
+    fn hops_for(&self, headers: &HeaderMap) -> usize {
+        if self.hops == 0 {
+            return 0;
+        }
+        let shown = headers
+            .get(PROXY_SECRET_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let same = shown.len() == self.secret.len()
+            && shown
+                .iter()
+                .zip(&self.secret)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same { self.hops } else { 0 }
+    }
+}
+
 /// The key of the calling client: an address of `X-Forwarded-For`, counted from the end.
 /// Each proxy appends the address it received the request from, and a client can put
 /// anything in front, so only the entries added by proxies we run can be trusted: with
 /// `trusted_hops` proxies in front of the API (0 when clients reach API Gateway directly,
 /// 1 behind a CDN) the client is the entry `trusted_hops` places before the last.
 /// `local` without the header (the runner, called directly).
+pub fn client_key_of(headers: &HeaderMap, proxies: &ProxyTrust) -> String {
+    client_key(headers, proxies.hops_for(headers))
+}
+
+/// [`client_key_of`] with a hop count already decided.
 pub fn client_key(headers: &HeaderMap, trusted_hops: usize) -> String {
     let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
@@ -60,6 +129,35 @@ mod tests {
         assert_eq!(
             client_key(&xff(&["10.9.9.9", "203.0.113.7"]), 0),
             "client:203.0.113.7"
+        );
+    }
+
+    #[test]
+    fn proxy_hops_are_believed_only_for_requests_of_our_proxy() {
+        let trust = ProxyTrust::new(1, Some("cdn-secret-0123456789")).unwrap();
+        // Through the CDN: it shows the secret, its own entry is skipped.
+        let mut via_cdn = xff(&["10.9.9.9, 203.0.113.7, 198.51.100.1"]);
+        via_cdn.insert(
+            PROXY_SECRET_HEADER,
+            "cdn-secret-0123456789".parse().unwrap(),
+        );
+        assert_eq!(client_key_of(&via_cdn, &trust), "client:203.0.113.7");
+        // Straight to API Gateway with a forged list: the address API Gateway saw counts,
+        // whatever the caller wrote in front of it.
+        let direct = xff(&["10.9.9.9, 198.51.100.77"]);
+        assert_eq!(client_key_of(&direct, &trust), "client:198.51.100.77");
+        let mut wrong = direct.clone();
+        wrong.insert(
+            PROXY_SECRET_HEADER,
+            "cdn-secret-0123456780".parse().unwrap(),
+        );
+        assert_eq!(client_key_of(&wrong, &trust), "client:198.51.100.77");
+        // Hops need a secret.
+        assert!(ProxyTrust::new(1, None).is_err());
+        assert!(ProxyTrust::new(1, Some("short")).is_err());
+        assert_eq!(
+            client_key_of(&direct, &ProxyTrust::new(0, None).unwrap()),
+            "client:198.51.100.77"
         );
     }
 }
