@@ -55,7 +55,7 @@ impl Env {
     fn officer_sso_token(&self, ttl: i64) -> String {
         self.sso.mint(
             "officer-ha",
-            &["officer"],
+            &["motcua-officer"],
             Some(AGENCY),
             "motcua-portal",
             ttl,
@@ -152,7 +152,7 @@ async fn an_officer_from_the_sso_works_the_agency_queue() {
     // An admin role (Keycloak-style list) exchanges for an admin token.
     let admin = env.sso.mint(
         "admin-1",
-        &["offline_access", "admin"],
+        &["offline_access", "motcua-admin"],
         None,
         "motcua-portal",
         600,
@@ -198,22 +198,22 @@ async fn tokens_the_sso_did_not_issue_for_an_officer_are_refused() {
     .await;
     // An officer without an agency, or with a malformed one.
     let r = env
-        .exchange(&s.mint("o", &["officer"], None, "motcua-portal", 600))
+        .exchange(&s.mint("o", &["motcua-officer"], None, "motcua-portal", 600))
         .await;
     refused(r, StatusCode::UNAUTHORIZED, "must name an agency").await;
     let r = env
-        .exchange(&s.mint("o", &["officer"], Some("H42"), "motcua-portal", 600))
+        .exchange(&s.mint("o", &["motcua-officer"], Some("H42"), "motcua-portal", 600))
         .await;
     refused(r, StatusCode::UNAUTHORIZED, "not a valid agency code").await;
     // Issued for another audience, or by another issuer.
     let r = env
-        .exchange(&s.mint("o", &["officer"], Some(AGENCY), "other-app", 600))
+        .exchange(&s.mint("o", &["motcua-officer"], Some(AGENCY), "other-app", 600))
         .await;
     refused(r, StatusCode::UNAUTHORIZED, "not valid").await;
     let now = jiff::Timestamp::now().as_second();
     let foreign = s.mint_claims(&json!({"iss": "https://sso.elsewhere.example", "sub": "o",
         "aud": "motcua-portal", "iat": now, "exp": now + 600,
-        "realm_access": {"roles": ["officer"]}, "agency": AGENCY}));
+        "realm_access": {"roles": ["motcua-officer"]}, "agency": AGENCY}));
     refused(
         env.exchange(&foreign).await,
         StatusCode::UNAUTHORIZED,
@@ -222,18 +222,45 @@ async fn tokens_the_sso_did_not_issue_for_an_officer_are_refused() {
     .await;
     // Expired (beyond the 30 s leeway).
     let old = s.mint_claims(&json!({"iss": s.issuer(), "sub": "o", "aud": "motcua-portal",
-        "iat": now - 7200, "exp": now - 3600, "realm_access": {"roles": ["officer"]}, "agency": AGENCY}));
+        "iat": now - 7200, "exp": now - 3600, "realm_access": {"roles": ["motcua-officer"]}, "agency": AGENCY}));
     refused(
         env.exchange(&old).await,
         StatusCode::UNAUTHORIZED,
         "expired",
     )
     .await;
+    // Not yet valid (nbf an hour ahead, beyond the leeway).
+    let early = s.mint_claims(
+        &json!({"iss": s.issuer(), "sub": "o", "aud": "motcua-portal",
+        "iat": now, "nbf": now + 3600, "exp": now + 7200,
+        "realm_access": {"roles": ["motcua-officer"]}, "agency": AGENCY}),
+    );
+    let r = env.exchange(&early).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a token before its nbf"
+    );
+    // A role that is merely called admin or officer (the realm's own, another app's) is
+    // not motcua's.
+    for roles in [
+        json!(["admin"]),
+        json!(["officer"]),
+        json!(["realm-admin", "admin"]),
+    ] {
+        let theirs = s.mint_claims(
+            &json!({"iss": s.issuer(), "sub": "o", "aud": "motcua-portal",
+            "iat": now, "exp": now + 600, "realm_access": {"roles": roles}, "role": "admin",
+            "agency": AGENCY}),
+        );
+        let r = env.exchange(&theirs).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "roles {roles}");
+    }
     // Tampered: the role changed after signing.
     let good = env.officer_sso_token(600);
     let parts: Vec<&str> = good.split('.').collect();
     let mut claims = motcua_tests::jwt_part(&good, 1);
-    claims["realm_access"]["roles"] = json!(["admin"]);
+    claims["realm_access"]["roles"] = json!(["motcua-admin"]);
     let forged = format!("{}.{}.{}", parts[0], encode_part(&claims), parts[2]);
     refused(
         env.exchange(&forged).await,
@@ -280,7 +307,7 @@ async fn a_rotated_sso_key_is_fetched_once_and_made_up_kids_fetch_nothing() {
     let now = jiff::Timestamp::now().as_second();
     for i in 0..20 {
         let claims = json!({"iss": env.sso.issuer(), "sub": "o", "aud": "motcua-portal",
-            "iat": now, "exp": now + 600, "realm_access": {"roles": ["officer"]}, "agency": AGENCY});
+            "iat": now, "exp": now + 600, "realm_access": {"roles": ["motcua-officer"]}, "agency": AGENCY});
         let t = env.sso.mint_claims(&claims);
         let mut header = motcua_tests::jwt_part(&t, 0);
         header["kid"] = json!(format!("made-up-{i}"));

@@ -576,7 +576,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         }
         match &simulators.sso {
             Some(sim) => println!(
-                "  province SSO: simulator at {} (officer sign-in: curl -s -X POST {}/_sim/token -d '{{\"sub\":\"officer-1\",\"roles\":[\"officer\"],\"agency\":\"000.00.04.H42\"}}' -H 'Content-Type: application/json', then POST the token as subject_token to /v1/identity/sso/exchange)",
+                "  province SSO: simulator at {} (officer sign-in: curl -s -X POST {}/_sim/token -d '{{\"sub\":\"officer-1\",\"roles\":[\"motcua-officer\"],\"agency\":\"000.00.04.H42\"}}' -H 'Content-Type: application/json', then POST the token as subject_token to /v1/identity/sso/exchange)",
                 sim.issuer(),
                 sim.issuer()
             ),

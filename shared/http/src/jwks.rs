@@ -184,7 +184,30 @@ pub struct SsoTrust {
     pub role_claim: String,
     /// Dotted path of the agency-code claim.
     pub agency_claim: String,
+    /// What motcua's role names start with (`motcua-officer`, `motcua-admin`): a realm
+    /// role that merely happens to be called `admin` grants nothing here. Empty only where
+    /// the role claim is one client's own roles (`resource_access.<client>.roles`).
+    pub role_prefix: String,
     pub jwks: RemoteJwks,
+}
+
+/// A JWKS (or issuer) URL we may fetch keys from: https, or plain http on the loopback
+/// host exactly (`http://127.0.0.1.evil.example/` is not loopback).
+pub fn trusted_key_url(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return false;
+    };
+    match u.scheme() {
+        "https" => u.host_str().is_some(),
+        "http" => match u.host_str() {
+            Some("localhost" | "[::1]") => true,
+            Some(h) => h
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 impl SsoTrust {
@@ -202,17 +225,28 @@ impl SsoTrust {
             (None, Some(_)) => return Err(ConfigError::Missing("MOTCUA_SSO_ISSUER")),
             (Some(i), Some(u)) => (i, u),
         };
-        if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1")) {
+        if !trusted_key_url(&url) {
             return Err(ConfigError::Invalid {
                 name: "MOTCUA_SSO_JWKS_URL",
                 why: "must be an https URL (plain http only on loopback)".into(),
             });
         }
+        let role_claim = var("MOTCUA_SSO_ROLE_CLAIM").unwrap_or_else(|| "role".into());
+        let role_prefix = var("MOTCUA_SSO_ROLE_PREFIX").unwrap_or_else(|| "motcua-".into());
+        if role_prefix.trim().is_empty() && !role_claim.starts_with("resource_access.") {
+            return Err(ConfigError::Invalid {
+                name: "MOTCUA_SSO_ROLE_PREFIX",
+                why: "may be empty only when MOTCUA_SSO_ROLE_CLAIM names one client's roles \
+                      (resource_access.<client>.roles)"
+                    .into(),
+            });
+        }
         Ok(Some(SsoTrust {
             issuer: issuer.trim().to_owned(),
             audience: var("MOTCUA_SSO_AUDIENCE").unwrap_or_else(|| "motcua".into()),
-            role_claim: var("MOTCUA_SSO_ROLE_CLAIM").unwrap_or_else(|| "role".into()),
+            role_claim,
             agency_claim: var("MOTCUA_SSO_AGENCY_CLAIM").unwrap_or_else(|| "agency".into()),
+            role_prefix: role_prefix.trim().to_owned(),
             jwks: RemoteJwks::new(url.trim()),
         }))
     }
@@ -237,6 +271,7 @@ impl SsoTrust {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 30;
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map_err(|e| crate::auth::token_problem(Some(e)))?
@@ -251,9 +286,13 @@ impl SsoTrust {
             Some(serde_json::Value::Array(v)) => v.iter().filter_map(|r| r.as_str()).collect(),
             _ => Vec::new(),
         };
-        let role = if roles.contains(&"admin") {
+        let ours = |name: &str| {
+            let want = format!("{}{name}", self.role_prefix);
+            roles.iter().any(|r| *r == want)
+        };
+        let role = if ours("admin") {
             Role::Admin
-        } else if roles.contains(&"officer") {
+        } else if ours("officer") {
             Role::Officer
         } else {
             return Err(Problem::forbidden(
@@ -314,6 +353,29 @@ mod tests {
     }
 
     #[test]
+    fn key_urls_are_https_or_exactly_loopback() {
+        for good in [
+            "https://sso.example/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.0.0.1/jwks",
+            "http://localhost:9000/jwks",
+            "http://[::1]:9000/jwks",
+        ] {
+            assert!(trusted_key_url(good), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1.evil.example/jwks",
+            "http://127.0.0.1@evil.example/jwks",
+            "http://localhost.evil.example/jwks",
+            "http://sso.example/jwks",
+            "ftp://127.0.0.1/jwks",
+            "not a url",
+        ] {
+            assert!(!trusted_key_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn sso_config_needs_issuer_and_https_url_together() {
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {
@@ -343,6 +405,26 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(t.role_claim, "realm_access.roles");
+        assert_eq!(t.role_prefix, "motcua-");
+        // Without a prefix the roles must be one client's own.
+        assert!(
+            SsoTrust::from_vars(vars(&[
+                ("MOTCUA_SSO_ISSUER", "https://sso.example"),
+                ("MOTCUA_SSO_JWKS_URL", "https://sso.example/jwks"),
+                ("MOTCUA_SSO_ROLE_CLAIM", "realm_access.roles"),
+                ("MOTCUA_SSO_ROLE_PREFIX", ""),
+            ]))
+            .is_err()
+        );
+        assert!(
+            SsoTrust::from_vars(vars(&[
+                ("MOTCUA_SSO_ISSUER", "https://sso.example"),
+                ("MOTCUA_SSO_JWKS_URL", "https://sso.example/jwks"),
+                ("MOTCUA_SSO_ROLE_CLAIM", "resource_access.motcua.roles"),
+                ("MOTCUA_SSO_ROLE_PREFIX", ""),
+            ]))
+            .is_ok()
+        );
         assert_eq!(t.audience, "motcua");
         let claims = serde_json::json!({"realm_access": {"roles": ["offline_access", "officer"]}});
         assert_eq!(
