@@ -421,6 +421,84 @@ async fn extension_once_and_overdue_after_restart(backend: Backend) {
     problem(late, StatusCode::CONFLICT).await;
 }
 
+async fn bounds_keep_every_field_in_check(backend: Backend) {
+    let api = Api::start("bounds", backend);
+    let d = api.submit(&api.citizen).await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    // Free text past its cap: 422 naming the cap, and nothing changes.
+    let long = api
+        .act(&id, json!({"action": "refuse", "reason": "x".repeat(2001)}))
+        .await;
+    let p = problem(long, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(p["detail"].as_str().unwrap().contains("2000"), "{p}");
+    assert!(
+        p.to_string().len() < 2000,
+        "the answer does not echo the text"
+    );
+    let many = api
+        .act(
+            &id,
+            json!({"action": "request_supplement", "items": vec!["Bản sao"; 31]}),
+        )
+        .await;
+    problem(many, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(api.detail(&api.citizen, &id).await["version"], 1);
+
+    let r = api.act_ok(&id, json!({"action": "receive"})).await;
+    // An extension to the end of time: the latest allowed date is the processing time
+    // again after the current due date.
+    let due: jiff::civil::Date = r["due_date"].as_str().unwrap().parse().unwrap();
+    // 2.000505 takes 10 working days.
+    let latest = WorkingCalendar::vietnam().add_working_days(due, 10);
+    let forever = api
+        .act(
+            &id,
+            json!({"action": "extend", "new_due_date": "9999-12-31", "reason": "Cần xác minh"}),
+        )
+        .await;
+    let p = problem(forever, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        p["detail"].as_str().unwrap().contains(&latest.to_string()),
+        "{p}"
+    );
+    // A payment above the procedure's fee.
+    let fee = d["fee"].as_u64().unwrap();
+    assert!(fee > 0);
+    let over = api
+        .act(&id, json!({"action": "request_payment", "amount": fee + 1}))
+        .await;
+    problem(over, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(api.detail(&api.citizen, &id).await["version"], 2);
+
+    // A document reference past its cap, an endless document code.
+    let mut sub = criminal_record();
+    sub["documents"][0]["reference"] = json!("r".repeat(257));
+    let r = api.post(&api.citizen, "/v1/dossiers", sub).await;
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let mut sub = criminal_record();
+    sub["documents"][0]["code"] = json!("c".repeat(60_000));
+    let r = api.post(&api.citizen, "/v1/dossiers", sub).await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        p.to_string().len() < 4000,
+        "not echoed whole: {}",
+        p.to_string().len()
+    );
+
+    // A procedure code longer than any key: 404 on both backends, not a store error.
+    let r = api
+        .http
+        .get(
+            api.runner
+                .url(&format!("/v1/procedures/{}", "1".repeat(2000))),
+        )
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, StatusCode::NOT_FOUND).await;
+    assert!(p.to_string().len() < 1000);
+}
+
 async fn access_is_denied_where_it_should_be(backend: Backend) {
     let api = Api::start("access", backend);
     let id = api.submit(&api.citizen).await["id"]
@@ -939,6 +1017,7 @@ motcua_tests::on_both_backends!(
     refusal_and_withdrawal,
     extension_once_and_overdue_after_restart,
     access_is_denied_where_it_should_be,
+    bounds_keep_every_field_in_check,
     idempotent_retry_gives_the_same_answer,
     concurrent_conflicting_officer_actions_one_wins,
     bad_input_is_refused_clearly_and_changes_nothing,

@@ -24,6 +24,13 @@ pub struct SubmissionConfig {
     pub idempotency_ttl_secs: u64,
     /// `MOTCUA_CORS_ORIGINS`: comma-separated portal origins, or `*` (default: none).
     pub cors_origins: Vec<String>,
+    /// `MOTCUA_PAYMENT_CEILING_VND` (default 50,000,000): the most an officer may ask of a
+    /// dossier whose procedure has no fee in the catalogue (a fee in the catalogue bounds
+    /// the amount itself).
+    pub payment_ceiling_vnd: u64,
+    /// `MOTCUA_MAX_EXTENSION_WORKING_DAYS` (optional): the most working days an extension
+    /// may add; without it, and never more than, the procedure's processing time.
+    pub max_extension_working_days: Option<u32>,
 }
 
 impl SubmissionConfig {
@@ -52,6 +59,15 @@ impl SubmissionConfig {
                         .collect()
                 })
                 .unwrap_or_default(),
+            payment_ceiling_vnd: number(
+                "MOTCUA_PAYMENT_CEILING_VND",
+                get("MOTCUA_PAYMENT_CEILING_VND"),
+                50_000_000,
+            )?,
+            max_extension_working_days: match get("MOTCUA_MAX_EXTENSION_WORKING_DAYS") {
+                Some(v) => Some(number("MOTCUA_MAX_EXTENSION_WORKING_DAYS", Some(v), 0)?),
+                None => None,
+            },
         })
     }
 

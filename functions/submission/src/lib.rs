@@ -185,6 +185,7 @@ async fn list_procedures(State(s): State<AppState>) -> Result<Response, Problem>
 }
 
 fn unknown_procedure(code: &str) -> Problem {
+    let code = motcua_domain::bounds::shorten(code, 64);
     Problem::not_found().detail(
         format!("Không có thủ tục mã '{code}'"),
         format!("No procedure with code '{code}'"),
@@ -627,8 +628,8 @@ fn transition_problem(e: &motcua_domain::dossier::TransitionError) -> Problem {
         TransitionErrorKind::Invalid => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-action",
-            "Thao tác thiếu thông tin",
-            "Action is missing information",
+            "Thao tác không hợp lệ",
+            "The action is not valid",
         ),
     };
     p.detail_from(e)
@@ -687,6 +688,43 @@ async fn command_endpoint(
     .await)
 }
 
+/// The bounds this deployment sets on officers' commands beyond the domain's own.
+fn configured_bounds(s: &AppState, d: &Dossier, cmd: &Command) -> Result<(), Problem> {
+    let invalid = |vi: String, en: String| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-action",
+            "Thao tác vượt giới hạn cho phép",
+            "The action is out of bounds",
+        )
+        .detail(vi, en)
+    };
+    match cmd {
+        Command::RequestPayment {
+            amount: Some(amount),
+        } if d.fee.is_zero() && amount.as_vnd() > s.config.payment_ceiling_vnd => {
+            let max = motcua_domain::Money::vnd(s.config.payment_ceiling_vnd);
+            Err(invalid(
+                format!("Số tiền yêu cầu không được vượt {max}"),
+                format!("The amount may not exceed {max}"),
+            ))
+        }
+        Command::Extend { new_due_date, .. } => {
+            if let (Some(days), Some(due)) = (s.config.max_extension_working_days, d.due_date) {
+                let latest = s.calendar.add_working_days(due, days);
+                if *new_due_date > latest {
+                    return Err(invalid(
+                        format!("Ngày hẹn trả mới muộn nhất là {latest}"),
+                        format!("The latest new due date is {latest}"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn apply_command(
     s: &AppState,
     caller: &Actor,
@@ -717,6 +755,7 @@ async fn apply_command(
             ),
         ));
     }
+    configured_bounds(s, &d, &cmd)?;
     if let Command::Supplement { documents, .. } = &cmd {
         let procedure = s
             .ports

@@ -56,6 +56,9 @@ pub use aws_sdk_dynamodb;
 
 /// A request still marked in progress after this long is presumed crashed and may be redone.
 const IN_PROGRESS_LEASE_SECS: i64 = 60;
+/// The longest caller-given part of a key we send to DynamoDB (keys hold 1,024 bytes at
+/// most for a sort key and 2,048 for a partition key, prefixes included).
+const MAX_KEY_PART_BYTES: usize = 512;
 /// Outbox events are kept this long after their publication (then DynamoDB's TTL removes them).
 const EVENT_RETENTION_SECS: i64 = 14 * 86_400;
 
@@ -537,7 +540,9 @@ impl Catalogue for DynamoStore {
     }
 
     async fn procedure(&self, code: &str) -> StoreResult<Option<Procedure>> {
-        if code.is_empty() {
+        // A sort key holds at most 1,024 bytes: a longer code names no procedure (asking
+        // DynamoDB would be a validation error, not "not found").
+        if code.is_empty() || code.len() > MAX_KEY_PART_BYTES {
             return Ok(None);
         }
         match self.get_item("CATALOGUE".into(), code).await? {

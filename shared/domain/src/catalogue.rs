@@ -234,6 +234,8 @@ pub enum DocumentProblem {
     Duplicate,
     NotReusable,
     EmptyReference,
+    /// Longer than [`crate::bounds::MAX_REFERENCE_CHARS`].
+    ReferenceTooLong,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -262,6 +264,14 @@ impl Localized for DocumentError {
             }
             (P::EmptyReference, Lang::Vi) => format!("Thành phần '{d}' thiếu tham chiếu tệp"),
             (P::EmptyReference, Lang::En) => format!("Document '{d}' has no file reference"),
+            (P::ReferenceTooLong, Lang::Vi) => format!(
+                "Tham chiếu tệp của thành phần '{d}' dài quá {} ký tự",
+                crate::bounds::MAX_REFERENCE_CHARS
+            ),
+            (P::ReferenceTooLong, Lang::En) => format!(
+                "The file reference of document '{d}' is longer than {} characters",
+                crate::bounds::MAX_REFERENCE_CHARS
+            ),
         }
     }
 }
@@ -337,8 +347,9 @@ impl Procedure {
         let mut errors = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for d in docs {
+            // Echoed in messages: never more than a short prefix of what was sent.
             let err = |problem| DocumentError {
-                document: d.code.clone(),
+                document: crate::bounds::shorten(&d.code, 64),
                 problem,
             };
             let Some(req) = self.documents.iter().find(|r| r.code == d.code) else {
@@ -351,6 +362,8 @@ impl Procedure {
             }
             if d.reference.trim().is_empty() {
                 errors.push(err(DocumentProblem::EmptyReference));
+            } else if d.reference.chars().count() > crate::bounds::MAX_REFERENCE_CHARS {
+                errors.push(err(DocumentProblem::ReferenceTooLong));
             }
             if d.source != DocumentSource::Upload && !req.reusable {
                 errors.push(err(DocumentProblem::NotReusable));

@@ -383,6 +383,14 @@ pub enum TransitionError {
     BadNewDueDate,
     #[error("supplement must include documents")]
     EmptySupplement,
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("{field} has more than {max} entries")]
+    TooMany { field: &'static str, max: usize },
+    #[error("the new due date may be at most {latest}")]
+    ExtensionTooLong { latest: Date },
+    #[error("the amount may be at most the procedure's fee of {fee}")]
+    AmountOverFee { fee: Money },
 }
 
 impl TransitionError {
@@ -394,7 +402,11 @@ impl TransitionError {
             | TransitionError::OtherAgency => TransitionErrorKind::Forbidden,
             TransitionError::Missing(_)
             | TransitionError::BadNewDueDate
-            | TransitionError::EmptySupplement => TransitionErrorKind::Invalid,
+            | TransitionError::EmptySupplement
+            | TransitionError::TooLong { .. }
+            | TransitionError::TooMany { .. }
+            | TransitionError::ExtensionTooLong { .. }
+            | TransitionError::AmountOverFee { .. } => TransitionErrorKind::Invalid,
             _ => TransitionErrorKind::Conflict,
         }
     }
@@ -464,6 +476,30 @@ impl Localized for TransitionError {
             }
             (E::EmptySupplement, Lang::Vi) => "Hồ sơ bổ sung phải có giấy tờ".into(),
             (E::EmptySupplement, Lang::En) => "A supplement must include documents".into(),
+            (E::TooLong { field, max }, Lang::Vi) => {
+                format!("Trường '{field}' dài quá {max} ký tự")
+            }
+            (E::TooLong { field, max }, Lang::En) => {
+                format!("'{field}' is longer than {max} characters")
+            }
+            (E::TooMany { field, max }, Lang::Vi) => {
+                format!("Trường '{field}' có quá {max} mục")
+            }
+            (E::TooMany { field, max }, Lang::En) => {
+                format!("'{field}' has more than {max} entries")
+            }
+            (E::ExtensionTooLong { latest }, Lang::Vi) => format!(
+                "Gia hạn không được quá thời hạn giải quyết của thủ tục thêm một lần: ngày hẹn trả mới muộn nhất là {latest}"
+            ),
+            (E::ExtensionTooLong { latest }, Lang::En) => format!(
+                "An extension may add at most the procedure's processing time again: the latest new due date is {latest}"
+            ),
+            (E::AmountOverFee { fee }, Lang::Vi) => {
+                format!("Số tiền không được vượt lệ phí của thủ tục ({fee})")
+            }
+            (E::AmountOverFee { fee }, Lang::En) => {
+                format!("The amount may not exceed the procedure's fee ({fee})")
+            }
         }
     }
 }
@@ -618,6 +654,7 @@ impl Dossier {
                 role: actor.role,
             });
         }
+        cmd.check_bounds()?;
         match actor.role {
             Role::Citizen if actor.owner() != self.applicant.subject => {
                 return Err(TransitionError::NotOwner);
@@ -714,6 +751,11 @@ impl Dossier {
                 if amount.is_zero() {
                     return Err(TransitionError::Missing("amount"));
                 }
+                // The fee schedule binds where the catalogue names a fee; a free
+                // procedure's amounts are bounded by the function's configured ceiling.
+                if !self.fee.is_zero() && amount > self.fee {
+                    return Err(TransitionError::AmountOverFee { fee: self.fee });
+                }
                 d.status = S::PaymentRequested;
                 d.amount_due = Some(amount);
                 note = Some(amount.to_string());
@@ -806,6 +848,10 @@ impl Dossier {
                 }
                 if *new_due_date <= due || !cal.is_working_day(*new_due_date) {
                     return Err(TransitionError::BadNewDueDate);
+                }
+                let latest = cal.add_working_days(due, self.processing_days.max(1));
+                if *new_due_date > latest {
+                    return Err(TransitionError::ExtensionTooLong { latest });
                 }
                 d.extended = true;
                 d.due_date = Some(*new_due_date);

@@ -3,6 +3,7 @@
 //! Facts come from the team's DOMAIN.md: identifier formats, the national dossier statuses,
 //! the working-day calendar, procedure catalogue and forms.
 
+pub mod bounds;
 pub mod calendar;
 pub mod catalogue;
 pub mod dossier;
