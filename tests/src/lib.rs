@@ -208,6 +208,58 @@ impl Runner {
         bail!("runner at {} did not accept connections", self.base)
     }
 
+    /// Everything the runner's store holds, as text to search: the SQLite file and its
+    /// write-ahead log byte for byte (embedded), or every item of its table (AWS).
+    pub async fn stored_text(&self) -> String {
+        match self.backend {
+            Backend::Embedded => ["motcua.db", "motcua.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::read(self.data_dir.join(f)).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .collect(),
+            Backend::Aws => {
+                let table = self
+                    .backend_env
+                    .iter()
+                    .find(|(k, _)| k == "MOTCUA_TABLE")
+                    .map(|(_, v)| v.clone())
+                    .expect("the runner's table");
+                let conf = motcua_aws::localstack::config().await;
+                let ddb = motcua_aws::aws_sdk_dynamodb::Client::new(&conf);
+                let mut out = String::new();
+                let mut start = None;
+                loop {
+                    let page = ddb
+                        .scan()
+                        .table_name(&table)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .expect("scan");
+                    for item in page.items() {
+                        for (k, v) in item {
+                            let text = match v {
+                                motcua_aws::aws_sdk_dynamodb::types::AttributeValue::S(s) => {
+                                    s.clone()
+                                }
+                                motcua_aws::aws_sdk_dynamodb::types::AttributeValue::B(b) => {
+                                    String::from_utf8_lossy(b.as_ref()).into_owned()
+                                }
+                                other => format!("{other:?}"),
+                            };
+                            out.push_str(&format!("{k}={text}\n"));
+                        }
+                    }
+                    match page.last_evaluated_key() {
+                        Some(k) if !k.is_empty() => start = Some(k.clone()),
+                        _ => break,
+                    }
+                }
+                out
+            }
+        }
+    }
+
     /// What the runner has logged so far (its stderr, kept in `<data dir>/runner.log`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("runner.log")).unwrap_or_default()

@@ -638,6 +638,15 @@ async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
     let a2 = act().await.unwrap();
     assert_eq!(a2.status(), StatusCode::OK);
     assert_eq!(a2.headers()["etag"], "\"2\"", "the replay keeps the ETag");
+    // What is kept for replays holds no personal data: the form is in the dossier only.
+    let replayed: Value = a2.json().await.unwrap();
+    assert_eq!(replayed["status"]["code"], 2);
+    for personal in ["037153000257", "Nguyễn Thị Lan", "912345678"] {
+        assert!(
+            !replayed.to_string().contains(personal),
+            "{personal} in a kept answer: {replayed}"
+        );
+    }
     assert_eq!(api.detail(&api.citizen, id).await["version"], 2);
 
     // If-Match is part of the request: the same key and body under another version is

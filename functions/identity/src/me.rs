@@ -167,11 +167,6 @@ pub(crate) async fn delete_me(
         .await
         .map_err(store_problem)?;
     s.ports.accounts.erase(&a).await.map_err(store_problem)?;
-    s.ports
-        .cache
-        .forget(&a.id_hash)
-        .await
-        .map_err(store_problem)?;
     audit_entry(
         &s,
         &caller.subject,

@@ -791,7 +791,7 @@ async fn apply_command(
     let history = s.ports.dossiers.history(id).await.map_err(store_problem)?;
     let mut r = json_response(
         StatusCode::OK,
-        &DossierView::of(next, now, lang, Some(history)),
+        &DossierView::after_action(next, now, lang, Some(history)),
     );
     r.headers_mut().insert(header::ETAG, etag(version));
     Ok(r)

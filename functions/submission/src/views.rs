@@ -96,10 +96,16 @@ pub struct DossierView {
     pub result: Option<DossierResult>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
-    #[schema(value_type = Object)]
-    pub form: BTreeMap<String, Value>,
-    pub documents: Vec<SubmittedDocument>,
-    /// E.164 contact phone.
+    /// The applicant's form. Absent from the answers to actions (`/actions`, `withdraw`,
+    /// `supplement`): those answers are kept for `Idempotency-Key` replays, and a kept
+    /// copy of personal data is one too many. `GET /v1/dossiers/{id}` has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub form: Option<BTreeMap<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<Vec<SubmittedDocument>>,
+    /// E.164 contact phone (absent where the form is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_phone: Option<String>,
     /// Optimistic-concurrency version; send it back in `If-Match: "<version>"`.
     pub version: u64,
@@ -128,11 +134,26 @@ impl DossierView {
             missing_items: d.missing_items,
             result: d.result,
             finished_at: d.finished_at,
-            form: d.form,
-            documents: d.documents,
+            form: Some(d.form),
+            documents: Some(d.documents),
             contact_phone: d.applicant.phone,
             version: d.version,
             history,
+        }
+    }
+
+    /// The view of an action's answer: everything but the applicant's personal data.
+    pub fn after_action(
+        d: Dossier,
+        now: Timestamp,
+        lang: Lang,
+        history: Option<Vec<HistoryEntry>>,
+    ) -> Self {
+        DossierView {
+            form: None,
+            documents: None,
+            contact_phone: None,
+            ..DossierView::of(d, now, lang, history)
         }
     }
 }

@@ -6,7 +6,7 @@
 //! | account by keyed ID hash (uniqueness) | `IDH#<kind>#<hash>` | `IDH` |
 //! | audit entry | `AUDIT#<hash>` | `<at µs, 20 digits>#<id>` |
 //! | failed attempt | `ATT#<key>` | `<at µs>#<random>` (TTL one day) |
-//! | verification cache | `VC#<hash>` | `VC` (TTL) |
+//! | revoked token subject (erased account) | `RSUB#<subject>` | `RSUB` (TTL) |
 //! | refresh token | `RT#<token hash>` | `RT` (TTL) |
 //! | sign-in challenge | `CH#<id>` | `CH` (TTL) |
 //! | business grant | `BIZ#<business id>` | `MEMBER#<member hash>` |
@@ -18,11 +18,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use jiff::Timestamp;
-use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
     Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, BusinessGrant,
     BusinessGrants, Challenge, ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore,
-    RefreshUse, VerificationCache,
+    RefreshUse,
 };
 use motcua_ports::{StoreError, StoreResult};
 use uuid::Uuid;
@@ -37,7 +36,6 @@ impl DynamoStore {
             revoked: Arc::new(self.clone()),
             audit: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
-            cache: Arc::new(self.clone()),
             refresh: Arc::new(self.clone()),
             challenges: Arc::new(self.clone()),
             grants: Arc::new(self.clone()),
@@ -323,45 +321,6 @@ impl AttemptLimiter for DynamoStore {
                 return Err(classify(e, StoreError::Conflict));
             }
         }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl VerificationCache for DynamoStore {
-    async fn forget(&self, id_hash: &str) -> StoreResult<()> {
-        self.delete_key(format!("VC#{id_hash}"), "VC").await
-    }
-
-    async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>> {
-        let Some(item) = self.get_item(format!("VC#{id_hash}"), "VC").await? else {
-            return Ok(None);
-        };
-        // TTL deletion is lazy: the expiry is checked here.
-        if get_n(&item, "expires_s")? <= now.as_second() {
-            return Ok(None);
-        }
-        Ok(Some(body_of(&item)?))
-    }
-
-    async fn put(
-        &self,
-        id_hash: &str,
-        person: &RegistryPerson,
-        expires: Timestamp,
-    ) -> StoreResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("VC#{id_hash}")))
-            .item("sk", s("VC"))
-            .item("kind", s("verification-cache"))
-            .item("expires_s", n(expires.as_second()))
-            .item("ttl", n(expires.as_second()))
-            .item("body", s(to_json(person)?))
-            .send()
-            .await
-            .map_err(|e| classify(e, StoreError::Conflict))?;
         Ok(())
     }
 }

@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use motcua_domain::identity::RegistryPerson;
 use motcua_ports::identity::{
     Account, AccountKind, AccountStore, AttemptLimiter, AuditEntry, AuditLog, BusinessGrant,
     BusinessGrants, Challenge, ChallengeStore, IdentityPorts, RefreshRecord, RefreshTokenStore,
-    RefreshUse, VerificationCache,
+    RefreshUse,
 };
 use motcua_ports::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
@@ -24,7 +23,6 @@ impl EmbeddedStore {
             revoked: Arc::new(self.clone()),
             audit: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
-            cache: Arc::new(self.clone()),
             refresh: Arc::new(self.clone()),
             challenges: Arc::new(self.clone()),
             grants: Arc::new(self.clone()),
@@ -239,50 +237,6 @@ impl AttemptLimiter for EmbeddedStore {
             c.prepare_cached("DELETE FROM attempts WHERE key = ?1")
                 .and_then(|mut st| st.execute([key]))
                 .map_err(map_sql)?;
-            Ok(())
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl VerificationCache for EmbeddedStore {
-    async fn forget(&self, id_hash: &str) -> StoreResult<()> {
-        self.delete_where(
-            "DELETE FROM verification_cache WHERE id_hash = ?1",
-            id_hash.to_owned(),
-        )
-        .await
-    }
-
-    async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>> {
-        let c = self.reader();
-        let body: Option<String> = c
-            .prepare_cached(
-                "SELECT body FROM verification_cache WHERE id_hash = ?1 AND expires_s > ?2",
-            )
-            .and_then(|mut st| {
-                st.query_row(params![id_hash, now.as_second()], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(map_sql)?;
-        body.map(|b| from_json(&b)).transpose()
-    }
-
-    async fn put(
-        &self,
-        id_hash: &str,
-        person: &RegistryPerson,
-        expires: Timestamp,
-    ) -> StoreResult<()> {
-        let (hash, exp, body) = (id_hash.to_owned(), expires.as_second(), to_json(person)?);
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO verification_cache (id_hash, expires_s, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id_hash) DO UPDATE SET expires_s = excluded.expires_s, body = excluded.body",
-            )
-            .and_then(|mut st| st.execute(params![hash, exp, body]))
-            .map_err(map_sql)?;
             Ok(())
         })
         .await

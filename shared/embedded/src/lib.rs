@@ -106,11 +106,8 @@ CREATE TABLE IF NOT EXISTS challenges (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS challenges_by_expiry ON challenges (expires_s);
-CREATE TABLE IF NOT EXISTS verification_cache (
-    id_hash TEXT PRIMARY KEY,
-    expires_s INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
+-- Registry answers are no longer kept (names, birth dates at rest): gone from old files.
+DROP TABLE IF EXISTS verification_cache;
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,
     spent INTEGER NOT NULL DEFAULT 0,

@@ -222,19 +222,6 @@ pub trait AttemptLimiter: Send + Sync {
     async fn clear(&self, key: &str) -> StoreResult<()>;
 }
 
-/// Registry answers kept for a while, so a verified person is not re-checked at every login.
-#[async_trait]
-pub trait VerificationCache: Send + Sync {
-    async fn get(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<RegistryPerson>>;
-    async fn put(
-        &self,
-        id_hash: &str,
-        person: &RegistryPerson,
-        expires: Timestamp,
-    ) -> StoreResult<()>;
-    async fn forget(&self, id_hash: &str) -> StoreResult<()>;
-}
-
 /// A refresh token as stored: by hash, in a family that rotation keeps together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -350,7 +337,6 @@ pub struct IdentityPorts {
     pub revoked: std::sync::Arc<dyn RevokedSubjects>,
     pub audit: std::sync::Arc<dyn AuditLog>,
     pub attempts: std::sync::Arc<dyn AttemptLimiter>,
-    pub cache: std::sync::Arc<dyn VerificationCache>,
     pub refresh: std::sync::Arc<dyn RefreshTokenStore>,
     pub challenges: std::sync::Arc<dyn ChallengeStore>,
     pub grants: std::sync::Arc<dyn BusinessGrants>,

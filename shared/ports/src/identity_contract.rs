@@ -2,7 +2,6 @@
 
 use jiff::Timestamp;
 use jiff::civil::date;
-use motcua_domain::identity::RegistryPerson;
 use motcua_domain::ids::Sex;
 use uuid::Uuid;
 
@@ -22,7 +21,6 @@ macro_rules! identity_contract_tests {
             account_updates_are_versioned,
             audit_is_listed_newest_first_per_hash,
             attempts_are_counted_in_a_window,
-            cache_entries_expire,
             refresh_tokens_are_spent_once_and_families_revoked,
             erased_accounts_are_gone,
             a_late_erase_leaves_the_replacement_alone,
@@ -184,21 +182,6 @@ pub async fn attempts_are_counted_in_a_window(p: IdentityPorts) {
     );
 }
 
-pub async fn cache_entries_expire(p: IdentityPorts) {
-    let person = RegistryPerson {
-        full_name: "Nguyễn Thị Lan".into(),
-        birth_date: date(1953, 4, 2),
-        sex: Sex::Female,
-        phone: Some("+84912345678".into()),
-    };
-    p.cache.put("h", &person, t(60)).await.unwrap();
-    assert_eq!(p.cache.get("h", t(0)).await.unwrap(), Some(person.clone()));
-    assert_eq!(p.cache.get("h", t(61)).await.unwrap(), None);
-    assert_eq!(p.cache.get("other", t(0)).await.unwrap(), None);
-    p.cache.put("h", &person, t(120)).await.unwrap();
-    assert_eq!(p.cache.get("h", t(61)).await.unwrap(), Some(person));
-}
-
 pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts) {
     let family = Uuid::now_v7();
     let r = RefreshRecord {
@@ -240,16 +223,8 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
 pub async fn erased_accounts_are_gone(p: IdentityPorts) {
     let a = account("h-erase");
     p.accounts.create_if_absent(&a).await.unwrap();
-    let person = RegistryPerson {
-        full_name: a.name.clone(),
-        birth_date: date(1953, 4, 2),
-        sex: Sex::Female,
-        phone: Some("+84912345678".into()),
-    };
-    p.cache.put("h-erase", &person, t(600)).await.unwrap();
     p.accounts.erase(&a).await.unwrap();
     p.accounts.erase(&a).await.unwrap();
-    p.cache.forget("h-erase").await.unwrap();
     assert_eq!(p.accounts.get(a.id).await.unwrap(), None);
     assert_eq!(
         p.accounts
@@ -258,7 +233,6 @@ pub async fn erased_accounts_are_gone(p: IdentityPorts) {
             .unwrap(),
         None
     );
-    assert_eq!(p.cache.get("h-erase", t(0)).await.unwrap(), None);
     // The person may verify again: a new account.
     let b = account("h-erase");
     let (stored, created) = p.accounts.create_if_absent(&b).await.unwrap();
