@@ -506,8 +506,8 @@ async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
     let admin = env.runner.token("admin", "admin-1", None);
     let r = env
         .http
-        .get(env.runner.url("/v1/admin/audit"))
-        .query(&[("citizen_id", "037153000257")])
+        .post(env.runner.url("/v1/admin/audit/search"))
+        .json(&json!({"citizen_id": "037153000257"}))
         .bearer_auth(&admin)
         .send()
         .await
@@ -527,12 +527,44 @@ async fn every_lookup_is_audited_for_admins_only(backend: Backend) {
         .collect();
     // Newest first, one entry per lookup under its final outcome.
     assert_eq!(outcomes, ["code-confirmed", "code-sent", "mismatch"]);
-    assert!(entries[0]["actor"].as_str().unwrap().starts_with("client:"));
-    let citizen = env.runner.token("citizen", "c-1", None);
+    // Nobody was signed in: the actor is anonymous, whatever the headers said (the
+    // sign-ins above came with an X-Forwarded-For the caller wrote).
+    for e in entries.as_array().unwrap() {
+        assert_eq!(e["actor"], "anonymous", "{e}");
+    }
+    // The search is itself on the trail, under the admin who made it.
+    let again: Value = env
+        .http
+        .post(env.runner.url("/v1/admin/audit/search"))
+        .json(&json!({"citizen_id": "037153000257"}))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again[0]["purpose"], "audit-query", "{again}");
+    assert_eq!(again[0]["actor"], "admin:admin-1");
+    // The number never travels in a URL: the old query-string route is gone.
     let r = env
         .http
         .get(env.runner.url("/v1/admin/audit"))
         .query(&[("citizen_id", "037153000257")])
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == StatusCode::NOT_FOUND || r.status() == StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        r.status()
+    );
+    let citizen = env.runner.token("citizen", "c-1", None);
+    let r = env
+        .http
+        .post(env.runner.url("/v1/admin/audit/search"))
+        .json(&json!({"citizen_id": "037153000257"}))
         .bearer_auth(&citizen)
         .send()
         .await
@@ -647,8 +679,8 @@ async fn erasure_exports_then_forgets_the_account(backend: Backend) {
     let admin = env.runner.token("admin", "admin-1", None);
     let audit: Value = env
         .http
-        .get(env.runner.url("/v1/admin/audit"))
-        .query(&[("citizen_id", "037153000257")])
+        .post(env.runner.url("/v1/admin/audit/search"))
+        .json(&json!({"citizen_id": "037153000257"}))
         .bearer_auth(&admin)
         .send()
         .await
@@ -1124,7 +1156,7 @@ async fn the_api_document_tells_every_route_and_answer() {
     assert!(paths["/v1/identity/citizens/register"].is_null());
     // Operations with parameters say what a bad one gets.
     for (method, path) in [
-        ("get", "/v1/admin/audit"),
+        ("post", "/v1/admin/audit/search"),
         ("get", "/v1/identity/businesses/members"),
         ("delete", "/v1/identity/businesses/members/{grant_id}"),
     ] {

@@ -1,13 +1,17 @@
-//! Admin: the audit trail of registry lookups.
+//! Admin: the audit trail of registry lookups. The number searched for travels in a POST
+//! body, never in a URL (URLs end up in access logs, browser history and proxies), and
+//! every search is itself audited under the admin who made it.
 
 use super::*;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// A search of the audit trail: exactly one of `citizen_id` and `tax_code`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// The personal number whose lookups to list (never stored: hashed).
     pub citizen_id: Option<String>,
     pub tax_code: Option<String>,
+    /// 1–1000, default 100.
     pub limit: Option<u32>,
 }
 
@@ -20,14 +24,16 @@ pub struct AuditView {
     pub outcome: String,
 }
 
-/// Admin: every registry lookup of one number (who, when, why, outcome).
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "identity",
-    security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = Vec<AuditView>), (status = 403, description = "Admins only")))]
+/// Admin: every registry lookup of one number (who, when, why, outcome), newest first;
+/// the search itself is audited (`audit-query`, actor `admin:<subject>`).
+#[utoipa::path(post, path = "/v1/admin/audit/search", tag = "identity",
+    security(("bearer" = [])), request_body = AuditQuery,
+    responses((status = 200, body = Vec<AuditView>), (status = 400, description = "Not exactly one valid number"),
+        (status = 403, description = "Admins only")))]
 pub(crate) async fn audit(
     State(s): State<IdentityState>,
     Caller(caller): Caller,
-    Query(q): Query<AuditQuery>,
+    JsonBody(q): JsonBody<AuditQuery>,
 ) -> Result<Response, Problem> {
     if caller.role != Role::Admin {
         return Err(Problem::forbidden(
@@ -67,6 +73,16 @@ pub(crate) async fn audit(
         .by_id_hash(&hash, q.limit.unwrap_or(100).clamp(1, 1000))
         .await
         .map_err(store_problem)?;
+    // Who looked, at whom, is part of the trail; the actor is the verified token's.
+    audit_entry(
+        &s,
+        &format!("admin:{}", caller.subject),
+        "audit-query",
+        &hash,
+        "listed",
+        s.clock.now(),
+    )
+    .await?;
     let view: Vec<AuditView> = entries
         .into_iter()
         .map(|e| AuditView {

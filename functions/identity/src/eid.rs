@@ -480,7 +480,7 @@ pub(crate) async fn callback(
     }
     let login: LoginState =
         serde_json::from_value(challenge.payload).map_err(|_| Problem::internal())?;
-    let outcome = finish(&s, rp, &q, &login, &headers, now).await;
+    let outcome = finish(&s, rp, &q, &login, now).await;
     let clear =
         format!("{BINDING_COOKIE}=; Path=/v1/identity/callback; HttpOnly; SameSite=Lax; Max-Age=0");
     let mut r = match (outcome, &login.return_to) {
@@ -531,7 +531,6 @@ async fn finish(
     rp: &EidRelyingParty,
     q: &CallbackQuery,
     login: &LoginState,
-    headers: &HeaderMap,
     now: Timestamp,
 ) -> Result<String, Problem> {
     if let Some(e) = &q.error {
@@ -627,14 +626,13 @@ async fn finish(
         .and_then(|c| CitizenId::parse(c).ok())
         .ok_or_else(|| token_invalid("personal number claim"))?;
     let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
-    let client = client_key_of(headers, &s.config.proxies);
     let looked_up = registry_person(s, &id).await;
     let outcome = match &looked_up {
         Ok(_) => "found",
         Err(RegistryError::NotFound) => "not-found",
         Err(_) => "unavailable",
     };
-    audit_entry(s, &client, "eid-sign-in", &hash, outcome, now).await?;
+    audit_entry(s, EID_HOLDER, "eid-sign-in", &hash, outcome, now).await?;
     let person = match looked_up {
         Ok(p) => p,
         Err(RegistryError::NotFound) => {
@@ -668,7 +666,7 @@ async fn finish(
         .clear(&format!("id:{hash}"))
         .await
         .map_err(store_problem)?;
-    let _ = audit_entry(s, &client, "eid-sign-in", &hash, "signed-in", now).await;
+    let _ = audit_entry(s, EID_HOLDER, "eid-sign-in", &hash, "signed-in", now).await;
     tracing::info!(account = %stored.id, created, "signed in with the e-ID");
     let grant = random_id()?;
     s.ports

@@ -4,7 +4,7 @@
 //!
 //! Routes: `POST /v1/identity/citizens/verify` (+ `/confirm`),
 //! `POST /v1/identity/businesses/link`,
-//! `GET|PATCH|DELETE /v1/me`, `GET /v1/admin/audit`, `POST /v1/identity/token/refresh`,
+//! `GET|PATCH|DELETE /v1/me`, `POST /v1/admin/audit/search`, `POST /v1/identity/token/refresh`,
 //! `POST /v1/identity/token/revoke`, `POST /v1/identity/sso/exchange`,
 //! `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`,
 //! `GET /v1/identity/openapi.json`.
@@ -264,6 +264,11 @@ pub(crate) fn parse_contacts(
     };
     Ok((phone, email))
 }
+
+/// The audit's actor of a sign-in by code: nobody is signed in yet.
+pub(crate) const ANONYMOUS: &str = "anonymous";
+/// The audit's actor of an e-ID sign-in: the holder of the e-ID the provider vouched for.
+pub(crate) const EID_HOLDER: &str = "eid-holder";
 
 pub(crate) async fn audit_entry(
     s: &IdentityState,

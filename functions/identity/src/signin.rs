@@ -199,15 +199,15 @@ pub(crate) async fn registry_person(
     s.population.person(id).await
 }
 
-/// Audits a lookup of `hash` for a sign-in.
+/// Audits a lookup of `hash` for a sign-in by code. Nobody is signed in yet: the actor
+/// is "anonymous", never something a request header says.
 async fn audit_lookup(
     s: &IdentityState,
-    actor: &str,
     hash: &str,
     outcome: &str,
     now: Timestamp,
 ) -> Result<(), Problem> {
-    audit_entry(s, actor, "citizen-verification", hash, outcome, now).await
+    audit_entry(s, ANONYMOUS, "citizen-verification", hash, outcome, now).await
 }
 
 /// Step 1 of a sign-in without the e-ID app: the details are checked against the
@@ -266,13 +266,13 @@ pub(crate) async fn verify_citizen(
         Ok(p) => p,
         Err(RegistryError::NotFound) => {
             held.keep();
-            audit_lookup(&s, &client, &hash, "not-found", now).await?;
+            audit_lookup(&s, &hash, "not-found", now).await?;
             return Err(verification_failed());
         }
         Err(e) => {
             // An outage is not the caller's failure.
             held.release(&s).await;
-            let _ = audit_lookup(&s, &client, &hash, "unavailable", now).await;
+            let _ = audit_lookup(&s, &hash, "unavailable", now).await;
             return Err(registry_problem(&e));
         }
     };
@@ -284,12 +284,12 @@ pub(crate) async fn verify_citizen(
     };
     if !PersonComparison::compare(&claimed, &record).all_match() {
         held.keep();
-        audit_lookup(&s, &client, &hash, "mismatch", now).await?;
+        audit_lookup(&s, &hash, "mismatch", now).await?;
         return Err(verification_failed());
     }
     held.release(&s).await;
     let Some(phone) = record.phone.clone() else {
-        audit_lookup(&s, &client, &hash, "no-phone", now).await?;
+        audit_lookup(&s, &hash, "no-phone", now).await?;
         return Err(unprocessable(
             "no-registry-phone",
             "Cơ sở dữ liệu quốc gia chưa có số điện thoại di động của bạn",
@@ -313,7 +313,7 @@ pub(crate) async fn verify_citizen(
         )
         .await
     {
-        audit_lookup(&s, &client, &hash, "match-codes-locked", now).await?;
+        audit_lookup(&s, &hash, "match-codes-locked", now).await?;
         return Err(p);
     }
     // Codes sent are limited per number (so nobody floods a person's phone) and per client
@@ -334,7 +334,7 @@ pub(crate) async fn verify_citizen(
     let sends = match sends {
         Ok(h) => h,
         Err(p) => {
-            audit_lookup(&s, &client, &hash, "match-codes-limited", now).await?;
+            audit_lookup(&s, &hash, "match-codes-limited", now).await?;
             return Err(p);
         }
     };
@@ -378,7 +378,7 @@ pub(crate) async fn verify_citizen(
         .retry_after(60));
     }
     sends.keep();
-    audit_lookup(&s, &client, &hash, "code-sent", now).await?;
+    audit_lookup(&s, &hash, "code-sent", now).await?;
     let mut r = no_store(
         Json(CodeSent {
             challenge_id,
@@ -489,7 +489,7 @@ pub(crate) async fn confirm_citizen(
         .clear(&format!("id:{}", pending.id_hash))
         .await
         .map_err(store_problem)?;
-    audit_lookup(&s, &client, &pending.id_hash, "code-confirmed", now).await?;
+    audit_lookup(&s, &pending.id_hash, "code-confirmed", now).await?;
     let person = pending.person;
     let account = Account {
         id: Uuid::now_v7(),
