@@ -834,7 +834,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("receive"));
-    problem(
+    let p = problem(
         api.act(
             &id,
             json!({"action": "extend", "new_due_date": "someday", "reason": "x"}),
@@ -843,7 +843,53 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
+    // Which field, what it should be, in the caller's language; no parser internals.
+    assert_eq!(
+        p["detail"], "Trường 'new_due_date' phải là một ngày dạng YYYY-MM-DD",
+        "{p}"
+    );
+    let p = problem(
+        api.act(&id, json!({"action": "request_payment", "amount": -5}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        p["detail"], "Trường 'amount' phải là một số nguyên không âm",
+        "{p}"
+    );
+    let p = problem(
+        api.post(
+            &api.citizen,
+            &format!("/v1/dossiers/{id}/withdraw"),
+            json!([1]),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["detail"], "Nội dung phải là một đối tượng JSON", "{p}");
+    for p in [&p] {
+        for internal in ["expected", "u64", "struct", "four digit"] {
+            assert!(!p["detail"].to_string().contains(internal), "{p}");
+        }
+    }
     assert_eq!(api.detail(&api.citizen, &id).await["version"], 1);
+    let p = problem(
+        api.get(&api.officer, "/v1/dossiers?limit=abc").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        p["detail"], "Trường 'limit' phải là một số nguyên không âm",
+        "{p}"
+    );
+    // An endless path is not echoed back.
+    let r = api
+        .get(&api.citizen, &format!("/v1/{}", "a".repeat(60_000)))
+        .await;
+    let p = problem(r, StatusCode::NOT_FOUND).await;
+    assert!(p.to_string().len() < 500);
     problem(
         api.get(&api.officer, "/v1/dossiers?cursor=garbage").await,
         StatusCode::BAD_REQUEST,

@@ -378,7 +378,7 @@ pub(crate) async fn grant_member(
 pub(crate) async fn list_members(
     State(s): State<IdentityState>,
     Caller(caller): Caller,
-    Query(q): Query<BusinessQuery>,
+    QueryParams(q): QueryParams<BusinessQuery>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
     let (_, business) =
@@ -409,7 +409,7 @@ pub(crate) async fn revoke_member(
     State(s): State<IdentityState>,
     Caller(caller): Caller,
     axum::extract::Path(grant_id): axum::extract::Path<Uuid>,
-    Query(q): Query<BusinessQuery>,
+    QueryParams(q): QueryParams<BusinessQuery>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
     let (person, business) =

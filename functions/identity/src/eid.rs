@@ -269,7 +269,7 @@ pub struct LoginQuery {
 pub(crate) async fn login(
     State(s): State<IdentityState>,
     headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
+    QueryParams(q): QueryParams<LoginQuery>,
 ) -> Result<Response, Problem> {
     let Some(rp) = s.eid.as_deref() else {
         return Err(eid_not_configured());
@@ -439,7 +439,7 @@ struct PortalGrant {
 pub(crate) async fn callback(
     State(s): State<IdentityState>,
     headers: HeaderMap,
-    Query(q): Query<CallbackQuery>,
+    QueryParams(q): QueryParams<CallbackQuery>,
 ) -> Result<Response, Problem> {
     let Some(rp) = s.eid.as_deref() else {
         return Err(eid_not_configured());

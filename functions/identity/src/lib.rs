@@ -41,7 +41,7 @@ pub use tokens::{RefreshRequest, TokenResponse, VerifiedResponse};
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -51,6 +51,7 @@ use jiff::civil::Date;
 use motcua_domain::identity::{PersonComparison, RegistryPerson};
 use motcua_domain::ids::{ClaimMismatch, Sex};
 use motcua_domain::{CitizenId, Lang, Localized, PhoneNumber, Role, TaxCode};
+use motcua_http::QueryParams;
 use motcua_http::{Authenticator, Caller, Clock, JsonBody, Problem, client_key_of, store_problem};
 use motcua_ports::identity::{
     Account, AccountKind, AuditEntry, BusinessGrant, BusinessRegistry, Challenge,

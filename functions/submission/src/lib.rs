@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use motcua_domain::{
     Actor, AgencyCode, Command, Dossier, DossierCode, EventEnvelope, Lang, Localized, PhoneNumber,
     Role, Status, WorkingCalendar,
 };
+use motcua_http::QueryParams;
 use motcua_http::{
     Authenticator, Caller, Language, Problem, idempotency_key, idempotent, parse_json,
     require_json, store_problem,
@@ -482,7 +483,7 @@ async fn list_dossiers(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Language(lang): Language,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, Problem> {
     let page = PageRequest {
         limit: q.limit.unwrap_or(20).clamp(1, PageRequest::MAX_LIMIT),
@@ -945,7 +946,7 @@ async fn officer_action(
 async fn lookup(
     State(s): State<AppState>,
     Language(lang): Language,
-    Query(q): Query<LookupQuery>,
+    QueryParams(q): QueryParams<LookupQuery>,
 ) -> Result<Response, Problem> {
     let (Some(code), Some(key)) = (q.code.as_deref(), q.key.as_deref()) else {
         return Err(Problem::bad_request(

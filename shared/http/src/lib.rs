@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod decode;
+pub use decode::{QueryParams, parse_json, parse_query};
 pub mod jwks;
 pub mod limits;
 pub mod openapi;
@@ -155,40 +157,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         })?;
         parse_json(&bytes).map(JsonBody)
     }
-}
-
-/// Parses JSON with the same problems as [`JsonBody`]: syntax errors are 400, a shape
-/// that does not fit the type is 422.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "JSON không hợp lệ",
-            "Malformed JSON",
-        )
-        .detail(
-            format!(
-                "Nội dung không phải JSON hợp lệ (dòng {}, cột {})",
-                e.line(),
-                e.column()
-            ),
-            format!(
-                "The body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    serde_json::from_value(value).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            "Nội dung yêu cầu không đúng cấu trúc",
-            "The body does not have the expected shape",
-        )
-        .detail(e.to_string(), e.to_string())
-    })
 }
 
 /// The `Idempotency-Key` header, checked: 1–255 visible ASCII characters.
