@@ -68,7 +68,7 @@ fn choices(msg: &str) -> Vec<String> {
             rest.split('`')
                 .skip(1)
                 .step_by(2)
-                .map(|c| quote(c))
+                .map(quote)
                 .take(20)
                 .collect()
         })
