@@ -43,6 +43,8 @@ async fn start_with_log_level(label: &str, backend: Backend, level: &str) -> Env
             ("MOTCUA_REGISTRY_URL", url.as_str()),
             ("MOTCUA_REGISTRY_API_KEY", "test-key"),
             ("MOTCUA_REGISTRY_TIMEOUT_MS", "500"),
+            // A short grace, so the replay test need not wait long.
+            ("MOTCUA_REFRESH_GRACE_SECS", "1"),
             ("RUST_LOG", level),
         ],
     )
@@ -587,6 +589,14 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend
     let next: Value = next.json().await.unwrap();
     let r2 = next["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
+    // The answer was lost and the client retries at once: the same successor again, and
+    // the sign-in stays (before, this revoked it).
+    let again = refresh(r1.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["refresh_token"], r2.as_str());
+    // Past the grace period a replay is a replay.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let me = env
         .http
         .get(env.runner.url("/v1/me"))

@@ -32,6 +32,10 @@ pub struct IdentityConfig {
     pub access_token_ttl_secs: i64,
     /// `MOTCUA_REFRESH_TOKEN_TTL_SECS` (default 30 days).
     pub refresh_token_ttl_secs: i64,
+    /// `MOTCUA_REFRESH_GRACE_SECS` (default 10, at most 60): a refresh token presented
+    /// again this soon after its first use is a retry (the same successor is answered),
+    /// not a replay that revokes the sign-in.
+    pub refresh_grace_secs: i64,
     /// `MOTCUA_CODE_TTL_SECS` (default 300): how long a sign-in code is valid.
     pub code_ttl_secs: i64,
     /// `MOTCUA_CODE_TRIES` (default 5): wrong codes before a code is dead.
@@ -180,6 +184,19 @@ impl IdentityConfig {
                 get("MOTCUA_REFRESH_TOKEN_TTL_SECS"),
                 30 * 86_400,
             )?,
+            refresh_grace_secs: match number(
+                "MOTCUA_REFRESH_GRACE_SECS",
+                get("MOTCUA_REFRESH_GRACE_SECS"),
+                10,
+            )? {
+                g @ 0..=60 => g,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "MOTCUA_REFRESH_GRACE_SECS",
+                        why: "at most 60 seconds".into(),
+                    });
+                }
+            },
             code_ttl_secs: number("MOTCUA_CODE_TTL_SECS", get("MOTCUA_CODE_TTL_SECS"), 300)?,
             code_tries: number("MOTCUA_CODE_TRIES", get("MOTCUA_CODE_TRIES"), 5)?,
             code_sends: number("MOTCUA_CODE_SENDS", get("MOTCUA_CODE_SENDS"), 3)?,

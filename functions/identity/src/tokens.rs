@@ -43,6 +43,29 @@ pub(crate) async fn tokens(
     family: Uuid,
     now: Timestamp,
 ) -> Result<TokenResponse, Problem> {
+    tokens_with(s, account, family, random_id()?, now).await
+}
+
+/// The refresh token that succeeds `spent`: derived from it with a server key, so a
+/// client retrying a refresh whose answer it lost gets the same successor again.
+fn successor(s: &IdentityState, spent: &str) -> String {
+    use base64::Engine;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(&s.config.id_hash_key).expect("HMAC takes any key length");
+    mac.update(b"refresh-successor:");
+    mac.update(spent.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// [`tokens`] with the refresh token given. Recording it again (a retry's successor) is
+/// not an error.
+async fn tokens_with(
+    s: &IdentityState,
+    account: &Account,
+    family: Uuid,
+    refresh_token: String,
+    now: Timestamp,
+) -> Result<TokenResponse, Problem> {
     let ttl = s.config.access_token_ttl_secs;
     let account_id = account.id;
     let sub = account_id.to_string();
@@ -57,9 +80,9 @@ pub(crate) async fn tokens(
             ttl,
         )
         .ok_or_else(no_signing_key)?;
-    let refresh_token = random_id()?;
     let refresh_ttl = s.config.refresh_token_ttl_secs;
-    s.ports
+    match s
+        .ports
         .refresh
         .put(&RefreshRecord {
             token_hash: token_hash(&refresh_token),
@@ -68,7 +91,10 @@ pub(crate) async fn tokens(
             expires: Timestamp::from_second(now.as_second() + refresh_ttl).unwrap_or(now),
         })
         .await
-        .map_err(store_problem)?;
+    {
+        Ok(()) | Err(motcua_ports::StoreError::Duplicate) => {}
+        Err(e) => return Err(store_problem(e)),
+    }
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),
@@ -174,12 +200,20 @@ pub(crate) async fn refresh(
     let record = match s
         .ports
         .refresh
-        .spend(&token_hash(&req.refresh_token))
+        .spend(&token_hash(&req.refresh_token), now)
         .await
         .map_err(store_problem)?
     {
         RefreshUse::Fresh(r) => r,
-        RefreshUse::Reused(r) => {
+        // A retry of a refresh whose answer was lost: the same successor again, within
+        // seconds (a replay later than that is treated as theft).
+        RefreshUse::Reused { record, spent_at }
+            if now.as_second() - spent_at.as_second() <= s.config.refresh_grace_secs =>
+        {
+            tracing::info!(account = %record.account_id, "refresh retried within the grace period");
+            record
+        }
+        RefreshUse::Reused { record: r, .. } => {
             s.ports
                 .refresh
                 .revoke_family(r.family)
@@ -227,7 +261,8 @@ pub(crate) async fn refresh(
             "The account no longer exists",
         ));
     };
-    let body = tokens(&s, &account, record.family, now).await?;
+    let next = successor(&s, &req.refresh_token);
+    let body = tokens_with(&s, &account, record.family, next, now).await?;
     Ok(no_store(Json(body).into_response()))
 }
 
@@ -242,11 +277,11 @@ pub(crate) async fn revoke(
     match s
         .ports
         .refresh
-        .spend(&token_hash(&req.refresh_token))
+        .spend(&token_hash(&req.refresh_token), s.clock.now())
         .await
         .map_err(store_problem)?
     {
-        RefreshUse::Fresh(r) | RefreshUse::Reused(r) => s
+        RefreshUse::Fresh(r) | RefreshUse::Reused { record: r, .. } => s
             .ports
             .refresh
             .revoke_family(r.family)

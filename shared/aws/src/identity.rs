@@ -344,16 +344,17 @@ impl RefreshTokenStore for DynamoStore {
         Ok(())
     }
 
-    async fn spend(&self, token_hash: &str) -> StoreResult<RefreshUse> {
+    async fn spend(&self, token_hash: &str, now: Timestamp) -> StoreResult<RefreshUse> {
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("RT#{token_hash}")))
             .key("sk", s("RT"))
-            .update_expression("SET spent = :t")
+            .update_expression("SET spent = :t, spent_at = :now")
             .condition_expression("attribute_exists(pk) AND spent = :f")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", n(now.as_second()))
             .expression_attribute_values(":f", AttributeValue::Bool(false))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
@@ -364,7 +365,11 @@ impl RefreshTokenStore for DynamoStore {
             )?)),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 match self.get_item(format!("RT#{token_hash}"), "RT").await? {
-                    Some(item) => Ok(RefreshUse::Reused(body_of(&item)?)),
+                    Some(item) => Ok(RefreshUse::Reused {
+                        record: body_of(&item)?,
+                        spent_at: Timestamp::from_second(get_n(&item, "spent_at").unwrap_or(0))
+                            .unwrap_or(Timestamp::UNIX_EPOCH),
+                    }),
                     None => Ok(RefreshUse::NotFound),
                 }
             }

@@ -256,27 +256,35 @@ impl RefreshTokenStore for EmbeddedStore {
         .await
     }
 
-    async fn spend(&self, token_hash: &str) -> StoreResult<RefreshUse> {
+    async fn spend(&self, token_hash: &str, now: Timestamp) -> StoreResult<RefreshUse> {
         let hash = token_hash.to_owned();
-        let (body, changed): (Option<String>, usize) = self
+        // `spent` holds when (Unix seconds; 0 unspent, 1 for rows of older versions).
+        let at = now.as_second().max(2);
+        let (row, changed): (Option<(String, i64)>, usize) = self
             .write(move |c| {
                 let changed = c
                     .prepare_cached(
-                        "UPDATE refresh_tokens SET spent = 1 WHERE token_hash = ?1 AND spent = 0",
+                        "UPDATE refresh_tokens SET spent = ?2 WHERE token_hash = ?1 AND spent = 0",
                     )
-                    .and_then(|mut st| st.execute([&hash]))
+                    .and_then(|mut st| st.execute(params![&hash, at]))
                     .map_err(map_sql)?;
-                let body: Option<String> = c
-                    .prepare_cached("SELECT body FROM refresh_tokens WHERE token_hash = ?1")
-                    .and_then(|mut st| st.query_row([&hash], |r| r.get(0)).optional())
+                let row: Option<(String, i64)> = c
+                    .prepare_cached("SELECT body, spent FROM refresh_tokens WHERE token_hash = ?1")
+                    .and_then(|mut st| {
+                        st.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
                     .map_err(map_sql)?;
-                Ok((body, changed))
+                Ok((row, changed))
             })
             .await?;
-        Ok(match body {
+        Ok(match row {
             None => RefreshUse::NotFound,
-            Some(b) if changed == 1 => RefreshUse::Fresh(from_json(&b)?),
-            Some(b) => RefreshUse::Reused(from_json(&b)?),
+            Some((b, _)) if changed == 1 => RefreshUse::Fresh(from_json(&b)?),
+            Some((b, spent)) => RefreshUse::Reused {
+                record: from_json(&b)?,
+                spent_at: Timestamp::from_second(spent).unwrap_or(Timestamp::UNIX_EPOCH),
+            },
         })
     }
 

@@ -238,8 +238,12 @@ pub struct RefreshRecord {
 pub enum RefreshUse {
     /// First use: the token is now spent; issue its successor.
     Fresh(RefreshRecord),
-    /// Already spent: someone replays it (theft?) — revoke its family.
-    Reused(RefreshRecord),
+    /// Already spent, at `spent_at`: a client retrying a refresh whose answer it lost
+    /// (within seconds), or someone replaying it (theft?) — then its family is revoked.
+    Reused {
+        record: RefreshRecord,
+        spent_at: Timestamp,
+    },
     NotFound,
 }
 
@@ -247,8 +251,8 @@ pub enum RefreshUse {
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
     async fn put(&self, record: &RefreshRecord) -> StoreResult<()>;
-    /// Marks the token spent, atomically: of two simultaneous uses one is `Fresh`.
-    async fn spend(&self, token_hash: &str) -> StoreResult<RefreshUse>;
+    /// Marks the token spent at `now`, atomically: of two simultaneous uses one is `Fresh`.
+    async fn spend(&self, token_hash: &str, now: Timestamp) -> StoreResult<RefreshUse>;
     async fn revoke_family(&self, family: Uuid) -> StoreResult<()>;
     async fn family_revoked(&self, family: Uuid) -> StoreResult<bool>;
 }

@@ -195,7 +195,9 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
     for _ in 0..8 {
         let store = p.refresh.clone();
         let h = r.token_hash.clone();
-        tasks.push(tokio::spawn(async move { store.spend(&h).await.unwrap() }));
+        tasks.push(tokio::spawn(
+            async move { store.spend(&h, t(5)).await.unwrap() },
+        ));
     }
     let mut fresh = 0;
     for task in tasks {
@@ -204,13 +206,16 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
                 fresh += 1;
                 assert_eq!(got, r);
             }
-            RefreshUse::Reused(got) => assert_eq!(got.family, family),
+            RefreshUse::Reused { record, spent_at } => {
+                assert_eq!(record.family, family);
+                assert_eq!(spent_at, t(5), "when it was spent");
+            }
             RefreshUse::NotFound => panic!("the token exists"),
         }
     }
     assert_eq!(fresh, 1, "a token is spent exactly once");
     assert_eq!(
-        p.refresh.spend("no-such-hash").await.unwrap(),
+        p.refresh.spend("no-such-hash", t(5)).await.unwrap(),
         RefreshUse::NotFound
     );
     assert!(!p.refresh.family_revoked(family).await.unwrap());
