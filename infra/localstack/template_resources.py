@@ -9,6 +9,7 @@ against the template's own resources.
   python template_resources.py delete STACK
   python template_resources.py wiring                         -> routes and event sources as JSON
   python template_resources.py http-api [Key=Value ...]       -> the HTTP API's parameter-driven settings
+  python template_resources.py grants                         -> each function's DynamoDB grants
 """
 
 import json
@@ -146,6 +147,38 @@ def wiring():
     print(json.dumps(out))
 
 
+def grants():
+    """Each function's DynamoDB grants: actions, the tables they reach, key conditions."""
+    t = load()
+    out = {}
+    for name, r in t["Resources"].items():
+        if r["Type"] != "AWS::Serverless::Function":
+            continue
+        binary = r.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
+        found = []
+        for policy in r["Properties"].get("Policies", []):
+            if not isinstance(policy, dict):
+                found.append({"managed": str(policy)})
+                continue
+            for st in policy.get("Statement", []):
+                actions = st.get("Action", [])
+                actions = [actions] if isinstance(actions, str) else actions
+                if not any(a.startswith("dynamodb:") for a in actions):
+                    continue
+                cond = st.get("Condition", {})
+                leading = None
+                for op in cond.values():
+                    if "dynamodb:LeadingKeys" in op:
+                        leading = op["dynamodb:LeadingKeys"]
+                found.append({
+                    "actions": sorted(actions),
+                    "tables": sorted(refs(st.get("Resource", []))),
+                    "leading_keys": leading,
+                })
+        out[binary] = found
+    print(json.dumps(out))
+
+
 def resolve(node, params, conditions):
     """Evaluates Ref (parameters), Fn::If, Fn::Equals and Fn::Not over `params`."""
     if isinstance(node, dict) and len(node) == 1:
@@ -186,6 +219,8 @@ if __name__ == "__main__":
         delete(sys.argv[2])
     elif cmd == "wiring":
         wiring()
+    elif cmd == "grants":
+        grants()
     elif cmd == "http-api":
         http_api(sys.argv[2:])
     else:

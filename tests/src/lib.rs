@@ -227,32 +227,35 @@ impl Runner {
                 let conf = motcua_aws::localstack::config().await;
                 let ddb = motcua_aws::aws_sdk_dynamodb::Client::new(&conf);
                 let mut out = String::new();
-                let mut start = None;
-                loop {
-                    let page = ddb
-                        .scan()
-                        .table_name(&table)
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .expect("scan");
-                    for item in page.items() {
-                        for (k, v) in item {
-                            let text = match v {
-                                motcua_aws::aws_sdk_dynamodb::types::AttributeValue::S(s) => {
-                                    s.clone()
-                                }
-                                motcua_aws::aws_sdk_dynamodb::types::AttributeValue::B(b) => {
-                                    String::from_utf8_lossy(b.as_ref()).into_owned()
-                                }
-                                other => format!("{other:?}"),
-                            };
-                            out.push_str(&format!("{k}={text}\n"));
+                // Both of the runner's tables: dossiers and identity.
+                for table in [table.clone(), format!("{table}-identity")] {
+                    let mut start = None;
+                    loop {
+                        let page = ddb
+                            .scan()
+                            .table_name(&table)
+                            .set_exclusive_start_key(start.take())
+                            .send()
+                            .await
+                            .expect("scan");
+                        for item in page.items() {
+                            for (k, v) in item {
+                                let text = match v {
+                                    motcua_aws::aws_sdk_dynamodb::types::AttributeValue::S(s) => {
+                                        s.clone()
+                                    }
+                                    motcua_aws::aws_sdk_dynamodb::types::AttributeValue::B(b) => {
+                                        String::from_utf8_lossy(b.as_ref()).into_owned()
+                                    }
+                                    other => format!("{other:?}"),
+                                };
+                                out.push_str(&format!("{k}={text}\n"));
+                            }
                         }
-                    }
-                    match page.last_evaluated_key() {
-                        Some(k) if !k.is_empty() => start = Some(k.clone()),
-                        _ => break,
+                        match page.last_evaluated_key() {
+                            Some(k) if !k.is_empty() => start = Some(k.clone()),
+                            _ => break,
+                        }
                     }
                 }
                 out

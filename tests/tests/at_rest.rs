@@ -29,6 +29,9 @@ async fn nothing_personal_is_stored_in_the_clear(backend: Backend) {
     assert!(eid["access_token"].is_string(), "{eid}");
 
     let stored = runner.stored_text().await;
+    if backend == Backend::Aws {
+        assert!(stored.contains("ACCT#"), "the identity table was read");
+    }
     assert!(
         stored.len() > 1000,
         "the store was read: {} bytes",

@@ -950,14 +950,29 @@ async fn a_lower_level_account_gives_way_to_a_sign_in_by_possession() {
         let dir = runner.data_dir.clone();
         runner.stop();
         {
+            // Through the runner's own seal: a level changed behind the seal's back no
+            // longer opens at all.
+            use base64::Engine;
+            use motcua_ports::identity::AccountStore;
             let raw = motcua_embedded::EmbeddedStore::open(&dir)
                 .unwrap()
                 .identity_ports();
+            let master = base64::engine::general_purpose::STANDARD
+                .decode(
+                    std::fs::read_to_string(dir.join("account.key"))
+                        .unwrap()
+                        .trim(),
+                )
+                .unwrap();
+            let accounts = motcua_identity::sealed::SealedAccounts::new(
+                raw.accounts.clone(),
+                std::sync::Arc::new(motcua_identity::sealed::LocalKeyVault::new(master).unwrap()),
+            );
             let id = uuid::Uuid::parse_str(&old_id).unwrap();
-            let mut a = raw.accounts.get(id).await.unwrap().unwrap();
+            let mut a = accounts.get(id).await.unwrap().unwrap();
             a.assurance = 1;
             a.version += 1;
-            raw.accounts.update(&a).await.unwrap();
+            accounts.update(&a).await.unwrap();
         }
         runner = Runner::start_with(&dir, &env_vars).unwrap();
         let signed = if by_eid {

@@ -31,6 +31,41 @@ fn template(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON from template.sh")
 }
 
+/// Least privilege on the data: each function reaches its own table only; the submission
+/// function may read nothing of the identity table but the revoked subjects.
+#[test]
+fn each_function_touches_only_its_own_table() {
+    let grants = template(&["grants"]);
+    let tables = |f: &str| -> BTreeSet<String> {
+        grants[f]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["tables"].as_array().cloned().unwrap_or_default())
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(tables("identity"), BTreeSet::from(["IdentityTable".into()]));
+    for f in ["relay", "outbox-sweeper"] {
+        assert_eq!(tables(f), BTreeSet::from(["DossierTable".into()]), "{f}");
+    }
+    assert!(tables("rotate-signing-keys").is_empty());
+    for g in grants["submission"].as_array().unwrap() {
+        if g["tables"] == json!(["IdentityTable"]) {
+            assert_eq!(g["actions"], json!(["dynamodb:GetItem"]), "{g}");
+            assert_eq!(g["leading_keys"], json!(["RSUB#*"]), "{g}");
+        } else {
+            assert_eq!(g["tables"], json!(["DossierTable"]), "{g}");
+        }
+    }
+    // No managed policy grants a whole table on the side.
+    for (f, gs) in grants.as_object().unwrap() {
+        for g in gs.as_array().unwrap() {
+            assert!(g.get("managed").is_none(), "{f}: {g}");
+        }
+    }
+}
+
 #[test]
 fn template_routes_match_the_runner() {
     let wiring = template(&["wiring"]);
@@ -130,6 +165,7 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         &format!("IdHashKey={}", "k".repeat(44)),
     ]);
     let table = outputs["TableName"].as_str().unwrap().to_owned();
+    let identity_table = outputs["IdentityTableName"].as_str().unwrap().to_owned();
     let bus = outputs["EventBusName"].as_str().unwrap().to_owned();
     assert_eq!(table, format!("{prefix}-dev"));
     assert!(outputs["TableStreamArn"].as_str().unwrap().contains(&table));
@@ -225,6 +261,7 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         &[
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
             ("MOTCUA_TABLE", table.as_str()),
+            ("MOTCUA_IDENTITY_TABLE", identity_table.as_str()),
             ("MOTCUA_EVENT_BUS", bus.as_str()),
             ("MOTCUA_KMS_KEY_ID", master_key.as_str()),
             ("MOTCUA_SIGNING_KEYS_SECRET", secret.as_str()),

@@ -116,6 +116,9 @@ struct Personal {
     email: Option<String>,
 }
 
+/// Marks blobs bound to the account's id, kind, keyed number and level.
+const SEAL_V2: &str = "v2.";
+
 /// An [`AccountStore`] that seals personal fields before they reach `inner`.
 pub struct SealedAccounts {
     inner: Arc<dyn AccountStore>,
@@ -127,6 +130,20 @@ impl SealedAccounts {
         SealedAccounts { inner, vault }
     }
 
+    /// What a sealed blob is bound to: the account's id, kind, keyed number and assurance
+    /// level, so a blob moved to another account, or an account whose level someone with
+    /// write access to the store raised, does not open.
+    fn aad(a: &Account) -> Vec<u8> {
+        format!(
+            "account:v2:{}:{}:{}:{}",
+            a.id,
+            a.kind.as_str(),
+            a.id_hash,
+            a.assurance
+        )
+        .into_bytes()
+    }
+
     async fn seal(&self, a: &Account) -> StoreResult<Account> {
         let personal = Personal {
             name: a.name.clone(),
@@ -136,8 +153,10 @@ impl SealedAccounts {
             email: a.email.clone(),
         };
         let plain = serde_json::to_vec(&personal).map_err(|e| crypto_err(&e.to_string()))?;
-        // Bound to the account id: a blob moved to another account does not open.
-        let blob = seal_blob(self.vault.as_ref(), a.id.as_bytes(), &plain).await?;
+        let blob = format!(
+            "{SEAL_V2}{}",
+            seal_blob(self.vault.as_ref(), &Self::aad(a), &plain).await?
+        );
         Ok(Account {
             name: String::new(),
             birth_date: None,
@@ -153,7 +172,12 @@ impl SealedAccounts {
         let Some(sealed) = &a.sealed else {
             return Ok(a);
         };
-        let plain = open_blob(self.vault.as_ref(), a.id.as_bytes(), sealed).await?;
+        let plain = match sealed.strip_prefix(SEAL_V2) {
+            Some(blob) => open_blob(self.vault.as_ref(), &Self::aad(&a), blob).await?,
+            // Sealed by an older version, bound to the id only: sealed anew, with the
+            // fields bound, at the account's next update.
+            None => open_blob(self.vault.as_ref(), a.id.as_bytes(), sealed).await?,
+        };
         let p: Personal = serde_json::from_slice(&plain).map_err(|e| crypto_err(&e.to_string()))?;
         Ok(Account {
             name: p.name,
@@ -320,6 +344,32 @@ mod tests {
             Arc::new(LocalKeyVault::new(vec![6u8; 32]).unwrap()),
         );
         assert!(other.get(a.id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_level_raised_in_the_store_does_not_open() {
+        let dir = std::env::temp_dir().join(format!("motcua-sealed-{}", Uuid::now_v7()));
+        let raw = EmbeddedStore::open(&dir).unwrap().identity_ports();
+        let sealed = SealedAccounts::new(raw.accounts.clone(), vault());
+        let mut a = motcua_ports::identity_contract::account("h-level");
+        a.assurance = 1;
+        sealed.create_if_absent(&a).await.unwrap();
+        assert_eq!(sealed.get(a.id).await.unwrap().unwrap().assurance, 1);
+        // Someone with write access to the store raises the level (or changes the kind).
+        let mut stored = raw.accounts.get(a.id).await.unwrap().unwrap();
+        stored.assurance = 2;
+        stored.version += 1;
+        raw.accounts.update(&stored).await.unwrap();
+        assert!(
+            sealed.get(a.id).await.is_err(),
+            "a tampered level must not pass for a registry-matched account"
+        );
+        let mut stored = raw.accounts.get(a.id).await.unwrap().unwrap();
+        stored.assurance = 1;
+        stored.kind = AccountKind::Business;
+        stored.version += 1;
+        raw.accounts.update(&stored).await.unwrap();
+        assert!(sealed.get(a.id).await.is_err());
     }
 
     #[tokio::test]

@@ -39,7 +39,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
         auth = auth.with_remote_keys(remote);
     }
-    // An erased account's tokens are refused at once (identity records the subject).
+    // An erased account's tokens are refused at once: the identity function records the
+    // subject in its own table, which this function may only read those items of.
+    let mut ports = ports;
+    if let Ok(table) = std::env::var("MOTCUA_IDENTITY_TABLE") {
+        ports.revoked = Arc::new(motcua_aws::DynamoStore::from_env(table).await);
+    }
     auth.check_revocations(ports.revoked.clone());
     let state = AppState {
         ports,

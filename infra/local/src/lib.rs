@@ -227,16 +227,22 @@ pub async fn embedded(
 /// Names of the AWS resources the runner uses with `--backend aws`.
 #[derive(Debug, Clone)]
 pub struct AwsNames {
-    /// `MOTCUA_TABLE` (default `motcua-local`).
+    /// `MOTCUA_TABLE` (default `motcua-local`): dossiers, catalogue, outbox.
     pub table: String,
+    /// `MOTCUA_IDENTITY_TABLE` (default `<table>-identity`): accounts, sign-ins, audit, as
+    /// on AWS, where each function may touch only its own table.
+    pub identity_table: String,
     /// `MOTCUA_EVENT_BUS` (default `motcua-local`).
     pub bus: String,
 }
 
 impl AwsNames {
     pub fn from_env() -> AwsNames {
+        let table = std::env::var("MOTCUA_TABLE").unwrap_or_else(|_| "motcua-local".into());
         AwsNames {
-            table: std::env::var("MOTCUA_TABLE").unwrap_or_else(|_| "motcua-local".into()),
+            identity_table: std::env::var("MOTCUA_IDENTITY_TABLE")
+                .unwrap_or_else(|_| format!("{table}-identity")),
+            table,
             bus: std::env::var("MOTCUA_EVENT_BUS").unwrap_or_else(|_| "motcua-local".into()),
         }
     }
@@ -254,7 +260,8 @@ async fn aws_config() -> aws_config::SdkConfig {
 
 /// The AWS backend (DynamoDB, EventBridge; LocalStack when `AWS_ENDPOINT_URL` points at
 /// it): provisions the table and bus if missing, seeds the catalogue, and follows the
-/// table's stream to relay events to the bus, as the relay function does on AWS.
+/// table's stream to relay events to the bus, as the relay function does on AWS. Returns
+/// the submission state and the identity table's store.
 pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState, DynamoStore)> {
     let conf = aws_config().await;
     let store = DynamoStore::new(
@@ -265,6 +272,14 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
         .ensure_table()
         .await
         .map_err(|e| anyhow::anyhow!("table {}: {e}", names.table))?;
+    let identity_store = DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        names.identity_table.clone(),
+    );
+    identity_store
+        .ensure_table()
+        .await
+        .map_err(|e| anyhow::anyhow!("table {}: {e}", names.identity_table))?;
     let publisher = EventBridgePublisher::new(
         motcua_aws::aws_sdk_eventbridge::Client::new(&conf),
         names.bus.clone(),
@@ -273,7 +288,9 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
         .ensure_bus()
         .await
         .map_err(|e| anyhow::anyhow!("bus {}: {e}", names.bus))?;
-    let ports = store.submission_ports();
+    let mut ports = store.submission_ports();
+    // Revoked subjects are the identity function's items: read from its table.
+    ports.revoked = Arc::new(identity_store.clone());
     seed_catalogue(&ports).await?;
     let stream_arn = store
         .client()
@@ -313,7 +330,7 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
         .await
         .context("loading the signing keys from MOTCUA_SIGNING_KEYS_SECRET")?;
     }
-    Ok((state, store))
+    Ok((state, identity_store))
 }
 
 /// The simulators a runner started (they stop when dropped), and the SMS it keeps.
@@ -554,8 +571,8 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 (
                     state,
                     format!(
-                        "aws (table {}, bus {}, {endpoint})",
-                        names.table, names.bus
+                        "aws (tables {} and {}, bus {}, {endpoint})",
+                        names.table, names.identity_table, names.bus
                     ),
                     store.identity_ports(),
                 )
