@@ -158,14 +158,10 @@ async fn deployed_template_serves_the_api_and_relays_events() {
             % 10_000_000_000
     );
     let stack = format!("motcua-{prefix}");
-    let outputs = template(&[
-        "deploy",
-        &stack,
-        &format!("ResourcePrefix={prefix}"),
-        &format!("IdHashKey={}", "k".repeat(44)),
-    ]);
+    let outputs = template(&["deploy", &stack, &format!("ResourcePrefix={prefix}")]);
     let table = outputs["TableName"].as_str().unwrap().to_owned();
     let identity_table = outputs["IdentityTableName"].as_str().unwrap().to_owned();
+    let id_hash_secret = outputs["IdHashKeySecretArn"].as_str().unwrap().to_owned();
     let bus = outputs["EventBusName"].as_str().unwrap().to_owned();
     assert_eq!(table, format!("{prefix}-dev"));
     assert!(outputs["TableStreamArn"].as_str().unwrap().contains(&table));
@@ -262,12 +258,18 @@ async fn deployed_template_serves_the_api_and_relays_events() {
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
             ("MOTCUA_TABLE", table.as_str()),
             ("MOTCUA_IDENTITY_TABLE", identity_table.as_str()),
+            // The generated key, read from Secrets Manager as the function reads it.
+            ("MOTCUA_ID_HASH_KEY_SECRET", id_hash_secret.as_str()),
             ("MOTCUA_EVENT_BUS", bus.as_str()),
             ("MOTCUA_KMS_KEY_ID", master_key.as_str()),
             ("MOTCUA_SIGNING_KEYS_SECRET", secret.as_str()),
         ],
     )
     .expect("runner on the deployed resources");
+    assert!(
+        !dir.join("id-hash.key").exists(),
+        "the ID hash key came from the deployed secret, not a local file"
+    );
 
     // A citizen signs in (code to the registry's phone): the account is sealed under the
     // deployed KMS key and the token is signed with the secret's key.

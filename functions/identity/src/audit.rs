@@ -41,7 +41,7 @@ pub(crate) async fn audit(
             "Admins only",
         ));
     }
-    let hash = match (q.citizen_id.as_deref(), q.tax_code.as_deref()) {
+    let hashes = match (q.citizen_id.as_deref(), q.tax_code.as_deref()) {
         (Some(c), None) => {
             let id = CitizenId::parse(c).map_err(|e| {
                 Problem::bad_request(
@@ -49,7 +49,7 @@ pub(crate) async fn audit(
                     &format!("citizen_id {}", e.message(Lang::En)),
                 )
             })?;
-            id_hash(&s.config.id_hash_key, "citizen", id.as_str())
+            id_hashes(&s, "citizen", id.as_str())
         }
         (None, Some(t)) => {
             let tax = TaxCode::parse(t).map_err(|e| {
@@ -58,7 +58,7 @@ pub(crate) async fn audit(
                     &format!("tax_code {}", e.message(Lang::En)),
                 )
             })?;
-            id_hash(&s.config.id_hash_key, "business", tax.as_str())
+            id_hashes(&s, "business", tax.as_str())
         }
         _ => {
             return Err(Problem::bad_request(
@@ -67,12 +67,21 @@ pub(crate) async fn audit(
             ));
         }
     };
-    let entries = s
-        .ports
-        .audit
-        .by_id_hash(&hash, q.limit.unwrap_or(100).clamp(1, 1000))
-        .await
-        .map_err(store_problem)?;
+    // The trail of the number under every key it was hashed with (the key can rotate).
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let mut entries = Vec::new();
+    for (_, h) in &hashes {
+        entries.extend(
+            s.ports
+                .audit
+                .by_id_hash(h, limit)
+                .await
+                .map_err(store_problem)?,
+        );
+    }
+    entries.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+    entries.truncate(limit as usize);
+    let hash = hashes[0].1.clone();
     // Who looked, at whom, is part of the trail; the actor is the verified token's.
     audit_entry(
         &s,

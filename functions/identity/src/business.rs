@@ -106,6 +106,8 @@ struct RegistryAnswer {
     record: Option<RegistryBusiness>,
     represents: bool,
     hash: String,
+    /// The tax code's hashes under older keys.
+    older: Vec<String>,
     /// The attempt, counted: released by [`RegistryAnswer::settle`] unless it failed.
     held: motcua_http::Reservation,
 }
@@ -117,6 +119,7 @@ impl RegistryAnswer {
             record,
             represents,
             hash,
+            older,
             held,
         } = self;
         if failed {
@@ -131,6 +134,7 @@ impl RegistryAnswer {
             record,
             represents,
             hash,
+            older,
             held: motcua_http::Reservation::default(),
         }
     }
@@ -146,7 +150,11 @@ async fn ask_registry(
     purpose: &str,
     now: Timestamp,
 ) -> Result<RegistryAnswer, Problem> {
-    let hash = id_hash(&s.config.id_hash_key, "business", tax.as_str());
+    let mut hashes = id_hashes(s, "business", tax.as_str())
+        .into_iter()
+        .map(|(_, h)| h);
+    let hash = hashes.next().unwrap_or_default();
+    let older: Vec<String> = hashes.collect();
     let actor = person.id.to_string();
     let lockout = s.config.lockout();
     let attempts = s.ports.attempts.as_ref();
@@ -170,7 +178,9 @@ async fn ask_registry(
     let represents = record.as_ref().is_some_and(|b| {
         b.representatives.iter().any(|r| {
             CitizenId::parse(r).is_ok_and(|id| {
-                id_hash(&s.config.id_hash_key, "citizen", id.as_str()) == person.id_hash
+                // Under the key the person's own hash was made with.
+                id_hash_under(s, person.id_hash_kid.as_deref(), "citizen", id.as_str())
+                    .is_some_and(|h| h == person.id_hash)
             })
         })
     });
@@ -184,6 +194,7 @@ async fn ask_registry(
         record,
         represents,
         hash,
+        older,
         held,
     })
 }
@@ -201,6 +212,7 @@ async fn business_account(
     s: &IdentityState,
     record: &RegistryBusiness,
     hash: &str,
+    older: &[String],
     contacts: (Option<String>, Option<String>),
     now: Timestamp,
 ) -> Result<(Account, bool), Problem> {
@@ -208,6 +220,7 @@ async fn business_account(
         id: Uuid::now_v7(),
         kind: AccountKind::Business,
         id_hash: hash.to_owned(),
+        id_hash_kid: Some(current_kid(s)),
         assurance: 2,
         name: record.name.clone(),
         birth_date: None,
@@ -220,7 +233,7 @@ async fn business_account(
         version: 1,
         sealed: None,
     };
-    one_account(s, &account).await
+    one_account(s, &account, older).await
 }
 
 /// The legal representative the business registry names, or a person a representative
@@ -255,18 +268,28 @@ pub(crate) async fn link_business(
         if !record.active {
             return Err(inactive());
         }
-        let (account, created) = business_account(&s, &record, &answer.hash, contacts, now).await?;
+        let (account, created) =
+            business_account(&s, &record, &answer.hash, &answer.older, contacts, now).await?;
         tracing::info!(account = %account.id, created, "business signed in by its representative");
         return signed_in(&s, &account, created, now).await;
     }
     // Not a representative: a member a representative granted access?
     let business = match &answer.record {
-        Some(_) => s
-            .ports
-            .accounts
-            .get_by_id_hash(AccountKind::Business, &answer.hash)
-            .await
-            .map_err(store_problem)?,
+        Some(_) => {
+            let mut found = None;
+            for h in std::iter::once(&answer.hash).chain(&answer.older) {
+                found = s
+                    .ports
+                    .accounts
+                    .get_by_id_hash(AccountKind::Business, h)
+                    .await
+                    .map_err(store_problem)?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        }
         None => None,
     };
     let granted = match &business {
@@ -309,7 +332,8 @@ async fn as_representative(
     if !record.active {
         return Err(inactive());
     }
-    let (business, _) = business_account(s, &record, &answer.hash, (None, None), now).await?;
+    let (business, _) =
+        business_account(s, &record, &answer.hash, &answer.older, (None, None), now).await?;
     Ok((person, business))
 }
 
@@ -335,7 +359,23 @@ pub(crate) async fn grant_member(
     let member = parse_citizen_id(&req.citizen_id)?;
     let (person, business) =
         as_representative(&s, &caller, &req.tax_code, "business-grant", now).await?;
-    let member_hash = id_hash(&s.config.id_hash_key, "citizen", member.as_str());
+    // The member's hash under the key of their account, if they have one (made before a
+    // key rotation); else under the current key.
+    let hashes = id_hashes(&s, "citizen", member.as_str());
+    let mut chosen = hashes[0].clone();
+    for (kid, h) in &hashes {
+        if s.ports
+            .accounts
+            .get_by_id_hash(AccountKind::Citizen, h)
+            .await
+            .map_err(store_problem)?
+            .is_some()
+        {
+            chosen = (kid.clone(), h.clone());
+            break;
+        }
+    }
+    let (member_kid, member_hash) = chosen;
     let (grant, new) = s
         .ports
         .grants
@@ -343,13 +383,15 @@ pub(crate) async fn grant_member(
             id: Uuid::now_v7(),
             business_id: business.id,
             member_hash: member_hash.clone(),
+            member_kid: Some(member_kid.clone()),
             granted_by: person.id,
             granted_at: now,
         })
         .await
         .map_err(store_problem)?;
-    audit_entry(
+    audit_entry_under(
         &s,
+        &member_kid,
         &person.id.to_string(),
         "business-grant",
         &member_hash,

@@ -8,11 +8,83 @@ use base64::engine::general_purpose::STANDARD;
 pub use motcua_http::config::ConfigError;
 use motcua_http::config::number;
 
+/// The keys of the keyed hash of numbers, each with its id: the current one hashes new
+/// records (and keys the short-lived MACs of codes and bindings), the older ones still find
+/// records hashed under them, so the key can rotate. Every stored hash carries its key id.
+#[derive(Clone)]
+pub struct IdHashKeys {
+    /// (key id, key), the current first.
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for IdHashKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("IdHashKeys").field("ids", &ids).finish()
+    }
+}
+
+impl IdHashKeys {
+    /// The id of a key given alone (base64), as earlier versions stored hashes.
+    pub const SINGLE: &'static str = "k0";
+
+    /// A base64 key (32+ bytes; id `k0`), or a key set
+    /// `{"current": "<id>", "keys": {"<id>": "<base64>", ...}}`.
+    pub fn parse(raw: &str) -> Result<IdHashKeys, String> {
+        let decode = |id: &str, b64: &str| -> Result<(String, Vec<u8>), String> {
+            let key = STANDARD
+                .decode(b64.trim())
+                .map_err(|_| format!("key {id} is not base64"))?;
+            if key.len() < 32 {
+                return Err(format!("key {id} needs at least 32 bytes"));
+            }
+            Ok((id.to_owned(), key))
+        };
+        let raw = raw.trim();
+        if !raw.starts_with('{') {
+            return Ok(IdHashKeys {
+                keys: vec![decode(Self::SINGLE, raw)?],
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|_| "not a key set (JSON)".to_string())?;
+        let current = v["current"]
+            .as_str()
+            .ok_or("the key set names no current key")?;
+        let keys = v["keys"].as_object().ok_or("the key set has no keys")?;
+        let mut out = vec![decode(
+            current,
+            keys.get(current)
+                .and_then(|k| k.as_str())
+                .ok_or("the current key is not in the set")?,
+        )?];
+        for (id, k) in keys {
+            if id != current {
+                out.push(decode(id, k.as_str().ok_or("keys are base64 strings")?)?);
+            }
+        }
+        Ok(IdHashKeys { keys: out })
+    }
+
+    /// (key id, key) of the current key.
+    pub fn current(&self) -> (&str, &[u8]) {
+        let (id, key) = &self.keys[0];
+        (id, key)
+    }
+
+    /// Every (key id, key), the current first.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.keys.iter().map(|(id, k)| (id.as_str(), k.as_slice()))
+    }
+}
+
 /// Settings of the identity function.
 #[derive(Clone)]
 pub struct IdentityConfig {
     /// `MOTCUA_ID_HASH_KEY`: base64 key (≥ 32 bytes) of the keyed hash of ID numbers.
     pub id_hash_key: Vec<u8>,
+    /// `MOTCUA_ID_HASH_KEY` as a key set: every key that may have hashed a stored record.
+    pub id_hash_keys: IdHashKeys,
     /// `MOTCUA_REGISTRY_URL`: base URL of the population and business registries.
     pub registry_url: String,
     /// `MOTCUA_REGISTRY_API_KEY` (optional).
@@ -134,20 +206,13 @@ impl IdentityConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let key_raw =
             get("MOTCUA_ID_HASH_KEY").ok_or(ConfigError::Missing("MOTCUA_ID_HASH_KEY"))?;
-        let id_hash_key = STANDARD
-            .decode(key_raw.trim())
-            .map_err(|_| ConfigError::Invalid {
-                name: "MOTCUA_ID_HASH_KEY",
-                why: "not base64".into(),
-            })?;
-        if id_hash_key.len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "MOTCUA_ID_HASH_KEY",
-                why: "needs at least 32 bytes".into(),
-            });
-        }
+        let id_hash_keys = IdHashKeys::parse(&key_raw).map_err(|why| ConfigError::Invalid {
+            name: "MOTCUA_ID_HASH_KEY",
+            why,
+        })?;
         IdentityConfig {
-            id_hash_key,
+            id_hash_key: id_hash_keys.current().1.to_vec(),
+            id_hash_keys,
             registry_url: get("MOTCUA_REGISTRY_URL")
                 .ok_or(ConfigError::Missing("MOTCUA_REGISTRY_URL"))?,
             registry_api_key: get("MOTCUA_REGISTRY_API_KEY"),
@@ -290,5 +355,31 @@ mod tests {
             "{err}"
         );
         assert!(!format!("{ok:?}").contains(&key));
+    }
+
+    #[test]
+    fn the_id_hash_key_is_one_key_or_a_set_with_ids() {
+        let k1 = STANDARD.encode([1u8; 32]);
+        let k2 = STANDARD.encode([2u8; 32]);
+        let single = IdHashKeys::parse(&k1).unwrap();
+        assert_eq!(single.current().0, IdHashKeys::SINGLE);
+        let set = IdHashKeys::parse(
+            &serde_json::json!({"current": "k2", "keys": {"k0": k1, "k2": k2}}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(set.current(), ("k2", [2u8; 32].as_slice()));
+        let ids: Vec<&str> = set.all().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["k2", "k0"], "the current key first");
+        // No key in the debug output.
+        assert!(!format!("{set:?}").contains(&k2));
+        for bad in [
+            serde_json::json!({"current": "k9", "keys": {"k0": k1}}).to_string(),
+            serde_json::json!({"keys": {"k0": k1}}).to_string(),
+            serde_json::json!({"current": "k0", "keys": {"k0": "c2hvcnQ="}}).to_string(),
+            "{not json".to_string(),
+            "c2hvcnQ=".to_string(),
+        ] {
+            assert!(IdHashKeys::parse(&bad).is_err(), "{bad}");
+        }
     }
 }

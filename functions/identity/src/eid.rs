@@ -625,7 +625,11 @@ async fn finish(
         .as_str()
         .and_then(|c| CitizenId::parse(c).ok())
         .ok_or_else(|| token_invalid("personal number claim"))?;
-    let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
+    let mut hashes = id_hashes(s, "citizen", id.as_str())
+        .into_iter()
+        .map(|(_, h)| h);
+    let hash = hashes.next().unwrap_or_default();
+    let older: Vec<String> = hashes.collect();
     let looked_up = registry_person(s, &id).await;
     let outcome = match &looked_up {
         Ok(_) => "found",
@@ -648,6 +652,7 @@ async fn finish(
         id: Uuid::now_v7(),
         kind: AccountKind::Citizen,
         id_hash: hash.clone(),
+        id_hash_kid: Some(current_kid(s)),
         assurance: 2,
         name: person.full_name,
         birth_date: Some(person.birth_date),
@@ -660,7 +665,7 @@ async fn finish(
         version: 1,
         sealed: None,
     };
-    let (stored, created) = one_account(s, &account).await?;
+    let (stored, created) = one_account(s, &account, &older).await?;
     s.ports
         .attempts
         .clear(&format!("id:{hash}"))

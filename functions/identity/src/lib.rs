@@ -271,8 +271,53 @@ pub(crate) const ANONYMOUS: &str = "anonymous";
 /// The audit's actor of an e-ID sign-in: the holder of the e-ID the provider vouched for.
 pub(crate) const EID_HOLDER: &str = "eid-holder";
 
+/// The keyed hashes of `value` under every key, current first, as (key id, hash): what a
+/// record of this number may be stored under.
+pub(crate) fn id_hashes(s: &IdentityState, kind: &str, value: &str) -> Vec<(String, String)> {
+    s.config
+        .id_hash_keys
+        .all()
+        .map(|(kid, key)| (kid.to_owned(), id_hash(key, kind, value)))
+        .collect()
+}
+
+/// The hash of `value` under the key `kid` names (`k0` where a record names none), if
+/// that key is still configured.
+pub(crate) fn id_hash_under(
+    s: &IdentityState,
+    kid: Option<&str>,
+    kind: &str,
+    value: &str,
+) -> Option<String> {
+    let kid = kid.unwrap_or(config::IdHashKeys::SINGLE);
+    s.config
+        .id_hash_keys
+        .all()
+        .find(|(id, _)| *id == kid)
+        .map(|(_, key)| id_hash(key, kind, value))
+}
+
+/// Id of the key new hashes are made with.
+pub(crate) fn current_kid(s: &IdentityState) -> String {
+    s.config.id_hash_keys.current().0.to_owned()
+}
+
+/// Audits a lookup of `hash` (made with the current key).
 pub(crate) async fn audit_entry(
     s: &IdentityState,
+    actor: &str,
+    purpose: &str,
+    hash: &str,
+    outcome: &str,
+    now: Timestamp,
+) -> Result<(), Problem> {
+    audit_entry_under(s, &current_kid(s), actor, purpose, hash, outcome, now).await
+}
+
+/// Audits a lookup of `hash`, made with the key `kid`.
+pub(crate) async fn audit_entry_under(
+    s: &IdentityState,
+    kid: &str,
     actor: &str,
     purpose: &str,
     hash: &str,
@@ -287,6 +332,7 @@ pub(crate) async fn audit_entry(
             actor: actor.to_owned(),
             purpose: purpose.to_owned(),
             id_hash: hash.to_owned(),
+            kid: Some(kid.to_owned()),
             outcome: outcome.to_owned(),
         })
         .await

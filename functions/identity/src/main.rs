@@ -9,13 +9,27 @@ use motcua_registry::HttpRegistry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
-    let config = IdentityConfig::from_env()?;
+    // Keys and credentials from Secrets Manager (NAME_SECRET), read once at cold start;
+    // the plain variables only where no secret is named (a laptop).
+    let env = |k: &str| std::env::var(k).ok();
+    let secrets = motcua_aws::secrets::resolve(
+        &aws_sdk_secretsmanager::Client::new(&motcua_aws::sdk_config().await),
+        &[
+            "MOTCUA_ID_HASH_KEY",
+            "MOTCUA_REGISTRY_API_KEY",
+            "MOTCUA_JWT_SECRETS",
+        ],
+        env,
+    )
+    .await?;
+    let get = motcua_aws::secrets::lookup(secrets, env);
+    let config = IdentityConfig::from_lookup(&get)?;
     // Account tokens are ES256 only on AWS (the gateway's JWT authorizer checks them);
     // HS256 development secrets are honoured only if configured.
     let auth = Arc::new(motcua_http::Authenticator::new(
         &std::env::var("MOTCUA_JWT_ISSUER").unwrap_or_else(|_| "motcua".into()),
         &std::env::var("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|_| "motcua".into()),
-        &motcua_http::config::jwt_secrets(std::env::var("MOTCUA_JWT_SECRETS").ok())?,
+        &motcua_http::config::jwt_secrets(get("MOTCUA_JWT_SECRETS"))?,
     )?);
     // Signing keys: the Secrets Manager secret (rotated by rotate-signing-keys), or a
     // fixed list in MOTCUA_SIGNING_KEYS where there is no Secrets Manager.

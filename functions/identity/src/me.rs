@@ -167,8 +167,11 @@ pub(crate) async fn delete_me(
         .await
         .map_err(store_problem)?;
     s.ports.accounts.erase(&a).await.map_err(store_problem)?;
-    audit_entry(
+    audit_entry_under(
         &s,
+        a.id_hash_kid
+            .as_deref()
+            .unwrap_or(config::IdHashKeys::SINGLE),
         &caller.subject,
         "data-subject-erasure",
         &a.id_hash,

@@ -49,6 +49,9 @@ pub struct CodeConfirmation {
 #[derive(Debug, Serialize, Deserialize)]
 struct PendingSignIn {
     id_hash: String,
+    /// The number's hashes under older keys (an account made before a key rotation).
+    #[serde(default)]
+    older: Vec<String>,
     person: RegistryPerson,
     #[serde(default)]
     email: Option<String>,
@@ -245,7 +248,11 @@ pub(crate) async fn verify_citizen(
         ));
     }
     let (_, email) = parse_contacts(None, claim.email.as_deref())?;
-    let hash = id_hash(&s.config.id_hash_key, "citizen", id.as_str());
+    let mut hashes = id_hashes(&s, "citizen", id.as_str())
+        .into_iter()
+        .map(|(_, h)| h);
+    let hash = hashes.next().unwrap_or_default();
+    let older: Vec<String> = hashes.collect();
     let id_key = format!("id:{hash}");
     let what = ("Xác thực", "verifications");
     let held = Holds::reserve(
@@ -342,6 +349,7 @@ pub(crate) async fn verify_citizen(
     let code = random_code()?;
     let pending = PendingSignIn {
         id_hash: hash.clone(),
+        older,
         person: record,
         email,
     };
@@ -495,6 +503,7 @@ pub(crate) async fn confirm_citizen(
         id: Uuid::now_v7(),
         kind: AccountKind::Citizen,
         id_hash: pending.id_hash,
+        id_hash_kid: Some(current_kid(&s)),
         assurance: 2,
         name: person.full_name,
         birth_date: Some(person.birth_date),
@@ -507,7 +516,7 @@ pub(crate) async fn confirm_citizen(
         version: 1,
         sealed: None,
     };
-    issue(&s, account, now).await
+    issue(&s, account, &pending.older, now).await
 }
 
 #[cfg(test)]

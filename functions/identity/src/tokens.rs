@@ -121,16 +121,47 @@ pub(crate) fn no_store(mut r: Response) -> Response {
 /// account of earlier versions — is replaced by a new one (new id): whoever declared it is
 /// not known to be this person, so their tokens and sessions open nothing of the
 /// person's.
+/// `older` are the number's hashes under keys other than the current one: an account made
+/// before the key rotated is found under its own key and stays the person's account.
 pub(crate) async fn one_account(
     s: &IdentityState,
     account: &Account,
+    older: &[String],
 ) -> Result<(Account, bool), Problem> {
-    let (stored, created) = s
-        .ports
-        .accounts
-        .create_if_absent(account)
-        .await
-        .map_err(store_problem)?;
+    let under_older = if older.is_empty()
+        || s.ports
+            .accounts
+            .get_by_id_hash(account.kind, &account.id_hash)
+            .await
+            .map_err(store_problem)?
+            .is_some()
+    {
+        None
+    } else {
+        let mut found = None;
+        for h in older {
+            if let Some(a) = s
+                .ports
+                .accounts
+                .get_by_id_hash(account.kind, h)
+                .await
+                .map_err(store_problem)?
+            {
+                found = Some(a);
+                break;
+            }
+        }
+        found
+    };
+    let (stored, created) = match under_older {
+        Some(a) => (a, false),
+        None => s
+            .ports
+            .accounts
+            .create_if_absent(account)
+            .await
+            .map_err(store_problem)?,
+    };
     if stored.assurance >= account.assurance {
         return Ok((stored, created));
     }
@@ -154,9 +185,10 @@ pub(crate) async fn one_account(
 pub(crate) async fn issue(
     s: &IdentityState,
     account: Account,
+    older: &[String],
     now: Timestamp,
 ) -> Result<Response, Problem> {
-    let (stored, created) = one_account(s, &account).await?;
+    let (stored, created) = one_account(s, &account, older).await?;
     tracing::info!(account = %stored.id, created, "signed in");
     signed_in(s, &stored, created, now).await
 }

@@ -8,7 +8,19 @@ use motcua_submission::{AppState, SubmissionConfig, SystemClock, router};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
-    let config = SubmissionConfig::from_env()?;
+    // Development HS256 secrets, if any, from Secrets Manager (MOTCUA_JWT_SECRETS_SECRET).
+    let env = |k: &str| std::env::var(k).ok();
+    let secrets = if env("MOTCUA_JWT_SECRETS_SECRET").is_some_and(|v| !v.trim().is_empty()) {
+        motcua_aws::secrets::resolve(
+            &motcua_aws::aws_sdk_secretsmanager::Client::new(&motcua_aws::sdk_config().await),
+            &["MOTCUA_JWT_SECRETS"],
+            env,
+        )
+        .await?
+    } else {
+        Default::default()
+    };
+    let config = SubmissionConfig::from_lookup(motcua_aws::secrets::lookup(secrets, env))?;
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
         Ok("embedded") => {
             // For trying a function alone; data in the Lambda's /tmp is not durable.

@@ -63,6 +63,34 @@ fn secret_file(data_dir: &Path, file: &str, env: &str) -> anyhow::Result<String>
     if let Ok(s) = std::env::var(env) {
         return Ok(s);
     }
+    // Named as a Secrets Manager secret (`<VAR>_SECRET`), as the functions read it on AWS.
+    if let Ok(id) = std::env::var(format!("{env}_SECRET"))
+        && !id.trim().is_empty()
+    {
+        let found = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)?
+                    .block_on(async {
+                        let conf = aws_config().await;
+                        motcua_aws::secrets::resolve(
+                            &aws_sdk_secretsmanager::Client::new(&conf),
+                            &[env],
+                            |k| std::env::var(k).ok(),
+                        )
+                        .await
+                        .map_err(anyhow::Error::msg)
+                    })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading {env}_SECRET"))?
+        })?;
+        if let Some(v) = found.get(env) {
+            return Ok(v.clone());
+        }
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let path = data_dir.join(file);

@@ -21,11 +21,13 @@ pub mod events;
 pub mod identity;
 pub mod kms;
 mod revoked;
+pub mod secrets;
 pub mod sms;
 
 pub use aws_sdk_dynamodbstreams;
 pub use aws_sdk_eventbridge;
 pub use aws_sdk_kms;
+pub use aws_sdk_secretsmanager;
 pub use aws_sdk_sns;
 
 use std::collections::HashMap;

@@ -91,6 +91,10 @@ pub struct Account {
     pub kind: AccountKind,
     /// Keyed hash (HMAC-SHA256) of the personal number or tax code.
     pub id_hash: String,
+    /// Id of the key `id_hash` was made with (none: `k0`, the single key of earlier
+    /// versions), so the key can rotate: records stay findable under their own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_hash_kid: Option<String>,
     /// 1: self-declared; 2: matched against the registry.
     pub assurance: u8,
     /// Verified name (person or business).
@@ -189,6 +193,9 @@ pub struct AuditEntry {
     pub purpose: String,
     /// Keyed hash of the number looked up.
     pub id_hash: String,
+    /// Id of the key of `id_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
     /// `match`, `mismatch`, `not-found`, `unavailable`, `cached-match`, …
     pub outcome: String,
 }
@@ -312,6 +319,9 @@ pub struct BusinessGrant {
     pub business_id: Uuid,
     /// Keyed hash of the member's personal number.
     pub member_hash: String,
+    /// Id of the key of `member_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_kid: Option<String>,
     /// Account id of the representative who granted it.
     pub granted_by: Uuid,
     pub granted_at: Timestamp,

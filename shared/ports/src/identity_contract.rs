@@ -51,6 +51,7 @@ pub fn account(hash: &str) -> Account {
         id: Uuid::now_v7(),
         kind: AccountKind::Citizen,
         id_hash: hash.into(),
+        id_hash_kid: Some("k1".into()),
         assurance: 2,
         name: "Nguyễn Thị Lan".into(),
         birth_date: Some(date(1953, 4, 2)),
@@ -134,6 +135,7 @@ pub async fn audit_is_listed_newest_first_per_hash(p: IdentityPorts) {
         actor: "client-1".into(),
         purpose: "citizen-verification".into(),
         id_hash: hash.into(),
+        kid: Some("k1".into()),
         outcome: outcome.into(),
     };
     let e1 = entry("h", 1, "mismatch");
@@ -405,6 +407,7 @@ pub async fn business_grants_are_one_per_member_and_revocable(p: IdentityPorts) 
         id: Uuid::now_v7(),
         business_id: business,
         member_hash: member.into(),
+        member_kid: Some("k1".into()),
         granted_by: Uuid::now_v7(),
         granted_at: t(at),
     };
