@@ -846,6 +846,35 @@ async fn the_registry_named_representative_opens_the_business_account(backend: B
     assert_eq!(r.status(), StatusCode::OK);
     let as_member: Value = r.json().await.unwrap();
     assert_eq!(as_member["account_id"], biz["account_id"]);
+    let member_token = as_member["access_token"].as_str().unwrap().to_owned();
+    // The member acts for the business under a subject of her own, and does not hold the
+    // account: she cannot erase it (review finding: a member erased the business account).
+    assert_ne!(
+        motcua_tests::jwt_part(&member_token, 1)["sub"],
+        biz["account_id"]
+    );
+    assert_eq!(
+        env.http
+            .delete(env.runner.url("/v1/me"))
+            .bearer_auth(&member_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let biz_token = biz["access_token"].as_str().unwrap().to_owned();
+    problem(
+        env.http
+            .delete(env.runner.url("/v1/me"))
+            .bearer_auth(&biz_token)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
     let r = members(
         reqwest::Method::GET,
         &anh_token,
@@ -902,6 +931,33 @@ async fn the_registry_named_representative_opens_the_business_account(backend: B
         "not-found",
     )
     .await;
+    // Her business session ends with the grant: the access token at once, the refresh
+    // token at its next use (review finding: both went on working).
+    let r = env
+        .http
+        .get(env.runner.url("/v1/dossiers"))
+        .bearer_auth(&member_token)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNAUTHORIZED, "token-revoked").await;
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/token/refresh"))
+        .json(&json!({"refresh_token": as_member["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
+    // The representative's own business session is untouched.
+    let r = env
+        .http
+        .get(env.runner.url("/v1/dossiers"))
+        .bearer_auth(&biz_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     problem(
         link(Some(lan_token.clone()), json!({"tax_code": "0100233488"})).await,
         StatusCode::FORBIDDEN,

@@ -292,25 +292,24 @@ pub(crate) async fn link_business(
         }
         None => None,
     };
-    let granted = match &business {
+    let grant = match &business {
         Some(b) => s
             .ports
             .grants
             .find(b.id, &person.id_hash)
             .await
-            .map_err(store_problem)?
-            .is_some(),
-        None => false,
+            .map_err(store_problem)?,
+        None => None,
     };
-    let answer = answer.settle(&s, !granted).await;
-    let (Some(business), true) = (business, granted) else {
+    let answer = answer.settle(&s, grant.is_none()).await;
+    let (Some(business), Some(grant)) = (business, grant) else {
         return Err(not_representative());
     };
     if !answer.record.as_ref().is_some_and(|r| r.active) {
         return Err(inactive());
     }
     tracing::info!(account = %business.id, "business signed in by a member");
-    signed_in(&s, &business, false, now).await
+    signed_in_member(&s, &business, grant.id, now).await
 }
 
 /// The caller, a legal representative the registry names now, and the business account.
@@ -468,6 +467,15 @@ pub(crate) async fn revoke_member(
             "No such grant for this business",
         ));
     }
+    // The member's tokens stop now, not at their expiry; their refresh tokens check the
+    // grant at every use.
+    let until = Timestamp::from_second(now.as_second() + s.config.access_token_ttl_secs + 60)
+        .unwrap_or(now);
+    s.ports
+        .revoked
+        .revoke_subject(&member_subject(business.id, grant_id), until)
+        .await
+        .map_err(store_problem)?;
     tracing::info!(business = %business.id, by = %person.id, "business grant revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

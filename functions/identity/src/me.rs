@@ -149,6 +149,14 @@ pub(crate) async fn delete_me(
     Caller(caller): Caller,
 ) -> Result<Response, Problem> {
     let a = my_account(&s, &caller).await?;
+    if a.kind == AccountKind::Business {
+        // A business is not a data subject, and whoever holds its tokens may not be the
+        // person entitled to close it.
+        return Err(Problem::forbidden(
+            "Tài khoản doanh nghiệp không xóa được theo yêu cầu xóa dữ liệu cá nhân",
+            "A business account is not erased by a personal-data erasure request",
+        ));
+    }
     let now = s.clock.now();
     let export = serde_json::json!({
         "exported_at": now,

@@ -43,7 +43,14 @@ pub(crate) async fn tokens(
     family: Uuid,
     now: Timestamp,
 ) -> Result<TokenResponse, Problem> {
-    tokens_with(s, account, family, random_id()?, now).await
+    tokens_with(s, account, None, family, random_id()?, now).await
+}
+
+/// The token subject of a member's session of a business account: neither the business
+/// account's id (a member does not hold the account: no `/v1/me`, no erasure) nor shared
+/// between members, so revoking one grant ends that member's tokens at once.
+pub(crate) fn member_subject(business: Uuid, grant: Uuid) -> String {
+    format!("member-{grant}-of-{business}")
 }
 
 /// The refresh token that succeeds `spent`: derived from it with a server key, so a
@@ -59,16 +66,20 @@ fn successor(s: &IdentityState, spent: &str) -> String {
 
 /// [`tokens`] with the refresh token given. Recording it again (a retry's successor) is
 /// not an error.
-async fn tokens_with(
+pub(crate) async fn tokens_with(
     s: &IdentityState,
     account: &Account,
+    grant: Option<Uuid>,
     family: Uuid,
     refresh_token: String,
     now: Timestamp,
 ) -> Result<TokenResponse, Problem> {
     let ttl = s.config.access_token_ttl_secs;
     let account_id = account.id;
-    let sub = account_id.to_string();
+    let sub = match grant {
+        Some(g) => member_subject(account_id, g),
+        None => account_id.to_string(),
+    };
     let owner = account.owner_ref();
     let access_token = s
         .auth
@@ -89,6 +100,7 @@ async fn tokens_with(
             account_id,
             family,
             expires: Timestamp::from_second(now.as_second() + refresh_ttl).unwrap_or(now),
+            grant,
         })
         .await
     {
@@ -209,6 +221,23 @@ pub(crate) async fn signed_in(
     Ok(no_store(Json(body).into_response()))
 }
 
+/// The answer of a member's sign-in to a business account: tokens of the business, under
+/// the member's own subject, resting on `grant`.
+pub(crate) async fn signed_in_member(
+    s: &IdentityState,
+    business: &Account,
+    grant: Uuid,
+    now: Timestamp,
+) -> Result<Response, Problem> {
+    let body = VerifiedResponse {
+        account_id: business.id,
+        created: false,
+        assurance: business.assurance,
+        tokens: tokens_with(s, business, Some(grant), Uuid::now_v7(), random_id()?, now).await?,
+    };
+    Ok(no_store(Json(body).into_response()))
+}
+
 pub(crate) fn bad_refresh(vi: &str, en: &str) -> Problem {
     Problem::new(
         StatusCode::UNAUTHORIZED,
@@ -293,8 +322,25 @@ pub(crate) async fn refresh(
             "The account no longer exists",
         ));
     };
+    // A member's session lasts as long as the grant it rests on.
+    if let Some(grant) = record.grant {
+        let still = s
+            .ports
+            .grants
+            .list(account.id)
+            .await
+            .map_err(store_problem)?
+            .iter()
+            .any(|g| g.id == grant);
+        if !still {
+            return Err(bad_refresh(
+                "Quyền truy cập tài khoản doanh nghiệp đã bị thu hồi",
+                "Access to the business account was withdrawn",
+            ));
+        }
+    }
     let next = successor(&s, &req.refresh_token);
-    let body = tokens_with(&s, &account, record.family, next, now).await?;
+    let body = tokens_with(&s, &account, record.grant, record.family, next, now).await?;
     Ok(no_store(Json(body).into_response()))
 }
 

@@ -238,6 +238,10 @@ pub struct RefreshRecord {
     /// All tokens descending from one sign-in; revoked together.
     pub family: Uuid,
     pub expires: Timestamp,
+    /// A member's session of a business account: the grant it rests on (checked at every
+    /// refresh; revoking the grant ends the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Uuid>,
 }
 
 /// What presenting a refresh token came to.

@@ -191,6 +191,7 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
         account_id: Uuid::now_v7(),
         family,
         expires: t(3600),
+        grant: None,
     };
     p.refresh.put(&r).await.unwrap();
     let mut tasks = Vec::new();
