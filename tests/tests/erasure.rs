@@ -175,3 +175,54 @@ async fn dossiers_survive_the_erasure_of_the_account(backend: Backend) {
 }
 
 motcua_tests::on_both_backends!(dossiers_survive_the_erasure_of_the_account,);
+
+/// Dossiers earlier versions filed under the account id (not yet under the person's owner
+/// reference) are the person's still: listed, readable, and moved to the owner reference,
+/// so an erasure of the account no longer takes them away. (Review finding: they had
+/// become invisible to their owners.)
+#[tokio::test]
+async fn dossiers_filed_under_the_account_id_are_found_and_moved() {
+    let env = Env::start("erase-legacy", Backend::Embedded);
+    let first = env.sign_in().await;
+    let account_id = first["account_id"].as_str().unwrap().to_owned();
+    let dir = env.runner.data_dir.clone();
+    let Env { runner, http, ip } = env;
+    runner.stop();
+    // A dossier as an earlier version filed it.
+    let (d, h, e) = motcua_ports::contract::sample(&account_id, 1, jiff::Timestamp::now());
+    {
+        let store = motcua_embedded::EmbeddedStore::open(&dir).unwrap();
+        motcua_ports::DossierStore::create(&store, &d, &h, &e)
+            .await
+            .unwrap();
+    }
+    let env = Env {
+        runner: Runner::start_with(&dir, &[]).unwrap(),
+        http,
+        ip,
+    };
+    let token = access(&env.sign_in().await);
+    let (status, _) = env
+        .send(
+            reqwest::Method::GET,
+            &token,
+            &format!("/v1/dossiers/{}", d.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "readable under the account id");
+    let (_, mine) = env
+        .send(reqwest::Method::GET, &token, "/v1/dossiers", None)
+        .await;
+    assert_eq!(mine["items"][0]["id"], d.id.to_string(), "{mine}");
+    // Moved to the owner reference: after an erasure the person still has it.
+    let (status, _) = env
+        .send(reqwest::Method::DELETE, &token, "/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = access(&env.sign_in().await);
+    let (_, mine) = env
+        .send(reqwest::Method::GET, &token, "/v1/dossiers", None)
+        .await;
+    assert_eq!(mine["items"][0]["id"], d.id.to_string(), "{mine}");
+}

@@ -474,6 +474,38 @@ async fn submit(
     Ok(submitted(&dossier, lang))
 }
 
+/// Earlier versions filed a citizen's dossiers under the account id; a token that names
+/// the person's owner reference moves them there (at most 1,000 at a time), so they are
+/// listed, and stay the person's after an erasure of the account.
+async fn refile_under_owner(s: &AppState, caller: &Actor) -> Result<(), Problem> {
+    let Some(owner) = caller.owner.as_deref() else {
+        return Ok(());
+    };
+    if owner == caller.subject || Uuid::parse_str(&caller.subject).is_err() {
+        return Ok(());
+    }
+    for _ in 0..10 {
+        let legacy = s
+            .ports
+            .dossiers
+            .list_by_applicant(&caller.subject, &PageRequest::first(100))
+            .await
+            .map_err(store_problem)?;
+        if legacy.items.is_empty() {
+            return Ok(());
+        }
+        for mut d in legacy.items {
+            d.applicant.subject = owner.to_owned();
+            match s.ports.dossiers.refile(&d).await {
+                // Changed meanwhile: the next listing moves it.
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(store_problem(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// List dossiers: a citizen's own (newest first), or an officer's agency queue by due date.
 #[utoipa::path(get, path = "/v1/dossiers", tag = "dossiers",
     params(ListQuery),
@@ -500,6 +532,9 @@ async fn list_dossiers(
     };
     let result = match caller.role {
         Role::Citizen => {
+            if page.cursor.is_none() {
+                refile_under_owner(&s, &caller).await?;
+            }
             let mut p = s
                 .ports
                 .dossiers

@@ -614,6 +614,19 @@ impl DossierStore for DynamoStore {
         Ok(())
     }
 
+    async fn refile(&self, d: &Dossier) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(dossier_item(d)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(d.version))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(())
+    }
+
     async fn get(&self, id: Uuid) -> StoreResult<Option<Dossier>> {
         match self.get_item(format!("D#{id}"), "D").await? {
             Some(item) => Ok(Some(body_of(&item)?)),

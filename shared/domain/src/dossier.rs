@@ -196,6 +196,14 @@ impl Actor {
     pub fn owner(&self) -> &str {
         self.owner.as_deref().unwrap_or(&self.subject)
     }
+
+    /// Whether a dossier filed under `applicant` is this citizen's: under their owner
+    /// reference, or under their account id (how earlier versions filed dossiers; account
+    /// ids are UUIDs, which no owner reference or development subject is mistaken for).
+    pub fn owns(&self, applicant: &str) -> bool {
+        self.owner() == applicant
+            || (self.subject == applicant && Uuid::parse_str(&self.subject).is_ok())
+    }
 }
 
 /// The outcome recorded when processing completes (status 9).
@@ -616,7 +624,7 @@ impl Dossier {
     /// May this actor see the dossier?
     pub fn visible_to(&self, actor: &Actor) -> bool {
         match actor.role {
-            Role::Citizen => actor.owner() == self.applicant.subject,
+            Role::Citizen => actor.owns(&self.applicant.subject),
             Role::Officer => actor.agency.as_ref() == Some(&self.agency),
             Role::Admin | Role::System => true,
         }
@@ -656,7 +664,7 @@ impl Dossier {
         }
         cmd.check_bounds()?;
         match actor.role {
-            Role::Citizen if actor.owner() != self.applicant.subject => {
+            Role::Citizen if !actor.owns(&self.applicant.subject) => {
                 return Err(TransitionError::NotOwner);
             }
             Role::Officer if actor.agency.as_ref() != Some(&self.agency) => {

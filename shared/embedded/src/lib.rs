@@ -638,6 +638,28 @@ impl DossierStore for EmbeddedStore {
         page_of(rows, limit)
     }
 
+    async fn refile(&self, d: &Dossier) -> StoreResult<()> {
+        let (id, applicant, version, body) = (
+            d.id.to_string(),
+            d.applicant.subject.clone(),
+            d.version as i64,
+            to_json(d)?,
+        );
+        self.write(move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE dossiers SET applicant = ?2, body = ?3 WHERE id = ?1 AND version = ?4",
+                )
+                .and_then(|mut st| st.execute(params![id, applicant, body, version]))
+                .map_err(map_sql)?;
+            if changed != 1 {
+                return Err(StoreError::Conflict);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn transition(
         &self,
         d: &Dossier,

@@ -581,6 +581,14 @@ fn actor_of(c: Claims) -> Result<Actor, Problem> {
         .own
         .filter(|_| c.role == Role::Citizen && assurance >= Actor::REGISTRY_MATCHED)
         .filter(|o| !o.is_empty() && o.len() <= 128);
+    // Owner references (`citizen:…`, `business:…`) are a namespace of their own: a citizen
+    // whose dossiers are filed under the subject may not have a subject that looks like one.
+    if c.role == Role::Citizen && owner.is_none() && c.sub.contains(':') {
+        return Err(Problem::unauthorized(
+            "Mã xác thực không hợp lệ",
+            "The token's subject is not valid",
+        ));
+    }
     Ok(Actor {
         role: c.role,
         subject: c.sub,

@@ -33,7 +33,8 @@ macro_rules! contract_tests {
             agency_queue_by_due_date_and_status,
             bad_cursor_refused,
             idempotency_lifecycle,
-            outbox_marks_published
+            outbox_marks_published,
+            refile_moves_a_dossier_to_its_owner
         );
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -450,5 +451,33 @@ pub async fn outbox_marks_published(ports: SubmissionPorts) {
     assert_eq!(
         ports.outbox.pending(10).await.unwrap(),
         events[1..].to_vec()
+    );
+}
+
+pub async fn refile_moves_a_dossier_to_its_owner(ports: SubmissionPorts) {
+    let (d, h, e) = sample("0190c0de-0000-7000-8000-00000000a001", 1, t(0));
+    ports.dossiers.create(&d, &h, &e).await.unwrap();
+    let mut moved = d.clone();
+    moved.applicant.subject = "citizen:00112233445566778899aabbccddeeff".into();
+    ports.dossiers.refile(&moved).await.unwrap();
+    let mine = ports
+        .dossiers
+        .list_by_applicant(&moved.applicant.subject, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(mine.items, vec![moved.clone()]);
+    let old = ports
+        .dossiers
+        .list_by_applicant(&d.applicant.subject, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(old.items.is_empty(), "no longer under the account id");
+    assert_eq!(ports.dossiers.get(d.id).await.unwrap(), Some(moved.clone()));
+    // Only from the version read: a dossier that moved on meanwhile is not overwritten.
+    let mut stale = moved.clone();
+    stale.version = d.version + 1;
+    assert_eq!(
+        ports.dossiers.refile(&stale).await,
+        Err(StoreError::Conflict)
     );
 }

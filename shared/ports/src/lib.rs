@@ -122,6 +122,10 @@ pub trait DossierStore: Send + Sync {
         history: &HistoryEntry,
         event: &EventEnvelope,
     ) -> StoreResult<()>;
+    /// Files `dossier` under its (new) applicant owner, its version unchanged: the move of a
+    /// dossier filed under an account id by earlier versions to the person's owner
+    /// reference. `Conflict` if the stored version is no longer `dossier.version`.
+    async fn refile(&self, dossier: &Dossier) -> StoreResult<()>;
 }
 
 /// Events written by the dossier transactions, waiting to be relayed to the bus.
