@@ -826,5 +826,13 @@ mod tests {
             .verify(&a.mint("c", Role::Citizen, None, now, 600))
             .unwrap();
         assert_eq!(dev.owner(), "c");
+        // A citizen subject that looks like an owner reference is refused (review finding:
+        // a development token with sub citizen:<hex> read that person's dossiers).
+        let posing = a.mint("citizen:0123", Role::Citizen, None, now, 600);
+        assert!(a.verify(&posing).is_err());
+        // Officers' subjects (from the SSO) may hold colons.
+        let agency = AgencyCode::parse("000.00.04.H42").unwrap();
+        let sso = a.mint("f:realm:o-1", Role::Officer, Some(&agency), now, 600);
+        assert!(a.verify(&sso).is_ok());
     }
 }
