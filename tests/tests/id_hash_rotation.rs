@@ -31,6 +31,11 @@ async fn records_hashed_under_an_older_key_are_found_after_a_rotation(backend: B
         .sign_in_with_code(&http, &lan(), "+84912345678", "10.6.0.1")
         .await;
     assert_eq!(first["created"], true);
+    let own = |signed: &Value| {
+        motcua_tests::jwt_part(signed["access_token"].as_str().unwrap(), 1)["own"].clone()
+    };
+    let owner = own(&first);
+    assert!(owner.is_string());
     // The runner's key so far (a single base64 key: key id k0).
     let old_key = std::fs::read_to_string(runner.data_dir.join("id-hash.key"))
         .unwrap()
@@ -51,6 +56,7 @@ async fn records_hashed_under_an_older_key_are_found_after_a_rotation(backend: B
         .await;
     assert_eq!(again["created"], false, "{again}");
     assert_eq!(again["account_id"], first["account_id"]);
+    assert_eq!(own(&again), owner);
     let eid = runner.sign_in_with_eid("037153000257").await;
     assert_eq!(eid["account_id"], first["account_id"], "{eid}");
     // A new person gets an account under the current key; signing in again finds it.
@@ -70,22 +76,28 @@ async fn records_hashed_under_an_older_key_are_found_after_a_rotation(backend: B
         .count();
     assert_eq!(confirmed, 2, "before and after the rotation: {trail:?}");
 
-    // The old key dropped from the set: the old account is no longer found (a new one is
-    // made), which is why a key stays in the set while records hashed with it exist.
-    let only_new = json!({"current": "k1", "keys": {"k1": new_key}}).to_string();
-    let runner = runner
-        .restart(&[("MOTCUA_ID_HASH_KEY", only_new.as_str())])
+    // Erased and made again after the rotation, under the current key: the same owner
+    // reference, so the person's dossiers stay theirs (review finding: they were lost).
+    let r = http
+        .delete(runner.url("/v1/me"))
+        .bearer_auth(again["access_token"].as_str().unwrap())
+        .send()
+        .await
         .unwrap();
-    let after = runner
+    assert_eq!(r.status(), 200);
+    let remade = runner
         .sign_in_with_code(&http, &lan(), "+84912345678", "10.6.0.4")
         .await;
-    assert_ne!(after["account_id"], first["account_id"]);
-    let m3 = runner
-        .sign_in_with_code(&http, &minh, "+84987000111", "10.6.0.5")
-        .await;
-    assert_eq!(
-        m3["account_id"], m1["account_id"],
-        "made under the current key"
+    assert_eq!(remade["created"], true);
+    assert_eq!(own(&remade), owner);
+
+    // The owner key may not leave the set: the runner refuses to start without it.
+    let without_owner = json!({"current": "k1", "keys": {"k1": new_key}}).to_string();
+    assert!(
+        runner
+            .restart(&[("MOTCUA_ID_HASH_KEY", without_owner.as_str())])
+            .is_err(),
+        "a key set without its owner key is refused"
     );
 }
 

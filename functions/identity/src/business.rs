@@ -9,6 +9,9 @@
 
 use super::*;
 
+/// `member_kid` of grants naming the member by owner reference.
+const OWNER_KEY: &str = "owner";
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessLink {
@@ -108,6 +111,8 @@ struct RegistryAnswer {
     hash: String,
     /// The tax code's hashes under older keys.
     older: Vec<String>,
+    /// The business's owner reference.
+    owner: String,
     /// The attempt, counted: released by [`RegistryAnswer::settle`] unless it failed.
     held: motcua_http::Reservation,
 }
@@ -120,6 +125,7 @@ impl RegistryAnswer {
             represents,
             hash,
             older,
+            owner,
             held,
         } = self;
         if failed {
@@ -135,6 +141,7 @@ impl RegistryAnswer {
             represents,
             hash,
             older,
+            owner,
             held: motcua_http::Reservation::default(),
         }
     }
@@ -195,6 +202,7 @@ async fn ask_registry(
         represents,
         hash,
         older,
+        owner: owner_of(s, AccountKind::Business, tax.as_str()),
         held,
     })
 }
@@ -213,6 +221,7 @@ async fn business_account(
     record: &RegistryBusiness,
     hash: &str,
     older: &[String],
+    owner: &str,
     contacts: (Option<String>, Option<String>),
     now: Timestamp,
 ) -> Result<(Account, bool), Problem> {
@@ -221,6 +230,7 @@ async fn business_account(
         kind: AccountKind::Business,
         id_hash: hash.to_owned(),
         id_hash_kid: Some(current_kid(s)),
+        owner: Some(owner.to_owned()),
         assurance: 2,
         name: record.name.clone(),
         birth_date: None,
@@ -268,8 +278,16 @@ pub(crate) async fn link_business(
         if !record.active {
             return Err(inactive());
         }
-        let (account, created) =
-            business_account(&s, &record, &answer.hash, &answer.older, contacts, now).await?;
+        let (account, created) = business_account(
+            &s,
+            &record,
+            &answer.hash,
+            &answer.older,
+            &answer.owner,
+            contacts,
+            now,
+        )
+        .await?;
         tracing::info!(account = %account.id, created, "business signed in by its representative");
         return signed_in(&s, &account, created, now).await;
     }
@@ -292,14 +310,26 @@ pub(crate) async fn link_business(
         }
         None => None,
     };
-    let grant = match &business {
-        Some(b) => s
-            .ports
-            .grants
-            .find(b.id, &person.id_hash)
-            .await
-            .map_err(store_problem)?,
-        None => None,
+    let grant = match (&business, person.owner_ref()) {
+        (Some(b), Some(member)) => {
+            match s
+                .ports
+                .grants
+                .find(b.id, &member)
+                .await
+                .map_err(store_problem)?
+            {
+                Some(g) => Some(g),
+                // Grants of earlier versions name the member's keyed hash.
+                None => s
+                    .ports
+                    .grants
+                    .find(b.id, &person.id_hash)
+                    .await
+                    .map_err(store_problem)?,
+            }
+        }
+        _ => None,
     };
     let answer = answer.settle(&s, grant.is_none()).await;
     let (Some(business), Some(grant)) = (business, grant) else {
@@ -331,8 +361,16 @@ async fn as_representative(
     if !record.active {
         return Err(inactive());
     }
-    let (business, _) =
-        business_account(s, &record, &answer.hash, &answer.older, (None, None), now).await?;
+    let (business, _) = business_account(
+        s,
+        &record,
+        &answer.hash,
+        &answer.older,
+        &answer.owner,
+        (None, None),
+        now,
+    )
+    .await?;
     Ok((person, business))
 }
 
@@ -358,39 +396,25 @@ pub(crate) async fn grant_member(
     let member = parse_citizen_id(&req.citizen_id)?;
     let (person, business) =
         as_representative(&s, &caller, &req.tax_code, "business-grant", now).await?;
-    // The member's hash under the key of their account, if they have one (made before a
-    // key rotation); else under the current key.
-    let hashes = id_hashes(&s, "citizen", member.as_str());
-    let mut chosen = hashes[0].clone();
-    for (kid, h) in &hashes {
-        if s.ports
-            .accounts
-            .get_by_id_hash(AccountKind::Citizen, h)
-            .await
-            .map_err(store_problem)?
-            .is_some()
-        {
-            chosen = (kid.clone(), h.clone());
-            break;
-        }
-    }
-    let (member_kid, member_hash) = chosen;
+    // The member is named by their owner reference: the same whichever key hashed their
+    // account, before or after a rotation, and for an account they make later.
+    let member_ref = owner_of(&s, AccountKind::Citizen, member.as_str());
+    let member_hash = id_hash(&s.config.id_hash_key, "citizen", member.as_str());
     let (grant, new) = s
         .ports
         .grants
         .grant(&BusinessGrant {
             id: Uuid::now_v7(),
             business_id: business.id,
-            member_hash: member_hash.clone(),
-            member_kid: Some(member_kid.clone()),
+            member_hash: member_ref,
+            member_kid: Some(OWNER_KEY.into()),
             granted_by: person.id,
             granted_at: now,
         })
         .await
         .map_err(store_problem)?;
-    audit_entry_under(
+    audit_entry(
         &s,
-        &member_kid,
         &person.id.to_string(),
         "business-grant",
         &member_hash,

@@ -15,6 +15,9 @@ use motcua_http::config::number;
 pub struct IdHashKeys {
     /// (key id, key), the current first.
     keys: Vec<(String, Vec<u8>)>,
+    /// Id of the owner key: owner references of dossiers are made with it, so it stays in
+    /// the set for good (`k0`, the single key of earlier versions, unless named).
+    owner: String,
 }
 
 impl std::fmt::Debug for IdHashKeys {
@@ -44,6 +47,7 @@ impl IdHashKeys {
         if !raw.starts_with('{') {
             return Ok(IdHashKeys {
                 keys: vec![decode(Self::SINGLE, raw)?],
+                owner: Self::SINGLE.into(),
             });
         }
         let v: serde_json::Value =
@@ -63,7 +67,21 @@ impl IdHashKeys {
                 out.push(decode(id, k.as_str().ok_or("keys are base64 strings")?)?);
             }
         }
-        Ok(IdHashKeys { keys: out })
+        let owner = v["owner"].as_str().unwrap_or(Self::SINGLE).to_owned();
+        if !out.iter().any(|(id, _)| *id == owner) {
+            return Err(format!(
+                "the owner key {owner} is not in the set: dossiers are owned under it, it \
+                 stays for good (name it with \"owner\")"
+            ));
+        }
+        Ok(IdHashKeys { keys: out, owner })
+    }
+
+    /// (key id, key) of the owner key.
+    pub fn owner(&self) -> (&str, &[u8]) {
+        self.all()
+            .find(|(id, _)| *id == self.owner)
+            .unwrap_or_else(|| self.current())
     }
 
     /// (key id, key) of the current key.
@@ -372,7 +390,16 @@ mod tests {
         assert_eq!(ids, ["k2", "k0"], "the current key first");
         // No key in the debug output.
         assert!(!format!("{set:?}").contains(&k2));
+        assert_eq!(set.owner().0, "k0", "k0 owns unless named");
+        let named = IdHashKeys::parse(
+            &serde_json::json!({"current": "k2", "owner": "k1", "keys": {"k1": k1, "k2": k2}})
+                .to_string(),
+        )
+        .unwrap();
+        assert_eq!(named.owner(), ("k1", [1u8; 32].as_slice()));
         for bad in [
+            // The owner key left the set.
+            serde_json::json!({"current": "k2", "keys": {"k2": k2}}).to_string(),
             serde_json::json!({"current": "k9", "keys": {"k0": k1}}).to_string(),
             serde_json::json!({"keys": {"k0": k1}}).to_string(),
             serde_json::json!({"current": "k0", "keys": {"k0": "c2hvcnQ="}}).to_string(),

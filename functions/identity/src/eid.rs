@@ -653,6 +653,7 @@ async fn finish(
         kind: AccountKind::Citizen,
         id_hash: hash.clone(),
         id_hash_kid: Some(current_kid(s)),
+        owner: Some(owner_of(s, AccountKind::Citizen, id.as_str())),
         assurance: 2,
         name: person.full_name,
         birth_date: Some(person.birth_date),

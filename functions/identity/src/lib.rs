@@ -297,6 +297,13 @@ pub(crate) fn id_hash_under(
         .map(|(_, key)| id_hash(key, kind, value))
 }
 
+/// The owner reference of a number (see `motcua_ports::identity::owner_ref_of`): made with
+/// the owner key, so the same across key rotations and account erasures.
+pub(crate) fn owner_of(s: &IdentityState, kind: AccountKind, value: &str) -> String {
+    let (_, key) = s.config.id_hash_keys.owner();
+    motcua_ports::identity::owner_ref_of(kind, &id_hash(key, kind.as_str(), value))
+}
+
 /// Id of the key new hashes are made with.
 pub(crate) fn current_kid(s: &IdentityState) -> String {
     s.config.id_hash_keys.current().0.to_owned()

@@ -52,6 +52,9 @@ struct PendingSignIn {
     /// The number's hashes under older keys (an account made before a key rotation).
     #[serde(default)]
     older: Vec<String>,
+    /// The person's owner reference.
+    #[serde(default)]
+    owner: Option<String>,
     person: RegistryPerson,
     #[serde(default)]
     email: Option<String>,
@@ -350,6 +353,7 @@ pub(crate) async fn verify_citizen(
     let pending = PendingSignIn {
         id_hash: hash.clone(),
         older,
+        owner: Some(owner_of(&s, AccountKind::Citizen, id.as_str())),
         person: record,
         email,
     };
@@ -504,6 +508,7 @@ pub(crate) async fn confirm_citizen(
         kind: AccountKind::Citizen,
         id_hash: pending.id_hash,
         id_hash_kid: Some(current_kid(&s)),
+        owner: pending.owner,
         assurance: 2,
         name: person.full_name,
         birth_date: Some(person.birth_date),

@@ -95,6 +95,10 @@ pub struct Account {
     /// versions), so the key can rotate: records stay findable under their own key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_hash_kid: Option<String>,
+    /// The owner reference, fixed when the account is made (see [`owner_ref_of`]); none in
+    /// accounts of earlier versions, whose reference follows from `id_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// 1: self-declared; 2: matched against the registry.
     pub assurance: u8,
     /// Verified name (person or business).
@@ -120,21 +124,29 @@ impl Account {
     /// that after an erasure the person's next account finds the same dossiers; `None`
     /// below level 2 (a self-declared number proves nothing about whose dossiers they are).
     pub fn owner_ref(&self) -> Option<String> {
-        use sha2::{Digest, Sha256};
         if self.assurance < 2 {
             return None;
         }
-        let mut h = Sha256::new();
-        h.update(b"motcua-owner\0");
-        h.update(self.kind.as_str().as_bytes());
-        h.update(b"\0");
-        h.update(self.id_hash.as_bytes());
-        Some(format!(
-            "{}:{}",
-            self.kind.as_str(),
-            hex::encode(&h.finalize()[..16])
-        ))
+        // Accounts of earlier versions were all hashed with the owner key (`k0`).
+        Some(
+            self.owner
+                .clone()
+                .unwrap_or_else(|| owner_ref_of(self.kind, &self.id_hash)),
+        )
     }
+}
+
+/// The owner reference of the person or business whose number hashes to `owner_hash`
+/// under the owner key (the key set's key that never leaves it): stable across rotations
+/// of the lookup key and across erasures of the account.
+pub fn owner_ref_of(kind: AccountKind, owner_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"motcua-owner\0");
+    h.update(kind.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(owner_hash.as_bytes());
+    format!("{}:{}", kind.as_str(), hex::encode(&h.finalize()[..16]))
 }
 
 /// Token subjects whose access tokens no longer open anything (an erased account): every
@@ -321,9 +333,10 @@ pub trait CodeSender: Send + Sync {
 pub struct BusinessGrant {
     pub id: Uuid,
     pub business_id: Uuid,
-    /// Keyed hash of the member's personal number.
+    /// The member: their owner reference (`member_kid` = `owner`), or, in grants of earlier
+    /// versions, the keyed hash of their personal number.
     pub member_hash: String,
-    /// Id of the key of `member_hash`.
+    /// Id of the key of `member_hash` (`owner` for an owner reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_kid: Option<String>,
     /// Account id of the representative who granted it.

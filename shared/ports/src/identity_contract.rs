@@ -52,6 +52,7 @@ pub fn account(hash: &str) -> Account {
         kind: AccountKind::Citizen,
         id_hash: hash.into(),
         id_hash_kid: Some("k1".into()),
+        owner: None,
         assurance: 2,
         name: "Nguyễn Thị Lan".into(),
         birth_date: Some(date(1953, 4, 2)),
