@@ -595,6 +595,32 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend
     assert_eq!(again.status(), StatusCode::OK);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["refresh_token"], r2.as_str());
+    // Only once: a second retry is a replay (a stolen spent token minting access tokens,
+    // review finding), and revokes the sign-in, successor included.
+    problem(
+        refresh(r1.clone()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
+    problem(
+        refresh(r2.clone()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
+    // Nor once the chain has moved on: the successor already spent.
+    let e = env.runner.sign_in_with_eid("037153000257").await;
+    let e1 = e["refresh_token"].as_str().unwrap().to_owned();
+    let e2: Value = refresh(e1.clone()).await.unwrap().json().await.unwrap();
+    let e2 = e2["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(e2.clone()).await.unwrap().status(), StatusCode::OK);
+    problem(
+        refresh(e1).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
     // Past the grace period a replay is a replay.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let me = env

@@ -269,7 +269,8 @@ pub(crate) async fn refresh(
         // A retry of a refresh whose answer was lost: the same successor again, within
         // seconds (a replay later than that is treated as theft).
         RefreshUse::Reused { record, spent_at }
-            if now.as_second() - spent_at.as_second() <= s.config.refresh_grace_secs =>
+            if now.as_second() - spent_at.as_second() <= s.config.refresh_grace_secs
+                && retry_allowed(&s, &req.refresh_token).await? =>
         {
             tracing::info!(account = %record.account_id, "refresh retried within the grace period");
             record
@@ -342,6 +343,27 @@ pub(crate) async fn refresh(
     let next = successor(&s, &req.refresh_token);
     let body = tokens_with(&s, &account, record.grant, record.family, next, now).await?;
     Ok(no_store(Json(body).into_response()))
+}
+
+/// A spent token's retry is a lost answer's only while the successor it was answered with
+/// is still unspent, and once: a second retry, or one after the chain moved on, is a
+/// replay (a stolen spent token minting access tokens), and revokes the sign-in.
+async fn retry_allowed(s: &IdentityState, spent: &str) -> Result<bool, Problem> {
+    let next = token_hash(&successor(s, spent));
+    if s.ports
+        .refresh
+        .spent(&next)
+        .await
+        .map_err(store_problem)?
+        .unwrap_or(true)
+    {
+        return Ok(false);
+    }
+    s.ports
+        .refresh
+        .claim_retry(&token_hash(spent))
+        .await
+        .map_err(store_problem)
 }
 
 /// Sign out: revoke the refresh token and every token of its sign-in. Always 204.

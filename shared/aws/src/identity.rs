@@ -377,6 +377,32 @@ impl RefreshTokenStore for DynamoStore {
         }
     }
 
+    async fn spent(&self, token_hash: &str) -> StoreResult<Option<bool>> {
+        Ok(self
+            .get_item(format!("RT#{token_hash}"), "RT")
+            .await?
+            .map(|item| matches!(item.get("spent"), Some(AttributeValue::Bool(true)))))
+    }
+
+    async fn claim_retry(&self, token_hash: &str) -> StoreResult<bool> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RT#{token_hash}")))
+            .key("sk", s("RT"))
+            .update_expression("SET retried = :t")
+            .condition_expression("spent = :t AND attribute_not_exists(retried)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(classify(e, StoreError::Conflict)),
+        }
+    }
+
     async fn revoke_family(&self, family: Uuid) -> StoreResult<()> {
         self.client
             .put_item()

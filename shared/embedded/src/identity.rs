@@ -288,6 +288,30 @@ impl RefreshTokenStore for EmbeddedStore {
         })
     }
 
+    async fn spent(&self, token_hash: &str) -> StoreResult<Option<bool>> {
+        let c = self.reader();
+        let spent: Option<i64> = c
+            .prepare_cached("SELECT spent FROM refresh_tokens WHERE token_hash = ?1")
+            .and_then(|mut st| st.query_row([token_hash], |r| r.get(0)).optional())
+            .map_err(map_sql)?;
+        Ok(spent.map(|s| s != 0))
+    }
+
+    async fn claim_retry(&self, token_hash: &str) -> StoreResult<bool> {
+        let hash = token_hash.to_owned();
+        self.write(move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE refresh_tokens SET retried = 1
+                     WHERE token_hash = ?1 AND spent != 0 AND retried = 0",
+                )
+                .and_then(|mut st| st.execute([&hash]))
+                .map_err(map_sql)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn revoke_family(&self, family: Uuid) -> StoreResult<()> {
         let family = family.to_string();
         self.write(move |c| {

@@ -135,7 +135,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 /// Columns added after a table first shipped: (table, column, declaration). `open` adds
 /// the ones an older data file lacks.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("idempotency", "headers", "TEXT")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("idempotency", "headers", "TEXT"),
+    ("refresh_tokens", "retried", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 fn add_missing_columns(c: &Connection) -> rusqlite::Result<()> {
     for (table, column, decl) in ADDED_COLUMNS {

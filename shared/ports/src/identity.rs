@@ -278,6 +278,11 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn spend(&self, token_hash: &str, now: Timestamp) -> StoreResult<RefreshUse>;
     async fn revoke_family(&self, family: Uuid) -> StoreResult<()>;
     async fn family_revoked(&self, family: Uuid) -> StoreResult<bool>;
+    /// Whether the token is spent (`None`: unknown).
+    async fn spent(&self, token_hash: &str) -> StoreResult<Option<bool>>;
+    /// Uses up the one retry a spent token allows, atomically: `true` for the first call
+    /// on a spent token, `false` afterwards (and for an unspent or unknown token).
+    async fn claim_retry(&self, token_hash: &str) -> StoreResult<bool>;
 }
 
 /// A short-lived, single-use secret of a sign-in in progress: a code sent to the

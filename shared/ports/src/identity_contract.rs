@@ -218,6 +218,32 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
         }
     }
     assert_eq!(fresh, 1, "a token is spent exactly once");
+    assert_eq!(p.refresh.spent(&r.token_hash).await.unwrap(), Some(true));
+    assert_eq!(p.refresh.spent("no-such-hash").await.unwrap(), None);
+    // One retry per spent token, however many ask at once.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = p.refresh.clone();
+        let h = r.token_hash.clone();
+        tasks.push(tokio::spawn(
+            async move { store.claim_retry(&h).await.unwrap() },
+        ));
+    }
+    let mut claimed = 0;
+    for task in tasks {
+        claimed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(claimed, 1);
+    let unspent = RefreshRecord {
+        token_hash: format!("unspent-{family}"),
+        ..r.clone()
+    };
+    p.refresh.put(&unspent).await.unwrap();
+    assert_eq!(
+        p.refresh.spent(&unspent.token_hash).await.unwrap(),
+        Some(false)
+    );
+    assert!(!p.refresh.claim_retry(&unspent.token_hash).await.unwrap());
     assert_eq!(
         p.refresh.spend("no-such-hash", t(5)).await.unwrap(),
         RefreshUse::NotFound
