@@ -965,7 +965,7 @@ async fn officer_action(
                 format!("action must be one of: {allowed}"),
             ));
         }
-        parse_json(b)
+        motcua_http::decode::from_value(&raw, b.len())
     })
     .await
 }

@@ -63,7 +63,8 @@ fn ticked(msg: &str) -> Option<&str> {
 
 /// Every name in backticks after "expected" (`a`, `a` or `b`, one of `a`, `b`, `c`).
 fn choices(msg: &str) -> Vec<String> {
-    msg.split_once(", expected ")
+    // The last ", expected": the caller's value (quoted first) may hold the words too.
+    msg.rsplit_once(", expected ")
         .map(|(_, rest)| {
             rest.split('`')
                 .skip(1)
@@ -107,11 +108,23 @@ pub fn field_problem(status: StatusCode, kind: &'static str, path: &str, msg: &s
             format!("Field '{f}' is missing"),
         )
     } else if msg.starts_with("unknown field") {
-        let f = join(ticked(msg).unwrap_or("?"));
+        // The path already ends with the unknown field.
+        let f = if whole {
+            quote(ticked(msg).unwrap_or("?"))
+        } else {
+            shown.clone()
+        };
         (
             f.clone(),
             format!("Trường '{f}' không được chấp nhận"),
             format!("Field '{f}' is not accepted"),
+        )
+    } else if msg.starts_with("duplicate field") {
+        let f = join(ticked(msg).unwrap_or("?"));
+        (
+            f.clone(),
+            format!("Trường '{f}' được gửi nhiều lần"),
+            format!("Field '{f}' is given more than once"),
         )
     } else if msg.starts_with("unknown variant") {
         let list = choices(msg).join(", ");
@@ -198,10 +211,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             ),
         )
     })?;
-    let object = value.is_object();
-    let copy = value.clone();
+    from_value(&value, bytes.len())
+}
+
+/// Largest body, and most top-level fields, for which a lost path is searched for (each
+/// try decodes the body again).
+const CULPRIT_MAX_BYTES: usize = 16 * 1024;
+const CULPRIT_MAX_FIELDS: usize = 32;
+
+/// [`parse_json`] for a body already parsed as JSON (`body_len` its size in bytes).
+pub fn from_value<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    body_len: usize,
+) -> Result<T, Problem> {
+    let object = value.as_object();
     serde_path_to_error::deserialize(value).map_err(|e| {
-        if !object {
+        let Some(object) = object else {
             // Every body here is an object; serde would read a list into a struct and
             // complain about its first element instead.
             return field_problem(
@@ -210,11 +235,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
                 "",
                 "invalid type: not an object, expected a map",
             );
-        }
+        };
         let msg = e.inner().to_string();
         let mut path = shown_path(e.path());
-        if path.is_empty() {
-            path = culprit::<T>(&copy, &msg).unwrap_or_default();
+        if path.is_empty() && body_len <= CULPRIT_MAX_BYTES && object.len() <= CULPRIT_MAX_FIELDS {
+            path = culprit::<T>(object, &msg).unwrap_or_default();
         }
         field_problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -227,13 +252,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 
 /// The top-level field a value error is about, where serde lost the path (internally
 /// tagged enums buffer their content): the field whose removal turns the error into
-/// "missing field" or into success. Only tried on errors, and for at most 64 fields.
-fn culprit<T: DeserializeOwned>(body: &serde_json::Value, msg: &str) -> Option<String> {
+/// "missing field" or into success. Only tried on errors of small bodies.
+fn culprit<T: DeserializeOwned>(
+    object: &serde_json::Map<String, serde_json::Value>,
+    msg: &str,
+) -> Option<String> {
     if msg.starts_with("missing field") || msg.starts_with("unknown field") {
         return None;
     }
-    let object = body.as_object()?;
-    object.keys().take(64).find_map(|key| {
+    object.keys().find_map(|key| {
         let mut without = object.clone();
         without.remove(key);
         match serde_json::from_value::<T>(serde_json::Value::Object(without)) {
@@ -386,6 +413,51 @@ mod tests {
             p["detail"],
             "Field 'amount' must be a whole number, 0 or more"
         );
+    }
+
+    #[test]
+    fn review_findings_on_messages() {
+        // An unknown field is named once.
+        let p = problem_of(r#"{"name": "x", "copies": 1, "zzz": 1}"#);
+        assert_eq!(p["detail"], "Field 'zzz' is not accepted");
+        // The caller's value cannot add to the list of allowed values.
+        let p = problem_of(
+            r#"{"name": "x", "copies": 1, "kind": "a`, expected `SELECT * FROM users"}"#,
+        );
+        assert_eq!(
+            p["detail"],
+            "Field 'kind' must be one of: paper, electronic"
+        );
+        // A repeated query parameter is named.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            limit: Option<u32>,
+        }
+        let b = parse_query::<Q>("limit=1&limit=2")
+            .unwrap_err()
+            .body(motcua_domain::Lang::En);
+        assert_eq!(b["detail"], "Field 'limit' is given more than once");
+    }
+
+    #[test]
+    fn a_large_bad_body_is_not_decoded_again_and_again() {
+        // Sixty-three bulky fields and a bad date in an internally tagged body: the lost
+        // path is not searched for (each try decodes the whole body again).
+        let mut body = serde_json::Map::new();
+        body.insert("action".into(), "extend".into());
+        body.insert("new_due_date".into(), "someday".into());
+        body.insert("reason".into(), "x".into());
+        for i in 0..63 {
+            body.insert(format!("extra{i}"), "y".repeat(3000).into());
+        }
+        let bytes = serde_json::to_vec(&body).unwrap();
+        assert!(bytes.len() > CULPRIT_MAX_BYTES);
+        let p = parse_json::<Tagged>(&bytes)
+            .unwrap_err()
+            .body(motcua_domain::Lang::En);
+        assert_eq!(p["status"], 422);
+        assert_eq!(p["field"], "");
     }
 
     #[test]
