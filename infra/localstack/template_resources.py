@@ -10,6 +10,7 @@ against the template's own resources.
   python template_resources.py wiring                         -> routes and event sources as JSON
   python template_resources.py http-api [Key=Value ...]       -> the HTTP API's parameter-driven settings
   python template_resources.py grants                         -> each function's DynamoDB grants
+  python template_resources.py environment                    -> each function's environment variable names
 """
 
 import json
@@ -179,6 +180,20 @@ def grants():
     print(json.dumps(out))
 
 
+def environment():
+    """The names of each function's environment variables (globals included)."""
+    t = load()
+    common = t.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    out = {}
+    for name, r in t["Resources"].items():
+        if r["Type"] != "AWS::Serverless::Function":
+            continue
+        binary = r.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
+        own = r["Properties"].get("Environment", {}).get("Variables", {})
+        out[binary] = sorted(set(common) | set(own))
+    print(json.dumps(out))
+
+
 def resolve(node, params, conditions):
     """Evaluates Ref (parameters), Fn::If, Fn::Equals and Fn::Not over `params`."""
     if isinstance(node, dict) and len(node) == 1:
@@ -221,6 +236,8 @@ if __name__ == "__main__":
         wiring()
     elif cmd == "grants":
         grants()
+    elif cmd == "environment":
+        environment()
     elif cmd == "http-api":
         http_api(sys.argv[2:])
     else:

@@ -66,6 +66,44 @@ fn each_function_touches_only_its_own_table() {
     }
 }
 
+/// Keys and credentials reach no function as environment values: only the ARNs of the
+/// secrets holding them (`<NAME>_SECRET`).
+#[test]
+fn no_secret_is_an_environment_value() {
+    let env = template(&["environment"]);
+    for (f, names) in env.as_object().unwrap() {
+        for name in names.as_array().unwrap() {
+            let name = name.as_str().unwrap();
+            assert!(
+                ![
+                    "MOTCUA_ID_HASH_KEY",
+                    "MOTCUA_REGISTRY_API_KEY",
+                    "MOTCUA_JWT_SECRETS",
+                    "MOTCUA_PROXY_SECRET",
+                    "MOTCUA_ACCOUNT_KEY",
+                    "MOTCUA_EID_CLIENT_KEY",
+                    "MOTCUA_SIGNING_KEYS",
+                ]
+                .contains(&name),
+                "{f} gets {name} as a value"
+            );
+        }
+    }
+    let identity: Vec<&str> = env["identity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for name in [
+        "MOTCUA_ID_HASH_KEY_SECRET",
+        "MOTCUA_REGISTRY_API_KEY_SECRET",
+        "MOTCUA_PROXY_SECRET_SECRET",
+    ] {
+        assert!(identity.contains(&name), "identity reads {name}");
+    }
+}
+
 #[test]
 fn template_routes_match_the_runner() {
     let wiring = template(&["wiring"]);

@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             "MOTCUA_ID_HASH_KEY",
             "MOTCUA_REGISTRY_API_KEY",
             "MOTCUA_JWT_SECRETS",
+            "MOTCUA_PROXY_SECRET",
         ],
         env,
     )
