@@ -996,6 +996,14 @@ async fn catalogue_and_openapi(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // What the review saw answered but undocumented: a keyed request still in progress,
+    // and a dossier that does not exist.
+    assert!(doc["paths"]["/v1/dossiers"]["post"]["responses"]["409"].is_object());
+    for verb in ["withdraw", "supplement", "actions"] {
+        let op = &doc["paths"][format!("/v1/dossiers/{{id}}/{verb}")]["post"];
+        assert!(op["responses"]["404"].is_object(), "{verb}");
+        assert!(op["responses"]["409"].is_object(), "{verb}");
+    }
     for (method, path) in [
         ("get", "/v1/procedures"),
         ("get", "/v1/procedures/{code}"),

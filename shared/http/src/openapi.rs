@@ -28,8 +28,25 @@ pub fn document_common_answers(doc: &mut OpenApi) {
             &mut item.delete,
         ];
         for op in ops.into_iter().flatten() {
-            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+            let params = op.parameters.clone().unwrap_or_default();
+            if !params.is_empty() {
                 add(op, "400", "Missing or malformed parameters");
+            }
+            if params
+                .iter()
+                .any(|p| p.name.eq_ignore_ascii_case("idempotency-key"))
+            {
+                add(
+                    op,
+                    "409",
+                    "idempotency-in-progress: a request with this Idempotency-Key is still being processed; Retry-After",
+                );
+            }
+            if params
+                .iter()
+                .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path))
+            {
+                add(op, "404", "No such resource");
             }
             if op.request_body.is_some() {
                 add(op, "400", "Malformed JSON");
