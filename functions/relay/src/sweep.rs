@@ -20,10 +20,13 @@ pub struct SweepOutcome {
     pub oldest_left_secs: Option<i64>,
 }
 
+/// Most rounds of one sweep (so at most `PAGE` × `MAX_ROUNDS` events a run).
+const MAX_ROUNDS: usize = 20;
+
 /// Publishes every pending event that occurred at or before `cutoff` (newer ones are the
-/// stream relay's, still within its retries). A refused event does not hold up the ones
-/// behind it in the same round; the sweep stops after a round with refusals, so a bus
-/// that refuses everything costs one round, not a loop.
+/// stream relay's, still within its retries). Pages on past refused events, so a backlog
+/// of events the bus refuses does not hold up the ones behind it; stops at the first round
+/// the bus does not answer at all (an outage costs one round, not a loop).
 pub async fn sweep_outbox(
     outbox: &dyn Outbox,
     publisher: &dyn EventPublisher,
@@ -31,21 +34,25 @@ pub async fn sweep_outbox(
     now: Timestamp,
 ) -> StoreResult<SweepOutcome> {
     let mut out = SweepOutcome::default();
-    loop {
-        let page = outbox.pending(PAGE).await?;
+    let mut after: Option<motcua_domain::EventEnvelope> = None;
+    for _ in 0..MAX_ROUNDS {
+        let page = match &after {
+            None => outbox.pending(PAGE).await?,
+            Some(e) => outbox.pending_after(PAGE, e).await?,
+        };
         let due: Vec<_> = page
             .iter()
             .filter(|e| e.occurred_at <= cutoff)
             .cloned()
             .collect();
         if due.is_empty() {
-            return Ok(out);
+            break;
         }
-        let refused = match publisher.publish(&due).await {
-            Ok(refused) => refused,
+        let (refused, down) = match publisher.publish(&due).await {
+            Ok(refused) => (refused, false),
             Err(e) => {
                 tracing::warn!(error = %e, pending = due.len(), "the bus is unavailable; the backlog waits for the next sweep");
-                due.iter().map(|e| e.id).collect()
+                (due.iter().map(|e| e.id).collect(), true)
             }
         };
         let accepted: Vec<_> = due
@@ -57,18 +64,20 @@ pub async fn sweep_outbox(
         out.published += accepted.len();
         if !refused.is_empty() {
             out.failed += refused.len();
-            out.oldest_left_secs = due
+            let oldest = due
                 .iter()
                 .filter(|e| refused.contains(&e.id))
                 .map(|e| now.as_second() - e.occurred_at.as_second())
                 .max();
-            return Ok(out);
+            out.oldest_left_secs = out.oldest_left_secs.max(oldest);
         }
-        // A page with newer events after the due ones holds the whole backlog.
-        if due.len() < page.len() || page.len() < PAGE as usize {
-            return Ok(out);
+        // Done: the bus is down, newer events follow the due ones, or the backlog ended.
+        if down || due.len() < page.len() || page.len() < PAGE as usize {
+            break;
         }
+        after = page.last().cloned();
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -97,6 +106,52 @@ mod tests {
             }
             self.inner.publish(events).await
         }
+    }
+
+    /// A bus that refuses some events for good (say, too large), accepting the others.
+    struct Refusing {
+        refuse: std::collections::HashSet<Uuid>,
+        inner: InProcessBus,
+    }
+
+    #[async_trait::async_trait]
+    impl EventPublisher for Refusing {
+        async fn publish(&self, events: &[EventEnvelope]) -> StoreResult<Vec<Uuid>> {
+            let (bad, good): (Vec<_>, Vec<_>) = events
+                .iter()
+                .cloned()
+                .partition(|e| self.refuse.contains(&e.id));
+            self.inner.publish(&good).await?;
+            Ok(bad.iter().map(|e| e.id).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_events_do_not_hold_up_the_ones_behind_them() {
+        // More refused events than one page: a sweep pages past them (review finding: the
+        // same oldest page came back every round and later events were never swept).
+        let dir = std::env::temp_dir().join(format!("motcua-sweep-{}", Uuid::now_v7()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let mut events = Vec::new();
+        for i in 0..(PAGE + 60) {
+            let (d, h, e) = sample("alice", i + 1, at(i64::from(i)));
+            motcua_ports::DossierStore::create(&store, &d, &h, &e)
+                .await
+                .unwrap();
+            events.push(e);
+        }
+        let refused = PAGE as usize + 10;
+        let bus = Refusing {
+            refuse: events[..refused].iter().map(|e| e.id).collect(),
+            inner: InProcessBus::default(),
+        };
+        let now = at(100_000);
+        let out = sweep_outbox(&store, &bus, now, now).await.unwrap();
+        assert_eq!(out.published, events.len() - refused);
+        assert_eq!(out.failed, refused);
+        assert_eq!(bus.inner.published().len(), events.len() - refused);
+        assert_eq!(store.pending(1000).await.unwrap().len(), refused);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn at(secs: i64) -> Timestamp {

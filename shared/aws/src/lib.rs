@@ -783,6 +783,34 @@ impl Outbox for DynamoStore {
         out.items().iter().map(body_of).collect()
     }
 
+    async fn pending_after(
+        &self,
+        limit: u32,
+        after: &EventEnvelope,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi4")
+            .key_condition_expression("gsi4pk = :p AND gsi4sk > :after")
+            .expression_attribute_values(":p", s("OUTBOX"))
+            .expression_attribute_values(
+                ":after",
+                s(format!(
+                    "{:020}#{}",
+                    after.occurred_at.as_microsecond(),
+                    after.id
+                )),
+            )
+            .scan_index_forward(true)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        out.items().iter().map(body_of).collect()
+    }
+
     async fn mark_published(&self, ids: &[Uuid]) -> StoreResult<()> {
         // Kept a while after publication, for replays and audits; then TTL removes it.
         let expires = Timestamp::now().as_second() + EVENT_RETENTION_SECS;

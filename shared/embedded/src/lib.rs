@@ -710,6 +710,27 @@ impl Outbox for EmbeddedStore {
             .collect()
     }
 
+    async fn pending_after(
+        &self,
+        limit: u32,
+        after: &EventEnvelope,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached(
+                "SELECT body FROM outbox WHERE published = 0
+                 AND pos > (SELECT pos FROM outbox WHERE id = ?2) ORDER BY pos LIMIT ?1",
+            )
+            .map_err(map_sql)?;
+        let rows = st
+            .query_map(params![limit, after.id.to_string()], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(map_sql)?;
+        rows.map(|r| r.map_err(map_sql).and_then(|b| from_json(&b)))
+            .collect()
+    }
+
     async fn mark_published(&self, ids: &[Uuid]) -> StoreResult<()> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         self.write(move |c| {

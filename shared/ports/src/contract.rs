@@ -452,6 +452,23 @@ pub async fn outbox_marks_published(ports: SubmissionPorts) {
         ports.outbox.pending(10).await.unwrap(),
         events[1..].to_vec()
     );
+    // Paging on from an event, published or not.
+    assert_eq!(
+        ports.outbox.pending_after(10, &events[0]).await.unwrap(),
+        events[1..].to_vec()
+    );
+    assert_eq!(
+        ports.outbox.pending_after(1, &events[1]).await.unwrap(),
+        events[2..].to_vec()
+    );
+    assert!(
+        ports
+            .outbox
+            .pending_after(10, &events[2])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn refile_moves_a_dossier_to_its_owner(ports: SubmissionPorts) {

@@ -133,6 +133,13 @@ pub trait DossierStore: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Oldest unpublished events first.
     async fn pending(&self, limit: u32) -> StoreResult<Vec<EventEnvelope>>;
+    /// The unpublished events that come after `after` in [`Outbox::pending`]'s order
+    /// (`after` itself may be published by now), oldest first, at most `limit`.
+    async fn pending_after(
+        &self,
+        limit: u32,
+        after: &EventEnvelope,
+    ) -> StoreResult<Vec<EventEnvelope>>;
     /// Marks events as relayed; unknown or already-marked ids are ignored.
     async fn mark_published(&self, ids: &[Uuid]) -> StoreResult<()>;
 }
