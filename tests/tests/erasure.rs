@@ -14,6 +14,8 @@ fn lan() -> Value {
         "birth_date": "1953-04-02", "sex": "female"})
 }
 const LAN_PHONE: &str = "+84912345678";
+/// Lan signs in many times here: more codes than the default limit per number.
+const RUNNER_ENV: &[(&str, &str)] = &[("MOTCUA_CODE_SENDS", "50")];
 
 struct Env {
     runner: Runner,
@@ -24,7 +26,7 @@ struct Env {
 impl Env {
     fn start(label: &str, backend: Backend) -> Env {
         Env {
-            runner: Runner::start_on(label, backend).unwrap(),
+            runner: Runner::start_on_with(label, backend, RUNNER_ENV).unwrap(),
             http: Client::new(),
             ip: format!("10.9.{}.{}", label.len(), std::process::id() % 250),
         }
@@ -197,7 +199,7 @@ async fn dossiers_filed_under_the_account_id_are_found_and_moved() {
             .unwrap();
     }
     let env = Env {
-        runner: Runner::start_with(&dir, &[]).unwrap(),
+        runner: Runner::start_with(&dir, RUNNER_ENV).unwrap(),
         http,
         ip,
     };
@@ -211,11 +213,8 @@ async fn dossiers_filed_under_the_account_id_are_found_and_moved() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "readable under the account id");
-    let (_, mine) = env
-        .send(reqwest::Method::GET, &token, "/v1/dossiers", None)
-        .await;
-    assert_eq!(mine["items"][0]["id"], d.id.to_string(), "{mine}");
-    // Moved to the owner reference: after an erasure the person still has it.
+    // Moved to the owner reference at that first read (no listing needed): after an
+    // erasure the person still has it (review finding: only a listing moved it).
     let (status, _) = env
         .send(reqwest::Method::DELETE, &token, "/v1/me", None)
         .await;
@@ -225,4 +224,48 @@ async fn dossiers_filed_under_the_account_id_are_found_and_moved() {
         .send(reqwest::Method::GET, &token, "/v1/dossiers", None)
         .await;
     assert_eq!(mine["items"][0]["id"], d.id.to_string(), "{mine}");
+    // And one never read: moved at the first listing.
+    let (d2, h2, e2) =
+        motcua_ports::contract::sample(&access_subject(&token), 2, jiff::Timestamp::now());
+    let dir = env.runner.data_dir.clone();
+    let Env { runner, http, ip } = env;
+    runner.stop();
+    {
+        let store = motcua_embedded::EmbeddedStore::open(&dir).unwrap();
+        motcua_ports::DossierStore::create(&store, &d2, &h2, &e2)
+            .await
+            .unwrap();
+    }
+    let env = Env {
+        runner: Runner::start_with(&dir, RUNNER_ENV).unwrap(),
+        http,
+        ip,
+    };
+    let token = access(&env.sign_in().await);
+    let (_, mine) = env
+        .send(reqwest::Method::GET, &token, "/v1/dossiers", None)
+        .await;
+    let ids: Vec<_> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.contains(&d2.id.to_string()), "{mine}");
+    let (status, _) = env
+        .send(reqwest::Method::DELETE, &token, "/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = access(&env.sign_in().await);
+    let (_, mine) = env
+        .send(reqwest::Method::GET, &token, "/v1/dossiers", None)
+        .await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2, "{mine}");
+}
+
+fn access_subject(token: &str) -> String {
+    motcua_tests::jwt_part(token, 1)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

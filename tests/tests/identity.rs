@@ -609,6 +609,22 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_sign_in(backend: Backend
         "invalid-refresh-token",
     )
     .await;
+    // Two tabs refreshing the same token at once both get the one successor, and the
+    // sign-in stays (review finding: the second was taken for a replay).
+    let t = env.runner.sign_in_with_eid("037153000257").await;
+    let t1 = t["refresh_token"].as_str().unwrap().to_owned();
+    let (a, b) = tokio::join!(refresh(t1.clone()), refresh(t1.clone()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["refresh_token"], b["refresh_token"]);
+    assert_eq!(
+        refresh(a["refresh_token"].as_str().unwrap().to_owned())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     // Nor once the chain has moved on: the successor already spent.
     let e = env.runner.sign_in_with_eid("037153000257").await;
     let e1 = e["refresh_token"].as_str().unwrap().to_owned();
@@ -1272,6 +1288,69 @@ async fn the_api_document_tells_every_route_and_answer() {
             "{method} {path} 400"
         );
     }
+}
+
+/// A business session of an earlier version, which does not say whether it was a
+/// representative's or a member's, is not renewed (review finding: a revoked member's
+/// old session refreshed for good); a representative's session of this version is.
+#[tokio::test]
+async fn a_business_session_that_does_not_say_whose_it_is_is_not_renewed() {
+    use sha2::Digest;
+    let env = start("id-biz-legacy", Backend::Embedded).await;
+    let anh = env
+        .sign_in(
+            json!({"citizen_id": "048088004321", "full_name": "Phạm Đức Anh",
+                "birth_date": "1988-12-01", "sex": "male"}),
+            "+84935000333",
+        )
+        .await;
+    let r = env
+        .http
+        .post(env.runner.url("/v1/identity/businesses/link"))
+        .bearer_auth(anh["access_token"].as_str().unwrap())
+        .json(&json!({"tax_code": "0100233488"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let biz: Value = r.json().await.unwrap();
+    let refresh = |token: String| {
+        env.http
+            .post(env.runner.url("/v1/identity/token/refresh"))
+            .json(&json!({"refresh_token": token}))
+            .send()
+    };
+    let renewed = refresh(biz["refresh_token"].as_str().unwrap().to_owned())
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed.status(),
+        StatusCode::OK,
+        "a representative's session"
+    );
+    // A session as an earlier version stored it: neither a grant nor a representative.
+    let legacy = "legacy-business-session-token";
+    let store = motcua_embedded::EmbeddedStore::open(&env.runner.data_dir).unwrap();
+    store
+        .identity_ports()
+        .refresh
+        .put(&motcua_ports::identity::RefreshRecord {
+            token_hash: hex::encode(sha2::Sha256::digest(legacy.as_bytes())),
+            account_id: biz["account_id"].as_str().unwrap().parse().unwrap(),
+            family: uuid::Uuid::now_v7(),
+            expires: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3600)
+                .unwrap(),
+            grant: None,
+            representative: false,
+        })
+        .await
+        .unwrap();
+    problem(
+        refresh(legacy.into()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    )
+    .await;
 }
 
 // Every flow above, once per backend.

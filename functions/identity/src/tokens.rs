@@ -101,6 +101,9 @@ pub(crate) async fn tokens_with(
             family,
             expires: Timestamp::from_second(now.as_second() + refresh_ttl).unwrap_or(now),
             grant,
+            // Business sessions say whose they are: a member's rests on a grant; any
+            // other is a representative's (the registry named them at the link).
+            representative: account.kind == AccountKind::Business && grant.is_none(),
         })
         .await
     {
@@ -323,6 +326,14 @@ pub(crate) async fn refresh(
             "The account no longer exists",
         ));
     };
+    // A business session of earlier versions does not say whose it is (a member's looked
+    // like a representative's): it is not renewed; signing in to the business again is.
+    if account.kind == AccountKind::Business && record.grant.is_none() && !record.representative {
+        return Err(bad_refresh(
+            "Phiên đăng nhập doanh nghiệp cũ; hãy đăng nhập lại tài khoản doanh nghiệp",
+            "A business session of an earlier version; sign in to the business again",
+        ));
+    }
     // A member's session lasts as long as the grant it rests on.
     if let Some(grant) = record.grant {
         let still = s
@@ -355,7 +366,8 @@ async fn retry_allowed(s: &IdentityState, spent: &str) -> Result<bool, Problem> 
         .spent(&next)
         .await
         .map_err(store_problem)?
-        .unwrap_or(true)
+        // Not recorded yet: the first use is still answering (two tabs at once).
+        .unwrap_or(false)
     {
         return Ok(false);
     }

@@ -602,6 +602,21 @@ async fn load_visible(s: &AppState, caller: &Actor, id: Uuid) -> Result<Dossier,
             "You may not access this dossier",
         ));
     }
+    // Filed under the account id by an earlier version: moved to the owner reference on
+    // the owner's first read, so it stays theirs after an erasure of the account.
+    if let Some(owner) = caller.owner.as_deref()
+        && caller.role == Role::Citizen
+        && d.applicant.subject == caller.subject
+        && owner != caller.subject
+    {
+        let mut moved = d.clone();
+        moved.applicant.subject = owner.to_owned();
+        match s.ports.dossiers.refile(&moved).await {
+            Ok(()) => return Ok(moved),
+            Err(StoreError::Conflict) => {}
+            Err(e) => return Err(store_problem(e)),
+        }
+    }
     Ok(d)
 }
 

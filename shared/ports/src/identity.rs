@@ -254,6 +254,10 @@ pub struct RefreshRecord {
     /// refresh; revoking the grant ends the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Uuid>,
+    /// A legal representative's session of a business account. A business session that is
+    /// neither (made before sessions said whose they were) is not renewed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub representative: bool,
 }
 
 /// What presenting a refresh token came to.

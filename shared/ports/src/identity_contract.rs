@@ -193,6 +193,7 @@ pub async fn refresh_tokens_are_spent_once_and_families_revoked(p: IdentityPorts
         family,
         expires: t(3600),
         grant: None,
+        representative: false,
     };
     p.refresh.put(&r).await.unwrap();
     let mut tasks = Vec::new();
