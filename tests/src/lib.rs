@@ -1,6 +1,8 @@
 //! Helpers for cross-function tests: start the real `motcua-local` binary on a free port
 //! with its own data directory, mint tokens with it, and talk to it over HTTP.
 
+pub mod lambda;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,199 @@
+//! The function binaries as Lambda runs them: each is started as a child process with
+//! `AWS_LAMBDA_RUNTIME_API` pointing at a Runtime API on loopback and driven with events
+//! (our samples and the `aws_lambda_events` crate's own fixtures), on LocalStack where the
+//! function needs AWS. Answers, batch item failures and Lambda-format errors are checked.
+
+use std::time::Duration;
+
+use motcua_tests::lambda::{LambdaHarness, Outcome, function_binary};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn event(path: &str) -> Value {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(path);
+    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+fn answer(o: Outcome) -> Value {
+    match o {
+        Outcome::Response(v) => v,
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+fn body(answer: &Value) -> Value {
+    serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_submission_binary_answers_http_api_events() {
+    let dir = motcua_tests::fresh_data_dir("lambda-submission");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let f = LambdaHarness::start(
+        &function_binary("submission").unwrap(),
+        &[("MOTCUA_BACKEND", "embedded"), ("MOTCUA_DATA_DIR", &dir_s)],
+    )
+    .await
+    .unwrap();
+    // An empty catalogue on a fresh store: the list is there, and empty.
+    let a = answer(
+        f.invoke(event("apigw/get-procedures.json"), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["statusCode"], 200, "{a}");
+    assert!(body(&a).is_array(), "{a}");
+    // Someone else's HTTP API event (a JWT-authorizer context, a path we do not serve):
+    // converted by lambda_http as on AWS, answered with our problem document.
+    let a = answer(
+        f.invoke(
+            event("third-party/example-apigw-v2-request-jwt-authorizer.json"),
+            WAIT,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(a["statusCode"], 404, "{a}");
+    assert_eq!(
+        a["headers"]["content-type"], "application/problem+json",
+        "{a}"
+    );
+    assert_eq!(body(&a)["type"], "urn:motcua:problem:not-found");
+    // Not an HTTP event at all: reported to /error in Lambda's format, and the next
+    // invocation is served by the same process.
+    match f.invoke(json!({"hello": "world"}), WAIT).await.unwrap() {
+        Outcome::Error { body, .. } => {
+            assert!(body["errorType"].is_string(), "{body}");
+            assert!(body["errorMessage"].is_string(), "{body}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let a = answer(
+        f.invoke(event("apigw/get-procedures.json"), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["statusCode"], 200);
+}
+
+#[tokio::test]
+async fn the_relay_binary_reports_batch_item_failures() {
+    motcua_aws::localstack::ensure_running().expect("LocalStack");
+    let endpoint = motcua_aws::localstack::endpoint();
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let table = format!("motcua-lambda-{suffix}");
+    let conf = motcua_aws::localstack::config().await;
+    let store = motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        table.as_str(),
+    );
+    store.ensure_table().await.unwrap();
+    let bus = format!("motcua-lambda-{suffix}");
+    motcua_aws::events::EventBridgePublisher::new(
+        motcua_aws::aws_sdk_eventbridge::Client::new(&conf),
+        bus.as_str(),
+    )
+    .ensure_bus()
+    .await
+    .unwrap();
+    let f = LambdaHarness::start(
+        &function_binary("relay").unwrap(),
+        &[
+            ("MOTCUA_TABLE", &table),
+            ("MOTCUA_EVENT_BUS", &bus),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    )
+    .await
+    .unwrap();
+    // Our outbox insert: published, nothing to retry.
+    let a = answer(
+        f.invoke(event("dynamodb/outbox-insert.json"), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    // Someone else's stream batch (items that are not ours): skipped, nothing failed.
+    let a = answer(
+        f.invoke(event("third-party/example-dynamodb-event.json"), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    // An outbox record without a readable event: reported as a batch item failure, so it
+    // is retried and then reaches the on-failure destination instead of vanishing.
+    let mut garbled = event("dynamodb/outbox-insert.json");
+    garbled["Records"][0]["dynamodb"]["NewImage"]["body"]["S"] = json!("not an event");
+    let seq = garbled["Records"][0]["dynamodb"]["SequenceNumber"].clone();
+    let a = answer(f.invoke(garbled, WAIT).await.unwrap());
+    assert_eq!(
+        a["batchItemFailures"],
+        json!([{"itemIdentifier": seq}]),
+        "{a}"
+    );
+    store.delete_table().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_start_says_so_to_lambda() {
+    // No table named: the relay cannot start; Lambda hears why at /runtime/init/error or
+    // sees the process end, and no invocation is answered.
+    let mut f = LambdaHarness::start(&function_binary("relay").unwrap(), &[])
+        .await
+        .unwrap();
+    let r = f
+        .invoke(json!({"Records": []}), Duration::from_secs(5))
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        f.init_error().is_some() || !f.alive(),
+        "the failed start is visible"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_in_a_handler_is_an_error_answer_and_the_next_call_is_served() {
+    let mut f = LambdaHarness::start(&function_binary("panic-probe").unwrap(), &[])
+        .await
+        .unwrap();
+    match f.invoke(json!({"panic": true}), WAIT).await.unwrap() {
+        Outcome::Error { body, .. } => {
+            assert!(
+                body["errorMessage"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("panicked on purpose")),
+                "{body}"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(f.alive(), "the process survives the panic");
+    let a = answer(f.invoke(json!({"n": 2}), WAIT).await.unwrap());
+    assert_eq!(a, json!({"n": 2}));
+}
+
+/// The release profile, which `sam build` (cargo-lambda) builds the packages with, keeps
+/// unwinding: cargo-lambda would otherwise pass panic=abort and a panic would kill the
+/// process.
+#[test]
+fn the_release_profile_says_unwind() {
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"),
+    )
+    .unwrap();
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .unwrap();
+    assert!(
+        release.lines().any(|l| l.trim() == "panic = \"unwind\""),
+        "{release}"
+    );
+}
