@@ -197,3 +197,171 @@ fn the_release_profile_says_unwind() {
         "{release}"
     );
 }
+
+/// An HTTP API event for `GET <path>`, made from our sample.
+fn get(path: &str) -> Value {
+    let mut e = event("apigw/get-procedures.json");
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["routeKey"] = json!(format!("GET {path}"));
+    e
+}
+
+#[tokio::test]
+async fn the_identity_binary_starts_with_its_keys_and_serves_its_routes() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let dir = motcua_tests::fresh_data_dir("lambda-identity");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let key = motcua_http::SigningKey::generate("k-lambda");
+    let keys = motcua_http::signing_keys_to_json(std::slice::from_ref(&key));
+    let (id_key, account_key) = (b64(&[3u8; 32]), b64(&[4u8; 32]));
+    let f = LambdaHarness::start(
+        &function_binary("identity").unwrap(),
+        &[
+            ("MOTCUA_BACKEND", "embedded"),
+            ("MOTCUA_DATA_DIR", &dir_s),
+            ("MOTCUA_ID_HASH_KEY", &id_key),
+            ("MOTCUA_ACCOUNT_KEY", &account_key),
+            ("MOTCUA_SIGNING_KEYS", &keys),
+            ("MOTCUA_REGISTRY_URL", "http://127.0.0.1:9"),
+            ("MOTCUA_JWT_ISSUER", "https://id.example.test"),
+        ],
+    )
+    .await
+    .unwrap();
+    let a = answer(f.invoke(get("/.well-known/jwks.json"), WAIT).await.unwrap());
+    assert_eq!(a["statusCode"], 200, "{a}");
+    assert_eq!(body(&a)["keys"][0]["kid"], "k-lambda", "{a}");
+    let a = answer(
+        f.invoke(get("/.well-known/openid-configuration"), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(body(&a)["issuer"], "https://id.example.test", "{a}");
+    // A protected route without a token: our 401 problem, through the same binary.
+    let a = answer(f.invoke(get("/v1/me"), WAIT).await.unwrap());
+    assert_eq!(a["statusCode"], 401, "{a}");
+}
+
+#[tokio::test]
+async fn the_rotation_binary_runs_a_secrets_manager_rotation_step() {
+    motcua_aws::localstack::ensure_running().expect("LocalStack");
+    let endpoint = motcua_aws::localstack::endpoint();
+    let conf = motcua_aws::localstack::config().await;
+    let secrets = motcua_aws::aws_sdk_secretsmanager::Client::new(&conf);
+    let arn = secrets
+        .create_secret()
+        .name(format!(
+            "motcua-lambda-keys-{}",
+            uuid::Uuid::now_v7().simple()
+        ))
+        .secret_string("[]")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let f = LambdaHarness::start(
+        &function_binary("rotate-signing-keys").unwrap(),
+        &[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    )
+    .await
+    .unwrap();
+    let token = uuid::Uuid::now_v7().to_string();
+    // The event Secrets Manager sends: createSecret puts a pending version with a new key.
+    let a = f
+        .invoke(
+            json!({"SecretId": arn, "ClientRequestToken": token, "Step": "createSecret"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(a, Outcome::Response(_)), "{a:?}");
+    let pending = secrets
+        .get_secret_value()
+        .secret_id(&arn)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending.version_id(), Some(token.as_str()));
+    let keys: Value = serde_json::from_str(pending.secret_string().unwrap()).unwrap();
+    assert_eq!(
+        keys["keys"].as_array().map(Vec::len),
+        Some(1),
+        "one new key: {keys}"
+    );
+    assert!(keys["keys"][0]["kid"].is_string());
+    // A step it does not know is an error in Lambda's format.
+    match f
+        .invoke(
+            json!({"SecretId": arn, "ClientRequestToken": token, "Step": "dance"}),
+            WAIT,
+        )
+        .await
+        .unwrap()
+    {
+        Outcome::Error { body, .. } => assert!(body["errorMessage"].is_string(), "{body}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_sweeper_binary_publishes_the_backlog_on_its_schedule() {
+    motcua_aws::localstack::ensure_running().expect("LocalStack");
+    let endpoint = motcua_aws::localstack::endpoint();
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let table = format!("motcua-sweep-{suffix}");
+    let conf = motcua_aws::localstack::config().await;
+    let store = motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        table.as_str(),
+    );
+    store.ensure_table().await.unwrap();
+    let bus = format!("motcua-sweep-{suffix}");
+    motcua_aws::events::EventBridgePublisher::new(
+        motcua_aws::aws_sdk_eventbridge::Client::new(&conf),
+        bus.as_str(),
+    )
+    .ensure_bus()
+    .await
+    .unwrap();
+    // Two events the stream relay gave up on ten minutes ago, one just written.
+    let ago = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - 600).unwrap();
+    for (seq, at) in [(1, ago), (2, ago), (3, jiff::Timestamp::now())] {
+        let (d, h, e) = motcua_ports::contract::sample("alice", seq, at);
+        motcua_ports::DossierStore::create(&store, &d, &h, &e)
+            .await
+            .unwrap();
+    }
+    let f = LambdaHarness::start(
+        &function_binary("outbox-sweeper").unwrap(),
+        &[
+            ("MOTCUA_TABLE", &table),
+            ("MOTCUA_EVENT_BUS", &bus),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    )
+    .await
+    .unwrap();
+    // The scheduled event EventBridge sends.
+    let scheduled = json!({
+        "version": "0", "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+        "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-30T12:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/motcua-sweeper"],
+        "detail": {}
+    });
+    let a = answer(f.invoke(scheduled.clone(), WAIT).await.unwrap());
+    assert_eq!(a, json!({"published": 2, "failed": 0}));
+    let a = answer(f.invoke(scheduled, WAIT).await.unwrap());
+    assert_eq!(a, json!({"published": 0, "failed": 0}), "nothing twice");
+    store.delete_table().await.unwrap();
+}
