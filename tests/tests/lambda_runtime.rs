@@ -17,6 +17,26 @@ fn event(path: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
 }
 
+/// A fresh table on LocalStack and the variables that point an SDK at it.
+async fn aws_table(label: &str) -> (String, Vec<(&'static str, String)>) {
+    motcua_aws::localstack::ensure_running().expect("LocalStack");
+    let table = format!("motcua-{label}-{}", uuid::Uuid::now_v7().simple());
+    let conf = motcua_aws::localstack::config().await;
+    motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        table.as_str(),
+    )
+    .ensure_table()
+    .await
+    .unwrap();
+    let env = vec![
+        ("AWS_ENDPOINT_URL", motcua_aws::localstack::endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+    ];
+    (table, env)
+}
+
 fn answer(o: Outcome) -> Value {
     match o {
         Outcome::Response(v) => v,
@@ -30,14 +50,12 @@ fn body(answer: &Value) -> Value {
 
 #[tokio::test]
 async fn the_submission_binary_answers_http_api_events() {
-    let dir = motcua_tests::fresh_data_dir("lambda-submission");
-    let dir_s = dir.to_string_lossy().into_owned();
-    let f = LambdaHarness::start(
-        &function_binary("submission").unwrap(),
-        &[("MOTCUA_BACKEND", "embedded"), ("MOTCUA_DATA_DIR", &dir_s)],
-    )
-    .await
-    .unwrap();
+    let (table, aws_env) = aws_table("lambda-submission").await;
+    let mut env = vec![("MOTCUA_BACKEND", "aws"), ("MOTCUA_TABLE", table.as_str())];
+    env.extend(aws_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let f = LambdaHarness::start(&function_binary("submission").unwrap(), &env)
+        .await
+        .unwrap();
     // An empty catalogue on a fresh store: the list is there, and empty.
     let a = answer(
         f.invoke(event("apigw/get-procedures.json"), WAIT)
@@ -211,25 +229,23 @@ fn get(path: &str) -> Value {
 async fn the_identity_binary_starts_with_its_keys_and_serves_its_routes() {
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let dir = motcua_tests::fresh_data_dir("lambda-identity");
-    let dir_s = dir.to_string_lossy().into_owned();
+    let (table, aws_env) = aws_table("lambda-identity").await;
     let key = motcua_http::SigningKey::generate("k-lambda");
     let keys = motcua_http::signing_keys_to_json(std::slice::from_ref(&key));
     let (id_key, account_key) = (b64(&[3u8; 32]), b64(&[4u8; 32]));
-    let f = LambdaHarness::start(
-        &function_binary("identity").unwrap(),
-        &[
-            ("MOTCUA_BACKEND", "embedded"),
-            ("MOTCUA_DATA_DIR", &dir_s),
-            ("MOTCUA_ID_HASH_KEY", &id_key),
-            ("MOTCUA_ACCOUNT_KEY", &account_key),
-            ("MOTCUA_SIGNING_KEYS", &keys),
-            ("MOTCUA_REGISTRY_URL", "http://127.0.0.1:9"),
-            ("MOTCUA_JWT_ISSUER", "https://id.example.test"),
-        ],
-    )
-    .await
-    .unwrap();
+    let mut env = vec![
+        ("MOTCUA_BACKEND", "aws"),
+        ("MOTCUA_TABLE", table.as_str()),
+        ("MOTCUA_ID_HASH_KEY", id_key.as_str()),
+        ("MOTCUA_ACCOUNT_KEY", account_key.as_str()),
+        ("MOTCUA_SIGNING_KEYS", keys.as_str()),
+        ("MOTCUA_REGISTRY_URL", "http://127.0.0.1:9"),
+        ("MOTCUA_JWT_ISSUER", "https://id.example.test"),
+    ];
+    env.extend(aws_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let f = LambdaHarness::start(&function_binary("identity").unwrap(), &env)
+        .await
+        .unwrap();
     let a = answer(f.invoke(get("/.well-known/jwks.json"), WAIT).await.unwrap());
     assert_eq!(a["statusCode"], 200, "{a}");
     assert_eq!(body(&a)["keys"][0]["kid"], "k-lambda", "{a}");
@@ -364,4 +380,32 @@ async fn the_outbox_sweeper_binary_publishes_the_backlog_on_its_schedule() {
     let a = answer(f.invoke(scheduled, WAIT).await.unwrap());
     assert_eq!(a, json!({"published": 0, "failed": 0}), "nothing twice");
     store.delete_table().await.unwrap();
+}
+
+/// What `sam build` packages links only what it uses on Lambda: no SQLite (the embedded
+/// backend is the runner's) and no DynamoDB Streams client (the runner's poller).
+#[test]
+fn the_lambda_binaries_link_no_runner_only_crates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for package in ["motcua-submission", "motcua-identity", "motcua-relay"] {
+        let out = std::process::Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["tree", "--offline", "-p", package, "-e", "normal"])
+            .args(["--prefix", "none", "--format", "{p}"])
+            .output()
+            .expect("cargo tree");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for banned in ["rusqlite ", "libsqlite3-sys ", "aws-sdk-dynamodbstreams "] {
+            assert!(!tree.contains(banned), "{package} links {banned}");
+        }
+        assert!(
+            tree.contains("lambda_runtime "),
+            "the tree of {package} was read"
+        );
+    }
 }

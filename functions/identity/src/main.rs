@@ -58,6 +58,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     }
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
+        #[cfg(feature = "embedded")]
         Ok("embedded") => {
             // For trying the function alone; data in the Lambda's /tmp is not durable.
             let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());

@@ -8,8 +8,10 @@
 //! the event id.
 
 use std::collections::HashMap;
+#[cfg(feature = "stream-poller")]
 use std::time::Duration;
 
+#[cfg(feature = "stream-poller")]
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use motcua_domain::EventEnvelope;
 use motcua_ports::{EventPublisher, Outbox, StoreResult};
@@ -143,6 +145,7 @@ pub async fn drain_outbox(
     }
 }
 
+#[cfg(feature = "stream-poller")]
 /// Follows a table's DynamoDB stream through the Streams API, as the Lambda event source
 /// mapping does on AWS: iterators are opened at the stream's tip, then the outbox backlog
 /// is drained, so nothing written before or after start is missed (some events may be

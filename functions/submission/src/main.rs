@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let config = SubmissionConfig::from_lookup(motcua_aws::secrets::lookup(secrets, env))?;
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
+        #[cfg(feature = "embedded")]
         Ok("embedded") => {
             // For trying a function alone; data in the Lambda's /tmp is not durable.
             let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());

@@ -331,7 +331,7 @@ pub async fn aws(data_dir: &Path, names: &AwsNames) -> anyhow::Result<(AppState,
         .and_then(|t| t.latest_stream_arn())
         .map(String::from)
         .context("the table has no stream")?;
-    let streams = motcua_aws::aws_sdk_dynamodbstreams::Client::new(&conf);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&conf);
     let outbox = ports.outbox.clone();
     tokio::spawn(async move {
         if let Err(e) = motcua_relay::poll_stream(

@@ -24,7 +24,6 @@ mod revoked;
 pub mod secrets;
 pub mod sms;
 
-pub use aws_sdk_dynamodbstreams;
 pub use aws_sdk_eventbridge;
 pub use aws_sdk_kms;
 pub use aws_sdk_secretsmanager;
