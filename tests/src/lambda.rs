@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -39,6 +39,8 @@ struct Api {
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
     init_error: Arc<Mutex<Option<Value>>>,
     polls: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the function first asked for an invocation: the end of its init phase.
+    first_poll: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A Runtime API server and a function binary polling it.
@@ -48,10 +50,15 @@ pub struct LambdaHarness {
     api: Api,
     child: Option<Child>,
     next_id: std::sync::atomic::AtomicU64,
+    spawned: Instant,
 }
 
 async fn next(State(api): State<Api>) -> Response {
     api.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    api.first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     let Some((id, event)) = api.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
@@ -130,6 +137,7 @@ impl LambdaHarness {
             waiting: Arc::default(),
             init_error: Arc::default(),
             polls: Arc::default(),
+            first_poll: Arc::default(),
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -162,6 +170,7 @@ impl LambdaHarness {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let spawned = Instant::now();
         let child = cmd.spawn()?;
         Ok(LambdaHarness {
             addr,
@@ -169,6 +178,7 @@ impl LambdaHarness {
             api,
             child: Some(child),
             next_id: Default::default(),
+            spawned,
         })
     }
 
@@ -201,6 +211,25 @@ impl LambdaHarness {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// When the process was started.
+    pub fn spawned_at(&self) -> Instant {
+        self.spawned
+    }
+
+    /// When the process first asked for an invocation (its init phase was over).
+    pub fn first_poll_at(&self) -> Option<Instant> {
+        *self.api.first_poll.lock().unwrap()
+    }
+
+    /// The process's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
     }
 
     /// The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`).

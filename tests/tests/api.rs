@@ -1018,7 +1018,19 @@ async fn catalogue_and_openapi(backend: Backend) {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }
     assert!(doc["components"]["schemas"]["DossierView"].is_object());
-    assert!(doc["components"]["schemas"]["Command"].is_object());
+    // The officers' route takes officers' commands only: not the applicant's withdraw.
+    let officer = &doc["components"]["schemas"]["OfficerCommand"]["oneOf"];
+    let actions: Vec<&str> = officer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["properties"]["action"]["enum"][0].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"receive") && actions.contains(&"extend"),
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&"withdraw") && !actions.contains(&"supplement"));
 }
 
 // Every flow above, once per backend.

@@ -95,6 +95,7 @@ async fn the_submission_binary_answers_http_api_events() {
             .unwrap(),
     );
     assert_eq!(a["statusCode"], 200);
+    assert_serves_the_one_document(&f).await;
 }
 
 #[tokio::test]
@@ -258,6 +259,17 @@ async fn the_identity_binary_starts_with_its_keys_and_serves_its_routes() {
     // A protected route without a token: our 401 problem, through the same binary.
     let a = answer(f.invoke(get("/v1/me"), WAIT).await.unwrap());
     assert_eq!(a["statusCode"], 401, "{a}");
+    assert_serves_the_one_document(&f).await;
+}
+
+/// `GET /v1/openapi.json` answers the one document of every function.
+async fn assert_serves_the_one_document(f: &LambdaHarness) {
+    let a = answer(f.invoke(get("/v1/openapi.json"), WAIT).await.unwrap());
+    assert_eq!(a["statusCode"], 200, "{a}");
+    let want: Value = serde_json::from_str(motcua_http::openapi::DOCUMENT).unwrap();
+    assert_eq!(body(&a), want);
+    assert!(want["paths"]["/v1/dossiers"].is_object());
+    assert!(want["paths"]["/v1/identity/citizens/verify"].is_object());
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ pub struct AuditQuery {
     pub citizen_id: Option<String>,
     pub tax_code: Option<String>,
     /// 1–1000, default 100.
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -68,7 +69,7 @@ pub(crate) async fn audit(
         }
     };
     // The trail of the number under every key it was hashed with (the key can rotate).
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = motcua_http::decode::page_limit(q.limit, 100, 1000)?;
     let mut entries = Vec::new();
     for (_, h) in &hashes {
         entries.extend(

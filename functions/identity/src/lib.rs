@@ -7,7 +7,8 @@
 //! `GET|PATCH|DELETE /v1/me`, `POST /v1/admin/audit/search`, `POST /v1/identity/token/refresh`,
 //! `POST /v1/identity/token/revoke`, `POST /v1/identity/sso/exchange`,
 //! `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`,
-//! `GET /v1/identity/openapi.json`.
+//! and, as every function, `GET /v1/openapi.json` (the one API document; the template routes
+//! it to the submission function).
 
 pub mod config;
 pub mod keys;
@@ -184,28 +185,19 @@ pub fn route_table() -> std::collections::BTreeSet<(String, String)> {
             }
         }
     }
-    out.insert(("GET".into(), "/v1/identity/openapi.json".into()));
     out
 }
 
-/// The function's router (without the problem/CORS layers, which the host adds).
+/// The function's routes (without the problem/CORS layers, which the host adds, nor the
+/// API document, which the local runner serves once for all functions).
 pub fn routes(state: IdentityState) -> Router {
-    let (routes, doc) = api();
-    let doc = Arc::new(doc);
-    routes
-        .route(
-            "/v1/identity/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
-        .with_state(state)
+    api().0.with_state(state)
 }
 
-/// The function's complete router for Lambda.
+/// The function's complete router for Lambda: its routes and `GET /v1/openapi.json`.
 pub fn router(state: IdentityState) -> Router {
     routes(state)
+        .route("/v1/openapi.json", motcua_http::openapi::document_route())
         .layer(axum::extract::DefaultBodyLimit::max(
             motcua_http::DEFAULT_BODY_LIMIT,
         ))

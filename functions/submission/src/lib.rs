@@ -103,30 +103,58 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (routes, doc)
 }
 
-/// The OpenAPI 3.1 document of this function.
+/// The OpenAPI 3.1 document of this function (its part of `docs/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+    officer_commands_only(api().1)
 }
 
-/// The function's routes and `/v1/openapi.json`, without the HTTP layers (the local runner
-/// merges several functions' routes under one set of layers).
+/// The officers' route takes only the officers' commands: its body is `OfficerCommand`,
+/// the variants of `Command` named in [`OFFICER_ACTIONS`] (the applicant's `withdraw` and
+/// `supplement` have routes of their own and are refused there).
+fn officer_commands_only(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut v = serde_json::to_value(&doc).expect("the document is JSON");
+    let variants: Vec<Value> = v["components"]["schemas"]["Command"]["oneOf"]
+        .as_array()
+        .expect("Command is a oneOf")
+        .iter()
+        .filter(|variant| {
+            let action = variant["properties"]["action"]["enum"][0]
+                .as_str()
+                .unwrap_or_default();
+            OFFICER_ACTIONS.contains(&action)
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        variants.len(),
+        OFFICER_ACTIONS.len(),
+        "every officer action is a Command"
+    );
+    let mut officer = v["components"]["schemas"]["Command"].clone();
+    officer["oneOf"] = Value::Array(variants);
+    officer["description"] = json!("An officer's action on a dossier of their agency.");
+    let schemas = &mut v["components"]["schemas"];
+    schemas["OfficerCommand"] = officer;
+    if let Some(map) = schemas.as_object_mut() {
+        map.remove("Command");
+    }
+    v["paths"]["/v1/dossiers/{id}/actions"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"] = json!({"$ref": "#/components/schemas/OfficerCommand"});
+    let text = v.to_string();
+    assert!(
+        !text.contains("#/components/schemas/Command\""),
+        "nothing else refers to Command"
+    );
+    serde_json::from_value(v).expect("still an OpenAPI document")
+}
+
+/// The function's routes, `/v1/openapi.json` (the one document of every function) and
+/// `/health`, without the HTTP layers (the local runner merges several functions' routes
+/// under one set of layers).
 pub fn routes(state: AppState) -> Router {
-    routes_with_doc(state, openapi())
-}
-
-/// The function's routes with `doc` served at `/v1/openapi.json` (the local runner serves
-/// the document of every function it merges there).
-pub fn routes_with_doc(state: AppState, doc: utoipa::openapi::OpenApi) -> Router {
     let (routes, _) = api();
-    let doc = Arc::new(doc);
     routes
-        .route(
-            "/v1/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+        .route("/v1/openapi.json", motcua_http::openapi::document_route())
         .route(
             "/health",
             axum::routing::get(|| async { Json(json!({"status": "ok"})) }),
@@ -518,8 +546,8 @@ async fn list_dossiers(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, Problem> {
     let page = PageRequest {
-        limit: q.limit.unwrap_or(20).clamp(1, PageRequest::MAX_LIMIT),
-        cursor: q.cursor.clone(),
+        limit: motcua_http::decode::page_limit(q.limit, 20, PageRequest::MAX_LIMIT)?,
+        cursor: q.cursor.clone().filter(|c| !c.is_empty()),
     };
     let status = match q.status.as_deref() {
         None | Some("") => None,
@@ -855,7 +883,10 @@ async fn apply_command(
         ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     request_body(content = Option<WithdrawRequest>),
     security(("bearer" = [])),
-    responses((status = 200, body = DossierView), (status = 409, description = "Not allowed in this status"),
+    responses((status = 200, body = DossierView),
+        (status = 400, description = "Malformed If-Match or JSON"),
+        (status = 403, description = "Not the dossier's applicant (officers have their own route)"),
+        (status = 409, description = "Not allowed in this status"),
         (status = 412, description = "Stale version")))]
 async fn withdraw(
     State(s): State<AppState>,
@@ -891,7 +922,11 @@ async fn withdraw(
         ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     request_body = SupplementRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = DossierView), (status = 409, description = "No supplement was requested"),
+    responses((status = 200, body = DossierView),
+        (status = 400, description = "Malformed If-Match or JSON"),
+        (status = 403, description = "Not the dossier's applicant"),
+        (status = 409, description = "No supplement was requested"),
+        (status = 412, description = "Stale version"),
         (status = 422, description = "Bad documents")))]
 async fn supplement(
     State(s): State<AppState>,
@@ -944,6 +979,7 @@ const OFFICER_ACTIONS: [&str; 11] = [
     request_body = Command,
     security(("bearer" = [])),
     responses((status = 200, body = DossierView),
+        (status = 400, description = "Malformed If-Match or JSON"),
         (status = 403, description = "Not an officer of the dossier's agency"),
         (status = 409, description = "Not allowed in this status, or a concurrent change won"),
         (status = 412, description = "Stale version"),

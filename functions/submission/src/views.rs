@@ -17,6 +17,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// Procedure code from `GET /v1/procedures`.
+    #[schema(min_length = 1)]
     pub procedure_code: String,
     /// Values of the procedure's form fields, by field name.
     #[serde(default)]
@@ -205,8 +206,9 @@ pub struct ListQuery {
     /// Admins: the agency whose queue to list.
     pub agency: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// From the previous page's `next_cursor`.
+    /// From the previous page's `next_cursor` (empty: the first page).
     pub cursor: Option<String>,
 }
 
@@ -215,7 +217,9 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct LookupQuery {
     /// Dossier code from the receipt.
+    #[param(required = true)]
     pub code: Option<String>,
     /// The lookup key printed on the receipt (`XXXXX-XXXXX`; any case, dash optional).
+    #[param(required = true)]
     pub key: Option<String>,
 }

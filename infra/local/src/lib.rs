@@ -282,7 +282,7 @@ async fn aws_config() -> aws_config::SdkConfig {
     if std::env::var("AWS_ENDPOINT_URL").is_ok() && std::env::var("AWS_ACCESS_KEY_ID").is_err() {
         motcua_aws::localstack::config().await
     } else {
-        motcua_aws::sdk_config().await
+        motcua_aws::default_chain_config().await
     }
 }
 
@@ -559,10 +559,8 @@ async fn eid(
 /// `GET /dev/messages` and `GET /dev/portal`.
 pub fn app(state: AppState, identity: IdentityState, messages: &DevMessages) -> axum::Router {
     let config = state.config.clone();
-    // One API document for everything this runner serves, at /v1/openapi.json.
-    let mut doc = motcua_submission::openapi();
-    doc.merge(motcua_identity::api().1);
-    let routes = motcua_submission::routes_with_doc(state, doc)
+    // Submission's routes include /v1/openapi.json: the one document of every function.
+    let routes = motcua_submission::routes(state)
         .merge(motcua_identity::routes(identity))
         .merge(messages.routes())
         .merge(portal::routes());

@@ -68,17 +68,72 @@ type Item = HashMap<String, AttributeValue>;
 /// Loads the SDK configuration from the standard environment (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials chain), with the SDK's standard retry mode.
 /// Logging of a Lambda function: JSON lines without timestamps (CloudWatch adds them),
-/// filtered by `RUST_LOG`.
+/// filtered by `RUST_LOG` (`info`, `warn,motcua_aws=debug`: a level, or targets with
+/// levels; `info` when unset or unreadable). The filter is `tracing_subscriber`'s
+/// `Targets`, not `EnvFilter`, whose regular expressions would add ~250 KB to every
+/// function for span-field matching nobody uses on Lambda.
 pub fn init_lambda_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = lambda_log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .without_time()
+                .with_filter(filter),
+        )
         .init();
 }
 
+fn lambda_log_filter(raw: Option<&str>) -> tracing_subscriber::filter::Targets {
+    raw.and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| "info".parse().expect("a level"))
+}
+
+/// The SDK's configuration loader every client here starts from: the latest behaviour
+/// version and an HTTPS client on rustls with ring, the one crypto library the functions
+/// link (the SDK's default client would bring aws-lc as a second one).
+pub fn loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
+}
+
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK configuration of a function on Lambda, from what Lambda gives every function:
+/// the region (`AWS_REGION`) and the execution role's credentials in the environment;
+/// `AWS_ENDPOINT_URL` when set (LocalStack); four attempts. Not the default provider
+/// chain (profile files, SSO, IMDS, ECS, STS web identity): a function never uses them,
+/// resolving them cost start-up time, and their code was a tenth of each package.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    use aws_sdk_dynamodb::config::{Region, SharedCredentialsProvider};
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut b = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+        .credentials_provider(SharedCredentialsProvider::new(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        ));
+    if let Some(region) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+        b = b.region(Region::new(region));
+    }
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        b = b.endpoint_url(url);
+    }
+    b.build()
+}
+
+/// The SDK configuration of a program on a workstation (the local runner against real
+/// AWS): the default provider chain (environment, profiles, SSO, instance roles).
+pub async fn default_chain_config() -> aws_config::SdkConfig {
+    loader()
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
         .load()
         .await
@@ -961,7 +1016,7 @@ pub mod localstack {
     /// dummy credentials LocalStack accepts unless real ones are set.
     pub async fn config() -> aws_config::SdkConfig {
         let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let mut loader = crate::loader()
             .endpoint_url(endpoint())
             .region(aws_config::Region::new(region))
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4));
@@ -1016,6 +1071,25 @@ pub mod localstack {
 }
 
 #[cfg(test)]
+mod log_filter_tests {
+    use tracing::Level;
+
+    #[test]
+    fn the_lambda_log_filter_reads_rust_log_and_defaults_to_info() {
+        let f = super::lambda_log_filter(None);
+        assert!(f.would_enable("motcua_aws", &Level::INFO));
+        assert!(!f.would_enable("motcua_aws", &Level::DEBUG));
+        let f = super::lambda_log_filter(Some("warn,motcua_aws=debug"));
+        assert!(f.would_enable("motcua_aws", &Level::DEBUG));
+        assert!(!f.would_enable("hyper", &Level::INFO));
+        assert!(f.would_enable("hyper", &Level::WARN));
+        let f = super::lambda_log_filter(Some("motcua_aws=loud"));
+        assert!(f.would_enable("motcua_aws", &Level::INFO));
+        assert!(!f.would_enable("motcua_aws", &Level::DEBUG));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -1048,7 +1122,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {
         // Nothing listens on port 9 of loopback: the SDK retries, then we answer 503.
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let conf = crate::loader()
             .endpoint_url("http://127.0.0.1:9")
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

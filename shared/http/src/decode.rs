@@ -224,18 +224,17 @@ pub fn from_value<T: DeserializeOwned>(
     value: &serde_json::Value,
     body_len: usize,
 ) -> Result<T, Problem> {
-    let object = value.as_object();
+    // Every body here is an object. serde reads a list into a struct too (by position), so
+    // `[]` would pass as a struct of optional fields: a PATCH that changes nothing, 200.
+    let Some(object) = value.as_object() else {
+        return Err(field_problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "",
+            "invalid type: not an object, expected a map",
+        ));
+    };
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let Some(object) = object else {
-            // Every body here is an object; serde would read a list into a struct and
-            // complain about its first element instead.
-            return field_problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-body",
-                "",
-                "invalid type: not an object, expected a map",
-            );
-        };
         let msg = e.inner().to_string();
         let mut path = shown_path(e.path());
         if path.is_empty() && body_len <= CULPRIT_MAX_BYTES && object.len() <= CULPRIT_MAX_FIELDS {
@@ -291,6 +290,21 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
     })
 }
 
+/// A page size as documented: `default` when absent, 400 naming `limit` outside 1–`max`
+/// (never quietly clamped: a client asking for 500 learns it gets at most `max`).
+pub fn page_limit(raw: Option<u32>, default: u32, max: u32) -> Result<u32, Problem> {
+    match raw {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(field_problem(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "limit",
+            &format!("must be between 1 and {max}"),
+        )),
+    }
+}
+
 /// A query string parsed by [`parse_query`]: a bad parameter gets an answer that names it
 /// (axum's `Query` answers a bare 400).
 #[derive(Debug, Clone)]
@@ -307,6 +321,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_is_not_a_body_even_for_a_struct_of_optional_fields() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Patch {
+            email: Option<String>,
+            phone: Option<String>,
+        }
+        for body in [&b"[]"[..], b"[\"a@example.vn\"]", b"\"x\"", b"null"] {
+            let p = parse_json::<Patch>(body).unwrap_err();
+            assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        assert!(parse_json::<Patch>(b"{}").is_ok());
+    }
+
+    #[test]
+    fn a_page_limit_outside_its_bounds_is_refused_not_clamped() {
+        assert_eq!(page_limit(None, 20, 100).unwrap(), 20);
+        assert_eq!(page_limit(Some(1), 20, 100).unwrap(), 1);
+        assert_eq!(page_limit(Some(100), 20, 100).unwrap(), 100);
+        for bad in [0, 101, 2_147_483_648] {
+            let p = page_limit(Some(bad), 20, 100).unwrap_err();
+            assert_eq!(p.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

@@ -2,10 +2,31 @@
 //! document so it tells the whole truth: the framework's answers to a bad body, a missing
 //! token, an outage.
 
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
+
+/// The one API document of every HTTP function, `docs/openapi.json`: the OpenAPI parts of
+/// the functions (their `utoipa` annotations) merged. Each function serves it at
+/// `GET /v1/openapi.json`, as the local runner does. A test regenerates it and fails while
+/// the committed file differs (`MOTCUA_BLESS=1 cargo nextest run -p motcua-tests --test
+/// openapi` rewrites it).
+pub const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
+/// `GET` answering [`DOCUMENT`].
+pub fn document_route<S: Clone + Send + Sync + 'static>() -> axum::routing::MethodRouter<S> {
+    axum::routing::get(|| async {
+        (
+            [
+                (CONTENT_TYPE, "application/json"),
+                (CACHE_CONTROL, "public, max-age=300"),
+            ],
+            DOCUMENT,
+        )
+    })
+}
 
 fn add(op: &mut Operation, status: &str, description: &str) {
     op.responses
@@ -14,7 +35,8 @@ fn add(op: &mut Operation, status: &str, description: &str) {
         .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
 }
 
-/// Adds, where an operation does not say them already: for path or query parameters 400;
+/// Adds, where an operation does not say them already: for query or header parameters 400;
+/// for path parameters 404;
 /// for a JSON body 400 (malformed JSON), 413 (body too large), 415 (not JSON), 422 (another shape); for an operation that
 /// needs a token (`security`) 401; for every operation 500 and 503 (with `Retry-After`).
 /// Declares the `bearer` (JWT) security scheme the operations name.
@@ -29,7 +51,11 @@ pub fn document_common_answers(doc: &mut OpenApi) {
         ];
         for op in ops.into_iter().flatten() {
             let params = op.parameters.clone().unwrap_or_default();
-            if !params.is_empty() {
+            // A path segment that is not an id is a 404 (no such resource), not a 400.
+            if params
+                .iter()
+                .any(|p| !matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path))
+            {
                 add(op, "400", "Missing or malformed parameters");
             }
             if params
