@@ -163,6 +163,7 @@ impl LambdaHarness {
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/motcua-test")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -55,6 +55,12 @@ type Op = (String, String);
 /// the registry circuit in `tests/tests/identity.rs`).
 const ELSEWHERE: &[(&str, &str, u16, &str)] = &[
     (
+        "GET",
+        "/v1/dossiers",
+        403,
+        "no route mints the system token this refuses",
+    ),
+    (
         "POST",
         "/v1/dossiers",
         409,
@@ -366,6 +372,27 @@ async fn every_declared_answer_is_what_the_api_does() {
         .request("POST", "/v1/dossiers", Some(&citizen))
         .json(&unknown);
     w.expect("POST", "/v1/dossiers", req, 422).await;
+    // Fifty unknown form fields: the answer lists the first twenty and counts the rest
+    // (review finding: every one was echoed back, a megabyte for a big body).
+    let mut noisy = criminal_record();
+    for i in 0..50 {
+        noisy["form"][format!("unknown_{i}")] = json!("x");
+    }
+    let req = w
+        .request("POST", "/v1/dossiers", Some(&citizen))
+        .json(&noisy);
+    let a = w.expect("POST", "/v1/dossiers", req, 422).await;
+    assert_eq!(
+        a.body["errors"].as_array().map(Vec::len),
+        Some(20),
+        "{}",
+        a.body
+    );
+    let detail = a.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("50 problem(s)") && detail.ends_with("and 30 more"),
+        "{detail}"
+    );
     let req = w.request("GET", "/v1/dossiers", Some(&citizen));
     w.expect("GET", "/v1/dossiers", req, 200).await;
     let req = w.request("GET", "/v1/dossiers?status=bogus", Some(&citizen));
@@ -540,6 +567,11 @@ async fn every_declared_answer_is_what_the_api_does() {
     w.expect("GET", t, req, 403).await;
     let req = w.request("GET", &format!("{t}?tax_code=0100233489"), Some(&anh));
     w.expect("GET", t, req, 422).await;
+    // A token whose account is gone, or never was (review finding: undeclared 404).
+    let req = w.request("GET", &format!("{t}?tax_code=0100233488"), Some(&citizen));
+    w.expect("GET", t, req, 404).await;
+    let req = w.request("POST", t, Some(&citizen)).json(&grant_lan);
+    w.expect("POST", t, req, 404).await;
     let revoke = format!("{t}/{}?tax_code=0100233488", grant["id"].as_str().unwrap());
     let t = "/v1/identity/businesses/members/{grant_id}";
     let req = w.request("DELETE", &revoke, Some(&lan_token));
@@ -554,6 +586,13 @@ async fn every_declared_answer_is_what_the_api_does() {
         Some(&anh),
     );
     w.expect("DELETE", t, req, 422).await;
+    // Not an id is no such grant (review finding: a bare 400).
+    let req = w.request(
+        "DELETE",
+        "/v1/identity/businesses/members/not-an-id?tax_code=0100233488",
+        Some(&anh),
+    );
+    w.expect("DELETE", t, req, 404).await;
 
     // Admins' audit search; keys and discovery.
     let t = "/v1/admin/audit/search";
@@ -569,6 +608,15 @@ async fn every_declared_answer_is_what_the_api_does() {
         .request("POST", t, Some(&admin))
         .json(&json!({"citizen_id": "037153000257", "tax_code": "0100233488"}));
     w.expect("POST", t, req, 400).await;
+    // A limit outside its bounds in a body is a body of another shape, and says the bounds.
+    for limit in [0, 1001] {
+        let req = w
+            .request("POST", t, Some(&admin))
+            .json(&json!({"citizen_id": "037153000257", "limit": limit}));
+        let a = w.expect("POST", t, req, 422).await;
+        let detail = a.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("between 1 and 1000"), "{detail}");
+    }
     let req = w.request("GET", "/.well-known/jwks.json", None);
     w.expect("GET", "/.well-known/jwks.json", req, 200).await;
     let req = w.request("GET", "/.well-known/openid-configuration", None);
@@ -682,13 +730,14 @@ async fn every_declared_answer_is_what_the_api_does() {
                     let answer = w
                         .expect(method, template, req, if ok { 200 } else { 400 })
                         .await;
+                    let detail = answer.body["detail"].as_str().unwrap_or_default();
                     if !ok {
-                        assert!(
-                            answer.body["detail"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .contains(name)
-                        );
+                        assert!(detail.contains(name), "{detail}");
+                    }
+                    // Within the type, the answer says the bounds (review finding).
+                    if !ok && value <= max + 1 {
+                        let bounds = format!("between {min} and {max}");
+                        assert!(detail.contains(&bounds), "{detail}");
                     }
                 }
             } else {

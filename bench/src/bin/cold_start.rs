@@ -71,7 +71,10 @@ async fn measure(s: &Subject, runs: usize) -> anyhow::Result<Figures> {
     let env: Vec<(&str, &str)> = s.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for _ in 0..runs {
         let h = LambdaHarness::start(&s.program, &env).await?;
-        let outcome = h.invoke(s.event.clone(), Duration::from_secs(60)).await?;
+        let outcome = h
+            .invoke(s.event.clone(), Duration::from_secs(60))
+            .await
+            .with_context(|| s.name)?;
         let answered = Instant::now();
         match &outcome {
             Outcome::Response(v) if v["statusCode"].as_u64().is_none_or(|c| c < 400) => {}
@@ -153,7 +156,14 @@ async fn subjects() -> anyhow::Result<Vec<Subject>> {
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_SESSION_TOKEN", "bench".to_owned()),
-    ];
+    ]
+    .into_iter()
+    .chain(
+        std::env::var("MOTCUA_BENCH_SSL_CERT_FILE")
+            .ok()
+            .map(|f| ("SSL_CERT_FILE", f)),
+    )
+    .collect::<Vec<_>>();
     let with = |extra: Vec<(&'static str, String)>| {
         let mut v = aws.clone();
         v.extend(extra);

@@ -69,7 +69,8 @@ pub(crate) async fn audit(
         }
     };
     // The trail of the number under every key it was hashed with (the key can rotate).
-    let limit = motcua_http::decode::page_limit(q.limit, 100, 1000)?;
+    let limit =
+        motcua_http::decode::page_limit(q.limit, 100, 1000, StatusCode::UNPROCESSABLE_ENTITY)?;
     let mut entries = Vec::new();
     for (_, h) in &hashes {
         entries.extend(

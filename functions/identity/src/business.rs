@@ -384,6 +384,7 @@ async fn as_representative(
         (status = 200, body = GrantView, description = "Already granted"),
         (status = 401, description = "No valid token"),
         (status = 403, description = "Not signed in at level 2, or not a legal representative"),
+        (status = 404, description = "The caller's account no longer exists"),
         (status = 422, description = "Invalid tax code or personal number, or the business is not active"),
         (status = 429, description = "Too many failed attempts; Retry-After"),
         (status = 503, description = "Registry unavailable; Retry-After")))]
@@ -437,6 +438,7 @@ pub(crate) async fn grant_member(
     responses((status = 200, body = Vec<GrantView>),
         (status = 401, description = "No valid token"),
         (status = 403, description = "Not signed in at level 2, or not a legal representative"),
+        (status = 404, description = "The caller's account no longer exists"),
         (status = 422, description = "Invalid tax code, or the business is not active"),
         (status = 429, description = "Too many failed attempts; Retry-After"),
         (status = 503, description = "Registry unavailable; Retry-After")))]
@@ -473,12 +475,20 @@ pub(crate) async fn list_members(
 pub(crate) async fn revoke_member(
     State(s): State<IdentityState>,
     Caller(caller): Caller,
-    axum::extract::Path(grant_id): axum::extract::Path<Uuid>,
+    axum::extract::Path(grant_id): axum::extract::Path<String>,
     QueryParams(q): QueryParams<BusinessQuery>,
 ) -> Result<Response, Problem> {
     let now = s.clock.now();
     let (person, business) =
         as_representative(&s, &caller, &q.tax_code, "business-revoke", now).await?;
+    let no_such_grant = || {
+        Problem::not_found().detail(
+            "Không có quyền này của doanh nghiệp",
+            "No such grant for this business",
+        )
+    };
+    // Not an id is no such grant, as for dossiers (review finding: axum's bare 400).
+    let grant_id = Uuid::parse_str(&grant_id).map_err(|_| no_such_grant())?;
     if !s
         .ports
         .grants
@@ -486,10 +496,7 @@ pub(crate) async fn revoke_member(
         .await
         .map_err(store_problem)?
     {
-        return Err(Problem::not_found().detail(
-            "Không có quyền này của doanh nghiệp",
-            "No such grant for this business",
-        ));
+        return Err(no_such_grant());
     }
     // The member's tokens stop now, not at their expiry; their refresh tokens check the
     // grant at every use.

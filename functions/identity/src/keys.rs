@@ -71,6 +71,13 @@ pub async fn load_and_follow(
     auth: Arc<Authenticator>,
 ) -> Result<(), KeysError> {
     auth.set_signing_keys(&load(&client, &secret_id).await?);
+    follow(client, secret_id, auth);
+    Ok(())
+}
+
+/// Reloads the key set of `secret_id` into `auth` every few minutes, in the background
+/// (the keys were loaded once already).
+pub fn follow(client: Client, secret_id: String, auth: Arc<Authenticator>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(RELOAD_SECS)).await;
@@ -80,7 +87,6 @@ pub async fn load_and_follow(
             }
         }
     });
-    Ok(())
 }
 
 /// What Secrets Manager sends a rotation function.

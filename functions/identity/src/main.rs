@@ -11,19 +11,41 @@ async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
     // Keys and credentials from Secrets Manager (NAME_SECRET), read once at cold start;
     // the plain variables only where no secret is named (a laptop).
-    let env = |k: &str| std::env::var(k).ok();
-    let secrets = motcua_aws::secrets::resolve(
-        &aws_sdk_secretsmanager::Client::new(&motcua_aws::sdk_config().await),
-        &[
-            "MOTCUA_ID_HASH_KEY",
-            "MOTCUA_REGISTRY_API_KEY",
-            "MOTCUA_JWT_SECRETS",
-            "MOTCUA_PROXY_SECRET",
-        ],
-        env,
-    )
-    .await?;
-    let get = motcua_aws::secrets::lookup(secrets, env);
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let secrets_client = aws_sdk_secretsmanager::Client::new(&motcua_aws::sdk_config().await);
+    let signing_secret = env("MOTCUA_SIGNING_KEYS_SECRET");
+    let eid_on = env("MOTCUA_EID_ISSUER").is_some();
+    let eid_secret = env("MOTCUA_EID_CLIENT_KEY_SECRET").filter(|_| eid_on);
+    // Every secret read at start is read at once: each is a round trip to Secrets Manager,
+    // and together they stand before the first request.
+    let (secrets, signing_keys, eid_key_json) = tokio::join!(
+        motcua_aws::secrets::resolve(
+            &secrets_client,
+            &[
+                "MOTCUA_ID_HASH_KEY",
+                "MOTCUA_REGISTRY_API_KEY",
+                "MOTCUA_JWT_SECRETS",
+                "MOTCUA_PROXY_SECRET",
+            ],
+            env,
+        ),
+        async {
+            match &signing_secret {
+                Some(id) => Some(motcua_identity::keys::load(&secrets_client, id).await),
+                None => None,
+            }
+        },
+        async {
+            match &eid_secret {
+                Some(id) => Some(
+                    motcua_aws::secrets::read(&secrets_client, "MOTCUA_EID_CLIENT_KEY_SECRET", id)
+                        .await,
+                ),
+                None => None,
+            }
+        },
+    );
+    let get = motcua_aws::secrets::lookup(secrets?, env);
     let config = IdentityConfig::from_lookup(&get)?;
     // Account tokens are ES256 only on AWS (the gateway's JWT authorizer checks them);
     // HS256 development secrets are honoured only if configured.
@@ -32,29 +54,25 @@ async fn main() -> Result<(), lambda_http::Error> {
         &std::env::var("MOTCUA_JWT_AUDIENCE").unwrap_or_else(|_| "motcua".into()),
         &motcua_http::config::jwt_secrets(get("MOTCUA_JWT_SECRETS"))?,
     )?);
-    // Signing keys: the Secrets Manager secret (rotated by rotate-signing-keys), or a
-    // fixed list in MOTCUA_SIGNING_KEYS where there is no Secrets Manager.
-    match (
-        std::env::var("MOTCUA_SIGNING_KEYS_SECRET"),
-        std::env::var("MOTCUA_SIGNING_KEYS"),
-    ) {
-        (Ok(secret), _) => {
-            let conf = motcua_aws::sdk_config().await;
-            motcua_identity::keys::load_and_follow(
-                aws_sdk_secretsmanager::Client::new(&conf),
-                secret,
-                auth.clone(),
-            )
-            .await?
+    // Signing keys: the Secrets Manager secret (rotated by rotate-signing-keys, reloaded
+    // every few minutes), or a fixed list in MOTCUA_SIGNING_KEYS where there is none.
+    match (signing_keys, signing_secret, env("MOTCUA_SIGNING_KEYS")) {
+        (Some(keys), Some(secret), _) => {
+            auth.set_signing_keys(&keys?);
+            motcua_identity::keys::follow(secrets_client.clone(), secret, auth.clone());
         }
-        (Err(_), Ok(json)) => auth.set_signing_keys(&motcua_http::signing_keys_from_json(&json)?),
+        (_, _, Some(json)) => auth.set_signing_keys(&motcua_http::signing_keys_from_json(&json)?),
         _ => return Err("MOTCUA_SIGNING_KEYS_SECRET or MOTCUA_SIGNING_KEYS is required".into()),
     }
+    // The SSO's keys are fetched while the function waits for its first event; a token
+    // checked meanwhile waits for that fetch rather than starting another.
     let sso = motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok())?.map(Arc::new);
-    if let Some(sso) = &sso
-        && let Err(e) = sso.jwks.refresh().await
-    {
-        tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start");
+    if let Some(sso) = sso.clone() {
+        tokio::spawn(async move {
+            if let Err(e) = sso.jwks.refresh().await {
+                tracing::warn!(error = %e, "the SSO's JWKS could not be fetched at start");
+            }
+        });
     }
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
     let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
@@ -103,25 +121,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     ));
     // The national e-ID (OpenID Connect), when MOTCUA_EID_ISSUER is set: the relying
     // party's private_key_jwt key from Secrets Manager (or MOTCUA_EID_CLIENT_KEY).
-    let eid_on = std::env::var("MOTCUA_EID_ISSUER").is_ok_and(|i| !i.is_empty());
-    let eid_key = match (
-        std::env::var("MOTCUA_EID_CLIENT_KEY_SECRET"),
-        std::env::var("MOTCUA_EID_CLIENT_KEY"),
-    ) {
+    let eid_key = match (eid_key_json, env("MOTCUA_EID_CLIENT_KEY")) {
         _ if !eid_on => None,
-        (Ok(secret), _) if !secret.is_empty() => {
-            let conf = motcua_aws::sdk_config().await;
-            let json = aws_sdk_secretsmanager::Client::new(&conf)
-                .get_secret_value()
-                .secret_id(secret)
-                .send()
-                .await
-                .map_err(|e| format!("reading MOTCUA_EID_CLIENT_KEY_SECRET: {e}"))?
-                .secret_string
-                .unwrap_or_default();
-            Some(motcua_identity::client_key_from_json(&json)?)
-        }
-        (_, Ok(json)) => Some(motcua_identity::client_key_from_json(&json)?),
+        (Some(json), _) => Some(motcua_identity::client_key_from_json(&json?)?),
+        (None, Some(json)) => Some(motcua_identity::client_key_from_json(&json)?),
         _ => None,
     };
     let eid = motcua_identity::EidRelyingParty::from_vars(|k| std::env::var(k).ok(), eid_key)?

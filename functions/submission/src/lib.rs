@@ -291,6 +291,10 @@ fn submission_id(subject: &str, key: &str, fingerprint: &[u8]) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// How many of a submission's problems an answer lists: a body with a thousand unknown
+/// fields gets the first ones and a count, not a megabyte of echoes.
+const PROBLEMS_SHOWN: usize = 20;
+
 fn validation_problem(errors: &SubmissionErrors) -> Problem {
     let list = |lang: Lang| -> Value {
         let fields = errors.fields.iter().map(|e| {
@@ -303,9 +307,21 @@ fn validation_problem(errors: &SubmissionErrors) -> Problem {
             v["message"] = Value::String(e.message(lang));
             v
         });
-        Value::Array(fields.chain(docs).collect())
+        Value::Array(fields.chain(docs).take(PROBLEMS_SHOWN).collect())
     };
     let n = errors.fields.len() + errors.documents.len();
+    let shown = |lang: Lang| {
+        let mut m = errors.messages(lang);
+        if m.len() > PROBLEMS_SHOWN {
+            let more = m.len() - PROBLEMS_SHOWN;
+            m.truncate(PROBLEMS_SHOWN);
+            m.push(match lang {
+                Lang::Vi => format!("và {more} lỗi khác"),
+                Lang::En => format!("and {more} more"),
+            });
+        }
+        m.join("; ")
+    };
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation",
@@ -313,14 +329,8 @@ fn validation_problem(errors: &SubmissionErrors) -> Problem {
         "The dossier is not valid",
     )
     .detail(
-        format!(
-            "Có {n} lỗi cần sửa: {}",
-            errors.messages(Lang::Vi).join("; ")
-        ),
-        format!(
-            "{n} problem(s) to fix: {}",
-            errors.messages(Lang::En).join("; ")
-        ),
+        format!("Có {n} lỗi cần sửa: {}", shown(Lang::Vi)),
+        format!("{n} problem(s) to fix: {}", shown(Lang::En)),
     )
     .extra_localized("errors", list(Lang::Vi), list(Lang::En))
 }
@@ -538,7 +548,8 @@ async fn refile_under_owner(s: &AppState, caller: &Actor) -> Result<(), Problem>
 #[utoipa::path(get, path = "/v1/dossiers", tag = "dossiers",
     params(ListQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = DossierPage), (status = 400, description = "Bad status, agency or cursor")))]
+    responses((status = 200, body = DossierPage), (status = 400, description = "Bad status, agency, limit or cursor"),
+        (status = 403, description = "A system token: it has no dossiers to list")))]
 async fn list_dossiers(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -546,7 +557,12 @@ async fn list_dossiers(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, Problem> {
     let page = PageRequest {
-        limit: motcua_http::decode::page_limit(q.limit, 20, PageRequest::MAX_LIMIT)?,
+        limit: motcua_http::decode::page_limit(
+            q.limit,
+            20,
+            PageRequest::MAX_LIMIT,
+            StatusCode::BAD_REQUEST,
+        )?,
         cursor: q.cursor.clone().filter(|c| !c.is_empty()),
     };
     let status = match q.status.as_deref() {

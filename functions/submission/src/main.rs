@@ -46,11 +46,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth = auth.with_signing_keys(&motcua_http::signing_keys_from_json(&json)?);
     }
     if let Ok(url) = std::env::var("MOTCUA_JWKS_URL") {
-        let remote = motcua_http::RemoteJwks::new(&url);
-        if let Err(e) = remote.refresh().await {
-            tracing::warn!(error = %e, "the JWKS could not be fetched at start; retried on first use");
-        }
-        auth = auth.with_remote_keys(remote);
+        auth = auth.with_remote_keys(motcua_http::RemoteJwks::new(&url));
     }
     // An erased account's tokens are refused at once: the identity function records the
     // subject in its own table, which this function may only read those items of.
@@ -59,9 +55,22 @@ async fn main() -> Result<(), lambda_http::Error> {
         ports.revoked = Arc::new(motcua_aws::DynamoStore::from_env(table).await);
     }
     auth.check_revocations(ports.revoked.clone());
+    let auth = Arc::new(auth);
+    // The JWKS is fetched while the function waits for its first event; a token checked
+    // meanwhile waits for that fetch rather than starting another.
+    if auth.remote_keys().is_some() {
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            if let Some(remote) = auth.remote_keys()
+                && let Err(e) = remote.refresh().await
+            {
+                tracing::warn!(error = %e, "the JWKS could not be fetched at start; retried on first use");
+            }
+        });
+    }
     let state = AppState {
         ports,
-        auth: Arc::new(auth),
+        auth,
         clock: Arc::new(SystemClock::default()),
         calendar: WorkingCalendar::vietnam(),
         config: Arc::new(config),

@@ -99,11 +99,19 @@ pub fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
 }
 
+/// The HTTPS client of every SDK client here. Its TLS configuration (the system's root
+/// certificates, parsed) is built at the first request, once per process and connection
+/// setting, where the SDK's own client would build it again for every SDK client created,
+/// before the function could ask for its first event.
 fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
+    use aws_smithy_runtime_api::client::http::HttpClient;
+    let inner = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+        .build_https();
+    aws_smithy_runtime_api::client::http::http_client_fn(move |settings, components| {
+        inner.http_connector(settings, components)
+    })
 }
 
 /// The SDK configuration of a function on Lambda, from what Lambda gives every function:
@@ -111,7 +119,25 @@ fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 /// `AWS_ENDPOINT_URL` when set (LocalStack); four attempts. Not the default provider
 /// chain (profile files, SSO, IMDS, ECS, STS web identity): a function never uses them,
 /// resolving them cost start-up time, and their code was a tenth of each package.
+/// Built once per process: every client shares one HTTPS client (one connection pool,
+/// one certificate store).
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    static CONFIG: std::sync::OnceLock<aws_config::SdkConfig> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(lambda_config_from_env).clone()
+}
+
+/// The DynamoDB client of [`sdk_config`], built once per process: creating a client
+/// builds its TLS configuration from the system's root certificates, which is a good
+/// part of a function's start.
+pub async fn dynamodb_client() -> Client {
+    static CLIENT: tokio::sync::OnceCell<Client> = tokio::sync::OnceCell::const_new();
+    CLIENT
+        .get_or_init(|| async { Client::new(&sdk_config().await) })
+        .await
+        .clone()
+}
+
+fn lambda_config_from_env() -> aws_config::SdkConfig {
     use aws_sdk_dynamodb::config::{Region, SharedCredentialsProvider};
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let mut b = aws_config::SdkConfig::builder()
@@ -366,9 +392,9 @@ impl DynamoStore {
     }
 
     /// From the environment's SDK configuration.
+    /// The store of `table` with the process's one DynamoDB client ([`dynamodb_client`]).
     pub async fn from_env(table: impl Into<String>) -> DynamoStore {
-        let conf = sdk_config().await;
-        DynamoStore::new(Client::new(&conf), table)
+        DynamoStore::new(dynamodb_client().await, table)
     }
 
     pub fn table(&self) -> &str {

@@ -18,23 +18,37 @@ pub async fn resolve(
     names: &[&str],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
+    // Read concurrently: each is a round trip, and they all stand before the first request.
+    let mut reads = tokio::task::JoinSet::new();
     for name in names {
         let var = format!("{name}_SECRET");
         let Some(id) = env(&var).filter(|v| !v.trim().is_empty()) else {
             continue;
         };
-        let value = client
-            .get_secret_value()
-            .secret_id(id.trim())
-            .send()
-            .await
-            .map_err(|e| format!("reading {var}: {}", e.code().unwrap_or("unreachable")))?
-            .secret_string
-            .ok_or_else(|| format!("{var}: the secret has no string value"))?;
-        out.insert((*name).to_owned(), value);
+        let (client, name) = (client.clone(), (*name).to_owned());
+        reads.spawn(async move {
+            let value = read(&client, &var, id.trim()).await?;
+            Ok::<_, String>((name, value))
+        });
+    }
+    let mut out = HashMap::new();
+    while let Some(done) = reads.join_next().await {
+        let (name, value) = done.map_err(|e| format!("reading a secret: {e}"))??;
+        out.insert(name, value);
     }
     Ok(out)
+}
+
+/// The string value of the secret `id`, named `var` in errors.
+pub async fn read(client: &Client, var: &str, id: &str) -> Result<String, String> {
+    client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| format!("reading {var}: {}", e.code().unwrap_or("unreachable")))?
+        .secret_string
+        .ok_or_else(|| format!("{var}: the secret has no string value"))
 }
 
 /// A lookup of settings: a secret read by [`resolve`] first, else the variable itself.

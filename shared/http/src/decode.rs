@@ -290,18 +290,35 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
     })
 }
 
-/// A page size as documented: `default` when absent, 400 naming `limit` outside 1–`max`
-/// (never quietly clamped: a client asking for 500 learns it gets at most `max`).
-pub fn page_limit(raw: Option<u32>, default: u32, max: u32) -> Result<u32, Problem> {
+/// A page size as documented: `default` when absent; outside 1–`max` a problem naming
+/// `limit` and its bounds (never quietly clamped: a client asking for 500 learns it gets
+/// at most `max`), with `status` 400 for a query parameter, 422 for a body field.
+pub fn page_limit(
+    raw: Option<u32>,
+    default: u32,
+    max: u32,
+    status: StatusCode,
+) -> Result<u32, Problem> {
     match raw {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(field_problem(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "limit",
-            &format!("must be between 1 and {max}"),
-        )),
+        Some(_) => {
+            let (kind, vi, en) = if status == StatusCode::BAD_REQUEST {
+                ("bad-request", "Tham số không hợp lệ", "Invalid parameter")
+            } else {
+                (
+                    "invalid-body",
+                    "Nội dung yêu cầu không đúng cấu trúc",
+                    "The body does not have the expected shape",
+                )
+            };
+            Err(Problem::new(status, kind, vi, en)
+                .detail(
+                    format!("Trường 'limit' phải từ 1 đến {max}"),
+                    format!("Field 'limit' must be between 1 and {max}"),
+                )
+                .extra("field", json!("limit")))
+        }
     }
 }
 
@@ -339,13 +356,22 @@ mod tests {
 
     #[test]
     fn a_page_limit_outside_its_bounds_is_refused_not_clamped() {
-        assert_eq!(page_limit(None, 20, 100).unwrap(), 20);
-        assert_eq!(page_limit(Some(1), 20, 100).unwrap(), 1);
-        assert_eq!(page_limit(Some(100), 20, 100).unwrap(), 100);
+        let q = StatusCode::BAD_REQUEST;
+        assert_eq!(page_limit(None, 20, 100, q).unwrap(), 20);
+        assert_eq!(page_limit(Some(1), 20, 100, q).unwrap(), 1);
+        assert_eq!(page_limit(Some(100), 20, 100, q).unwrap(), 100);
         for bad in [0, 101, 2_147_483_648] {
-            let p = page_limit(Some(bad), 20, 100).unwrap_err();
-            assert_eq!(p.status, StatusCode::BAD_REQUEST, "{bad}");
+            let p = page_limit(Some(bad), 20, 100, q).unwrap_err();
+            assert_eq!(p.status, q, "{bad}");
+            // The answer says the bounds (review finding: it said "a valid value").
+            let en = serde_json::to_string(&p.body(motcua_domain::Lang::En)).unwrap();
+            assert!(en.contains("between 1 and 100"), "{en}");
         }
+        let body = StatusCode::UNPROCESSABLE_ENTITY;
+        assert_eq!(
+            page_limit(Some(0), 100, 1000, body).unwrap_err().status,
+            body
+        );
     }
     use serde::Deserialize;
 
