@@ -292,18 +292,29 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20usize);
     let subjects = subjects().await?;
-    let mut rows = Vec::new();
+    // One unmeasured start each first: page cache and LocalStack warm, as on a busy
+    // account. Then the subjects take turns, run by run, so a slow moment of the machine
+    // does not land on one of them.
     for s in &subjects {
-        // One unmeasured start first: page cache and LocalStack warm, as on a busy account.
         measure(s, 1).await?;
-        let f = measure(s, runs).await?;
-        rows.push((
-            s.name,
-            median(&f.init_ms),
-            median(&f.first_ms),
-            median(&f.rss_mb),
-        ));
     }
+    let mut figures: Vec<Figures> = subjects.iter().map(|_| Figures::default()).collect();
+    for _ in 0..runs {
+        for (s, f) in subjects.iter().zip(figures.iter_mut()) {
+            let one = measure(s, 1).await?;
+            f.init_ms.extend(one.init_ms);
+            f.first_ms.extend(one.first_ms);
+            f.rss_mb.extend(one.rss_mb);
+        }
+    }
+    let rows: Vec<_> = subjects
+        .iter()
+        .zip(&figures)
+        .map(|(s, f)| {
+            let m = |v: &[f64]| median(v);
+            (s.name, m(&f.init_ms), m(&f.first_ms), m(&f.rss_mb))
+        })
+        .collect();
     let floor = rows.iter().find(|r| r.0.starts_with("hello")).map(|r| r.1);
     let python = rows.iter().find(|r| r.0.starts_with("python")).map(|r| r.1);
     println!(

@@ -189,9 +189,41 @@ pub fn route_table() -> std::collections::BTreeSet<(String, String)> {
 }
 
 /// The function's routes (without the problem/CORS layers, which the host adds, nor the
-/// API document, which the local runner serves once for all functions).
+/// API document, which the local runner serves once for all functions). The same
+/// handlers as [`api`], routed without building the OpenAPI document at start-up (that
+/// was a fifth of the function's own start); `tests/tests/openapi.rs` checks every
+/// documented operation is routed here and answers as documented.
 pub fn routes(state: IdentityState) -> Router {
-    api().0.with_state(state)
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v1/identity/citizens/verify", post(verify_citizen))
+        .route(
+            "/v1/identity/citizens/verify/confirm",
+            post(confirm_citizen),
+        )
+        .route("/v1/identity/businesses/link", post(link_business))
+        .route(
+            "/v1/identity/businesses/members",
+            post(grant_member).get(list_members),
+        )
+        .route(
+            "/v1/identity/businesses/members/{grant_id}",
+            axum::routing::delete(revoke_member),
+        )
+        .route("/v1/identity/login", get(login))
+        .route("/v1/identity/callback", get(callback))
+        .route("/v1/identity/login/exchange", post(login_exchange))
+        .route("/v1/me", get(get_me).patch(patch_me).delete(delete_me))
+        .route("/v1/admin/audit/search", post(audit))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/v1/identity/sso/exchange", post(sso_exchange))
+        .route("/v1/identity/token/refresh", post(refresh))
+        .route("/v1/identity/token/revoke", post(revoke))
+        .with_state(state)
 }
 
 /// The function's complete router for Lambda: its routes and `GET /v1/openapi.json`.

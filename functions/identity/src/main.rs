@@ -1,17 +1,84 @@
 //! The identity function on AWS Lambda, behind the HTTP API.
+//!
+//! Start-up asks Lambda for the first event as soon as the settings are known to be
+//! there; the secrets and keys are read meanwhile (all at once), and the first request
+//! waits for them. A read that fails is answered 503 and tried again by the next request,
+//! instead of failing the sandbox's start.
 
 use std::sync::Arc;
 
 use motcua_http::SystemClock;
 use motcua_identity::{IdentityConfig, IdentityState, router};
 use motcua_registry::HttpRegistry;
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+type App = Arc<OnceCell<axum::Router>>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
+    required_settings()?;
+    let app: App = Arc::default();
+    tokio::spawn({
+        let app = app.clone();
+        async move {
+            if let Err(e) = app.get_or_try_init(build).await {
+                tracing::error!(error = %e, "the function could not start; retried at the next request");
+            }
+        }
+    });
+    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
+        let app = app.clone();
+        async move {
+            let response = match app.get_or_try_init(build).await {
+                Ok(router) => router.clone().oneshot(req).await?,
+                Err(e) => {
+                    tracing::error!(error = %e, "the function could not start");
+                    motcua_http::Problem::unavailable().render(motcua_domain::Lang::Vi)
+                }
+            };
+            Ok::<_, lambda_http::Error>(response)
+        }
+    }))
+    .await
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// What can be known without the network: a setting missing fails the start, and Lambda
+/// hears why (`/runtime/init/error`).
+fn required_settings() -> Result<(), lambda_http::Error> {
+    let given = |k: &str| env(k).is_some() || env(&format!("{k}_SECRET")).is_some();
+    let embedded = env("MOTCUA_BACKEND").as_deref() == Some("embedded");
+    for (ok, what) in [
+        (embedded || given("MOTCUA_TABLE"), "MOTCUA_TABLE"),
+        (
+            given("MOTCUA_ID_HASH_KEY"),
+            "MOTCUA_ID_HASH_KEY_SECRET or MOTCUA_ID_HASH_KEY",
+        ),
+        (
+            given("MOTCUA_SIGNING_KEYS"),
+            "MOTCUA_SIGNING_KEYS_SECRET or MOTCUA_SIGNING_KEYS",
+        ),
+        (
+            given("MOTCUA_KMS_KEY_ID") || given("MOTCUA_ACCOUNT_KEY"),
+            "MOTCUA_KMS_KEY_ID or MOTCUA_ACCOUNT_KEY",
+        ),
+    ] {
+        if !ok {
+            return Err(format!("{what} is required").into());
+        }
+    }
+    Ok(())
+}
+
+/// The function's router, with everything read from Secrets Manager and the stores.
+async fn build() -> Result<axum::Router, lambda_http::Error> {
     // Keys and credentials from Secrets Manager (NAME_SECRET), read once at cold start;
     // the plain variables only where no secret is named (a laptop).
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let secrets_client = aws_sdk_secretsmanager::Client::new(&motcua_aws::sdk_config().await);
     let signing_secret = env("MOTCUA_SIGNING_KEYS_SECRET");
     let eid_on = env("MOTCUA_EID_ISSUER").is_some();
@@ -140,5 +207,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         codes,
         eid,
     };
-    lambda_http::run(router(state)).await
+    Ok(router(state))
 }

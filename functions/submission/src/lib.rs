@@ -151,9 +151,21 @@ fn officer_commands_only(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
 /// The function's routes, `/v1/openapi.json` (the one document of every function) and
 /// `/health`, without the HTTP layers (the local runner merges several functions' routes
 /// under one set of layers).
+///
+/// The same handlers as [`api`], routed without building the OpenAPI document at start-up;
+/// `tests/tests/openapi.rs` checks every documented operation is routed here and answers
+/// as documented.
 pub fn routes(state: AppState) -> Router {
-    let (routes, _) = api();
-    routes
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v1/procedures", get(list_procedures))
+        .route("/v1/procedures/{code}", get(get_procedure))
+        .route("/v1/dossiers", post(submit_dossier).get(list_dossiers))
+        .route("/v1/dossiers/{id}", get(get_dossier))
+        .route("/v1/dossiers/{id}/withdraw", post(withdraw))
+        .route("/v1/dossiers/{id}/supplement", post(supplement))
+        .route("/v1/dossiers/{id}/actions", post(officer_action))
+        .route("/v1/lookup", get(lookup))
         .route("/v1/openapi.json", motcua_http::openapi::document_route())
         .route(
             "/health",

@@ -51,7 +51,13 @@ pub enum CalendarError {
 /// Working days: Monday to Friday, minus public holidays, plus make-up working Saturdays.
 #[derive(Debug, Clone)]
 pub struct WorkingCalendar {
-    holidays: BTreeSet<Date>,
+    /// The rule holidays of each year from `FIRST_YEAR`, computed when a date of that year
+    /// is first asked about: the lunar new year takes trigonometry, and a function that
+    /// starts should not pay for a century of them (it was most of the submission
+    /// function's own start-up work).
+    rules: Box<[OnceLock<Vec<Date>>]>,
+    /// The yearly decisions: a date made a holiday (`true`) or a working day (`false`).
+    decided: BTreeMap<Date, bool>,
     extra_workdays: BTreeSet<Date>,
 }
 
@@ -70,32 +76,43 @@ impl WorkingCalendar {
     pub fn with_adjustments(json: &str) -> Result<WorkingCalendar, CalendarError> {
         let file: AdjustmentFile =
             serde_json::from_str(json).map_err(|e| CalendarError::Adjustments(e.to_string()))?;
-        let mut holidays = BTreeSet::new();
-        for year in FIRST_YEAR..=LAST_YEAR {
-            holidays.extend(rule_holidays(year));
-        }
+        let mut decided = BTreeMap::new();
         let mut extra_workdays = BTreeSet::new();
+        // In the file's order; within a year, its working days first, then its days off.
         for adj in file.adjustments.values() {
             for d in &adj.work {
-                holidays.remove(d);
+                decided.insert(*d, false);
                 if is_weekend(*d) {
                     extra_workdays.insert(*d);
                 }
             }
-            holidays.extend(adj.off.iter().copied());
+            for d in &adj.off {
+                decided.insert(*d, true);
+            }
         }
+        let years = (LAST_YEAR - FIRST_YEAR + 1) as usize;
         Ok(WorkingCalendar {
-            holidays,
+            rules: (0..years).map(|_| OnceLock::new()).collect(),
+            decided,
             extra_workdays,
         })
     }
 
     pub fn is_holiday(&self, d: Date) -> bool {
-        self.holidays.contains(&d)
+        if let Some(&off) = self.decided.get(&d) {
+            return off;
+        }
+        let Some(year) = self
+            .rules
+            .get(usize::try_from(d.year() - FIRST_YEAR).unwrap_or(usize::MAX))
+        else {
+            return false;
+        };
+        year.get_or_init(|| rule_holidays(d.year())).contains(&d)
     }
 
     pub fn is_working_day(&self, d: Date) -> bool {
-        if self.holidays.contains(&d) {
+        if self.is_holiday(d) {
             return false;
         }
         !is_weekend(d) || self.extra_workdays.contains(&d)
