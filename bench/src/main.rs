@@ -15,6 +15,8 @@
 //! then whole sign-ins with the national e-ID simulator (login, authorize, callback,
 //! exchange), 16 at a time.
 
+mod limits;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -262,6 +264,8 @@ fn main() -> anyhow::Result<()> {
         });
         let (sub, bodies) = phase("submissions", &addr, &o, submit, 201).await?;
         sub.print();
+        // The stored dossier holds the submitted form: rows the size of the request body.
+        let row_bytes = include_bytes!("../../events/api/submit-criminal-record.json").len();
         let ids: Vec<String> = bodies
             .iter()
             .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
@@ -284,6 +288,38 @@ fn main() -> anyhow::Result<()> {
         });
         let (reads, _) = phase("reads", &addr, &o, read, 200).await?;
         reads.print();
+        // The limits, in the same run: an HTTP route that does nothing, and SQLite taking
+        // the submissions' rows with nothing else to do.
+        let (mut hello_child, hello_addr) = limits::start_hello_axum()?;
+        let host = hello_addr.clone();
+        let hello: Maker = Arc::new(move |_, _| {
+            Request::builder()
+                .method(Method::GET)
+                .uri("/hello")
+                .header("host", &host)
+                .body(Full::new(Bytes::new()))
+                .expect("request")
+        });
+        let hello_phase = phase("hello-axum", &hello_addr, &o, hello, 200).await;
+        let _ = hello_child.kill();
+        let _ = hello_child.wait();
+        let (hello_phase, _) = hello_phase?;
+        hello_phase.print();
+        let (seconds, group) = (o.seconds, o.connections);
+        let sqlite = tokio::task::spawn_blocking(move || {
+            limits::sqlite_group_commit(3, row_bytes, group, seconds)
+        })
+        .await??;
+        println!(
+            "{:<12} {:>10.0} subm./s  bare SQLite: {group} submissions per commit, 3 rows of {row_bytes} B each, WAL, synchronous=FULL",
+            "sqlite-limit", sqlite
+        );
+        let rate = |p: &Phase| p.ok as f64 / p.elapsed.as_secs_f64();
+        println!(
+            "submissions at {:.0}% of the SQLite limit; reads at {:.0}% of the axum hello-world",
+            100.0 * rate(&sub) / sqlite,
+            100.0 * rate(&reads) / rate(&hello_phase)
+        );
         // Identity: the registry match that sends a code (registry simulator, 0 ms), then
         // whole sign-ins by code (verify, read the SMS the runner keeps, confirm).
         let people: Vec<(Bytes, &'static str)> = [
