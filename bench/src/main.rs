@@ -1,8 +1,8 @@
 //! motcua-bench: drives a real `motcua-local` over HTTP and prints throughput and latency.
 //!
 //! ```text
-//! cargo build --release -p motcua-local -p motcua-bench
-//! target/release/motcua-bench [--connections 64] [--seconds 10] [--client-threads 1]
+//! cargo build --profile runner -p motcua-local -p motcua-bench --bins
+//! target/runner/motcua-bench [--connections 64] [--seconds 10] [--client-threads 1]
 //!                             [--backend embedded|aws]
 //! ```
 //! `--backend aws` needs LocalStack running (`infra/localstack/start.sh`);
@@ -184,7 +184,7 @@ fn main() -> anyhow::Result<()> {
     let runner = runner_path();
     if !runner.exists() {
         bail!(
-            "{} not found: cargo build --release -p motcua-local -p motcua-bench",
+            "{} not found: cargo build --profile runner -p motcua-local -p motcua-bench --bins",
             runner.display()
         );
     }
