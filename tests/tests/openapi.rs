@@ -376,7 +376,7 @@ async fn every_declared_answer_is_what_the_api_does() {
     // (review finding: every one was echoed back, a megabyte for a big body).
     let mut noisy = criminal_record();
     for i in 0..50 {
-        noisy["form"][format!("unknown_{i}")] = json!("x");
+        noisy["form"][format!("unknown_{i}_{}", "x".repeat(5000))] = json!("x");
     }
     let req = w
         .request("POST", "/v1/dossiers", Some(&citizen))
@@ -389,6 +389,12 @@ async fn every_declared_answer_is_what_the_api_does() {
         a.body
     );
     let detail = a.body["detail"].as_str().unwrap_or_default();
+    // Names are the caller's: each shown shortened (review finding: echoed whole).
+    assert!(
+        a.body.to_string().len() < 20_000,
+        "{}",
+        a.body.to_string().len()
+    );
     assert!(
         detail.starts_with("50 problem(s)") && detail.ends_with("and 30 more"),
         "{detail}"

@@ -33,11 +33,13 @@ pub enum KeysError {
     Refused(String),
 }
 
-fn aws_err<E: ProvideErrorMetadata + std::fmt::Debug>(e: &E) -> KeysError {
+/// The error's code only: the debug form of an answer that could not be read holds its
+/// body, and the body of `GetSecretValue` is the secret (review finding).
+fn aws_err<E: ProvideErrorMetadata>(e: &E) -> KeysError {
     KeysError::Aws(
         e.code()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{e:?}")),
+            .unwrap_or("unreachable or unreadable answer")
+            .to_owned(),
     )
 }
 

@@ -1,78 +1,24 @@
 //! The identity function on AWS Lambda, behind the HTTP API.
 //!
-//! Start-up asks Lambda for the first event as soon as the settings are known to be
-//! there; the secrets and keys are read meanwhile (all at once), and the first request
-//! waits for them. A read that fails is answered 503 and tried again by the next request,
-//! instead of failing the sandbox's start.
+//! At start it reads its secrets, signing keys and e-ID client key all at once (each is a
+//! round trip to Secrets Manager) and fetches the SSO's JWKS in the background, then asks
+//! Lambda for its first event. A setting or secret it cannot have fails the start.
 
 use std::sync::Arc;
 
 use motcua_http::SystemClock;
 use motcua_identity::{IdentityConfig, IdentityState, router};
 use motcua_registry::HttpRegistry;
-use tokio::sync::OnceCell;
-use tower::ServiceExt;
-
-type App = Arc<OnceCell<axum::Router>>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
-    required_settings()?;
-    let app: App = Arc::default();
-    tokio::spawn({
-        let app = app.clone();
-        async move {
-            if let Err(e) = app.get_or_try_init(build).await {
-                tracing::error!(error = %e, "the function could not start; retried at the next request");
-            }
-        }
-    });
-    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
-        let app = app.clone();
-        async move {
-            let response = match app.get_or_try_init(build).await {
-                Ok(router) => router.clone().oneshot(req).await?,
-                Err(e) => {
-                    tracing::error!(error = %e, "the function could not start");
-                    motcua_http::Problem::unavailable().render(motcua_domain::Lang::Vi)
-                }
-            };
-            Ok::<_, lambda_http::Error>(response)
-        }
-    }))
-    .await
+    lambda_http::run(build().await?).await
 }
 
+/// A setting: unset and empty (or blank) are the same.
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// What can be known without the network: a setting missing fails the start, and Lambda
-/// hears why (`/runtime/init/error`).
-fn required_settings() -> Result<(), lambda_http::Error> {
-    let given = |k: &str| env(k).is_some() || env(&format!("{k}_SECRET")).is_some();
-    let embedded = env("MOTCUA_BACKEND").as_deref() == Some("embedded");
-    for (ok, what) in [
-        (embedded || given("MOTCUA_TABLE"), "MOTCUA_TABLE"),
-        (
-            given("MOTCUA_ID_HASH_KEY"),
-            "MOTCUA_ID_HASH_KEY_SECRET or MOTCUA_ID_HASH_KEY",
-        ),
-        (
-            given("MOTCUA_SIGNING_KEYS"),
-            "MOTCUA_SIGNING_KEYS_SECRET or MOTCUA_SIGNING_KEYS",
-        ),
-        (
-            given("MOTCUA_KMS_KEY_ID") || given("MOTCUA_ACCOUNT_KEY"),
-            "MOTCUA_KMS_KEY_ID or MOTCUA_ACCOUNT_KEY",
-        ),
-    ] {
-        if !ok {
-            return Err(format!("{what} is required").into());
-        }
-    }
-    Ok(())
 }
 
 /// The function's router, with everything read from Secrets Manager and the stores.
@@ -133,7 +79,7 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
     }
     // The SSO's keys are fetched while the function waits for its first event; a token
     // checked meanwhile waits for that fetch rather than starting another.
-    let sso = motcua_http::SsoTrust::from_vars(|k| std::env::var(k).ok())?.map(Arc::new);
+    let sso = motcua_http::SsoTrust::from_vars(env)?.map(Arc::new);
     if let Some(sso) = sso.clone() {
         tokio::spawn(async move {
             if let Err(e) = sso.jwks.refresh().await {
@@ -142,15 +88,15 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
         });
     }
     let registry = Arc::new(HttpRegistry::new(config.registry_client())?);
-    let ports = match std::env::var("MOTCUA_BACKEND").as_deref() {
+    let ports = match env("MOTCUA_BACKEND").as_deref() {
         #[cfg(feature = "embedded")]
-        Ok("embedded") => {
+        Some("embedded") => {
             // For trying the function alone; data in the Lambda's /tmp is not durable.
             let dir = std::env::var("MOTCUA_DATA_DIR").unwrap_or_else(|_| "/tmp/motcua".into());
             motcua_embedded::EmbeddedStore::open(std::path::Path::new(&dir))?.identity_ports()
         }
         _ => {
-            let table = std::env::var("MOTCUA_TABLE").map_err(|_| "MOTCUA_TABLE is required")?;
+            let table = env("MOTCUA_TABLE").ok_or("MOTCUA_TABLE is required")?;
             motcua_aws::DynamoStore::from_env(table)
                 .await
                 .identity_ports()
@@ -158,18 +104,17 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
     };
     // Personal fields of accounts are sealed with data keys wrapped by the master key: in
     // KMS (MOTCUA_KMS_KEY_ID), or a configured key (MOTCUA_ACCOUNT_KEY) where KMS is absent.
-    let vault: Arc<dyn motcua_ports::identity::KeyVault> = match std::env::var("MOTCUA_KMS_KEY_ID")
-    {
-        Ok(key_id) => {
+    let vault: Arc<dyn motcua_ports::identity::KeyVault> = match env("MOTCUA_KMS_KEY_ID") {
+        Some(key_id) => {
             let conf = motcua_aws::sdk_config().await;
             Arc::new(motcua_aws::kms::KmsKeyVault::new(
                 motcua_aws::aws_sdk_kms::Client::new(&conf),
                 key_id,
             ))
         }
-        Err(_) => {
-            let master = std::env::var("MOTCUA_ACCOUNT_KEY")
-                .map_err(|_| "MOTCUA_KMS_KEY_ID or MOTCUA_ACCOUNT_KEY is required")?;
+        None => {
+            let master = env("MOTCUA_ACCOUNT_KEY")
+                .ok_or("MOTCUA_KMS_KEY_ID or MOTCUA_ACCOUNT_KEY is required")?;
             Arc::new(motcua_identity::sealed::LocalKeyVault::new(
                 {
                     use base64::Engine;
@@ -194,8 +139,7 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
         (None, Some(json)) => Some(motcua_identity::client_key_from_json(&json)?),
         _ => None,
     };
-    let eid = motcua_identity::EidRelyingParty::from_vars(|k| std::env::var(k).ok(), eid_key)?
-        .map(Arc::new);
+    let eid = motcua_identity::EidRelyingParty::from_vars(env, eid_key)?.map(Arc::new);
     let state = IdentityState {
         ports,
         population: registry.clone(),

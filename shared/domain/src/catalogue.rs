@@ -307,8 +307,9 @@ impl Procedure {
         let mut out = BTreeMap::new();
         for name in form.keys() {
             if !self.fields.iter().any(|f| &f.name == name) {
+                // The name is the caller's: shortened, as every echo of input is.
                 errors.push(FieldError {
-                    field: name.clone(),
+                    field: crate::bounds::shorten(name, 64),
                     problem: FieldProblem::Unknown,
                 });
             }
