@@ -114,7 +114,47 @@ async fn secret(
     ))
 }
 
-async fn subjects() -> anyhow::Result<Vec<Subject>> {
+/// What a run created on LocalStack, removed at the end.
+#[derive(Default)]
+struct Created {
+    table: String,
+    bus: String,
+    secrets: Vec<String>,
+    kms_key: String,
+    wrapper: PathBuf,
+}
+
+async fn clean_up(c: &Created) {
+    let conf = motcua_aws::localstack::config().await;
+    let _ = motcua_aws::aws_sdk_dynamodb::Client::new(&conf)
+        .delete_table()
+        .table_name(&c.table)
+        .send()
+        .await;
+    let _ = motcua_aws::aws_sdk_eventbridge::Client::new(&conf)
+        .delete_event_bus()
+        .name(&c.bus)
+        .send()
+        .await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&conf);
+    for arn in &c.secrets {
+        let _ = secrets
+            .delete_secret()
+            .secret_id(arn)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+    }
+    let _ = motcua_aws::aws_sdk_kms::Client::new(&conf)
+        .schedule_key_deletion()
+        .key_id(&c.kms_key)
+        .pending_window_in_days(7)
+        .send()
+        .await;
+    let _ = std::fs::remove_file(&c.wrapper);
+}
+
+async fn subjects() -> anyhow::Result<(Vec<Subject>, Created)> {
     use base64::Engine;
     motcua_aws::localstack::ensure_running().map_err(anyhow::Error::msg)?;
     let conf = motcua_aws::localstack::config().await;
@@ -185,7 +225,7 @@ async fn subjects() -> anyhow::Result<Vec<Subject>> {
         },
         Subject {
             name: "python 3.11 + boto3",
-            program: python,
+            program: python.clone(),
             env: with(vec![("MOTCUA_TABLE", table.clone())]),
             event: event("apigw/get-procedures.json")?,
         },
@@ -209,10 +249,10 @@ async fn subjects() -> anyhow::Result<Vec<Subject>> {
                     .iter()
                     .cloned()
                     .chain([
-                        ("MOTCUA_ID_HASH_KEY_SECRET", id_hash),
-                        ("MOTCUA_REGISTRY_API_KEY_SECRET", registry_key),
+                        ("MOTCUA_ID_HASH_KEY_SECRET", id_hash.clone()),
+                        ("MOTCUA_REGISTRY_API_KEY_SECRET", registry_key.clone()),
                         ("MOTCUA_SIGNING_KEYS_SECRET", signing.clone()),
-                        ("MOTCUA_KMS_KEY_ID", kms),
+                        ("MOTCUA_KMS_KEY_ID", kms.clone()),
                         ("MOTCUA_REGISTRY_URL", "http://127.0.0.1:9".to_owned()),
                         ("MOTCUA_JWT_ISSUER", "https://id.example.test".to_owned()),
                     ])
@@ -246,11 +286,18 @@ async fn subjects() -> anyhow::Result<Vec<Subject>> {
             env: aws.clone(),
             // A retried finishSecret of the version already current: describes the
             // secret and is done (every run may repeat it).
-            event: json!({"SecretId": signing, "ClientRequestToken": signing_version, "Step": "finishSecret"}),
+            event: json!({"SecretId": signing.clone(), "ClientRequestToken": signing_version, "Step": "finishSecret"}),
         },
     ];
     out.retain(|s| s.program.exists());
-    Ok(out)
+    let created = Created {
+        table,
+        bus,
+        secrets: vec![signing, id_hash, registry_key],
+        kms_key: kms,
+        wrapper: python,
+    };
+    Ok((out, created))
 }
 
 /// The Python function as an executable: the LocalStack venv's Python 3.11 (boto3 is
@@ -291,11 +338,17 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(20usize);
-    let subjects = subjects().await?;
+    let (subjects, created) = subjects().await?;
+    let result = run(&subjects, runs).await;
+    clean_up(&created).await;
+    result
+}
+
+async fn run(subjects: &[Subject], runs: usize) -> anyhow::Result<()> {
     // One unmeasured start each first: page cache and LocalStack warm, as on a busy
     // account. Then the subjects take turns, run by run, so a slow moment of the machine
     // does not land on one of them.
-    for s in &subjects {
+    for s in subjects {
         measure(s, 1).await?;
     }
     let mut figures: Vec<Figures> = subjects.iter().map(|_| Figures::default()).collect();

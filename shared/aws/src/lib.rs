@@ -144,6 +144,16 @@ fn lambda_config_from_env() -> aws_config::SdkConfig {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .http_client(https_client())
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+        // A call that hangs (a connection that died while the sandbox was frozen) ends as
+        // a 503 instead of running into the function's own timeout (10 s for the HTTP
+        // functions): 3 s per attempt, 8 s for a call with its retries.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .operation_attempt_timeout(std::time::Duration::from_secs(3))
+                .operation_timeout(std::time::Duration::from_secs(8))
+                .build(),
+        )
         .credentials_provider(SharedCredentialsProvider::new(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         ));
@@ -1099,6 +1109,16 @@ pub mod localstack {
 #[cfg(test)]
 mod log_filter_tests {
     use tracing::Level;
+
+    #[test]
+    fn the_lambda_configuration_bounds_every_call() {
+        use std::time::Duration;
+        let conf = super::lambda_config_from_env();
+        let t = conf.timeout_config().expect("timeouts");
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(8)));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_millis(3100)));
+    }
 
     #[test]
     fn the_lambda_log_filter_reads_rust_log_and_defaults_to_info() {
