@@ -256,24 +256,46 @@ pub async fn poll_stream(
 /// in the same process and for tests.
 #[derive(Debug, Default)]
 pub struct InProcessBus {
-    events: std::sync::Mutex<Vec<EventEnvelope>>,
+    events: std::sync::Mutex<Recent>,
+}
+
+/// The most recent [`Recent::KEEP`] events, oldest first, and their ids: publishing costs
+/// the size of the batch, not of what is kept (a set rebuilt and a vector shifted per
+/// batch cost each submission ~10,000 steps on the runner).
+#[derive(Debug, Default)]
+struct Recent {
+    order: std::collections::VecDeque<EventEnvelope>,
+    ids: std::collections::HashSet<uuid::Uuid>,
+}
+
+impl Recent {
+    const KEEP: usize = 10_000;
 }
 
 impl InProcessBus {
     pub fn published(&self) -> Vec<EventEnvelope> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        self.events
+            .lock()
+            .map(|r| r.order.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
 #[async_trait::async_trait]
 impl EventPublisher for InProcessBus {
     async fn publish(&self, events: &[EventEnvelope]) -> StoreResult<Vec<uuid::Uuid>> {
-        if let Ok(mut all) = self.events.lock() {
-            let seen: std::collections::HashSet<_> = all.iter().map(|e| e.id).collect();
-            all.extend(events.iter().filter(|e| !seen.contains(&e.id)).cloned());
+        if let Ok(mut r) = self.events.lock() {
+            for e in events {
+                if r.ids.insert(e.id) {
+                    r.order.push_back(e.clone());
+                }
+            }
             // Bounded: keep the most recent events only.
-            let excess = all.len().saturating_sub(10_000);
-            all.drain(..excess);
+            while r.order.len() > Recent::KEEP {
+                if let Some(old) = r.order.pop_front() {
+                    r.ids.remove(&old.id);
+                }
+            }
         }
         Ok(Vec::new())
     }
@@ -335,6 +357,33 @@ mod tests {
             events.push(e);
         }
         (store, events)
+    }
+
+    #[tokio::test]
+    async fn the_in_process_bus_keeps_the_newest_events_once_each() {
+        let (_, _, template) = sample("alice", 1, jiff::Timestamp::now());
+        let events: Vec<EventEnvelope> = (0..Recent::KEEP + 5)
+            .map(|_| EventEnvelope {
+                id: Uuid::now_v7(),
+                ..template.clone()
+            })
+            .collect();
+        let bus = InProcessBus::default();
+        for chunk in events.chunks(7) {
+            bus.publish(chunk).await.unwrap();
+        }
+        // A redelivered batch of kept events adds nothing.
+        bus.publish(&events[100..110]).await.unwrap();
+        let kept: Vec<Uuid> = bus.published().iter().map(|e| e.id).collect();
+        assert_eq!(kept.len(), Recent::KEEP);
+        assert_eq!(kept[0], events[5].id);
+        assert_eq!(kept[Recent::KEEP - 1], events[Recent::KEEP + 4].id);
+        // An evicted event is no longer known: published again, it is kept again, newest.
+        bus.publish(&events[..1]).await.unwrap();
+        let kept: Vec<Uuid> = bus.published().iter().map(|e| e.id).collect();
+        assert_eq!(kept.len(), Recent::KEEP);
+        assert_eq!(kept.last(), Some(&events[0].id));
+        assert_eq!(kept[0], events[6].id);
     }
 
     #[tokio::test]

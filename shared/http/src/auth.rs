@@ -251,6 +251,10 @@ pub struct Authenticator {
     /// Subjects whose tokens no longer count (erased accounts), asked for every citizen
     /// token once set.
     revoked: std::sync::OnceLock<Arc<dyn motcua_ports::identity::RevokedSubjects>>,
+    /// Tokens already checked (`crate::verified`), and the number of times the ES256 keys
+    /// were replaced, which ends every entry checked before.
+    verified: crate::verified::Verified,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -293,6 +297,8 @@ impl Authenticator {
             ed_validation,
             remote: None,
             revoked: std::sync::OnceLock::new(),
+            verified: Default::default(),
+            generation: Default::default(),
         })
     }
 
@@ -328,6 +334,8 @@ impl Authenticator {
         }
         next.extend(self.ed().iter().filter(|k| keep.contains(&k.kid)).cloned());
         *self.ed_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn ed(&self) -> Arc<Vec<EdKey>> {
@@ -447,8 +455,24 @@ impl Authenticator {
     /// [`Authenticator::verify`], and for an ES256 `kid` not known locally, the remote
     /// JWKS (fetched again at most every few seconds): a key published after this
     /// instance started is found without a restart.
+    ///
+    /// A token whose signature was checked before, under the same keys, and that has not
+    /// expired is not checked again (`crate::verified`); revocation is asked every time.
     pub async fn authenticate(&self, token: &str) -> Result<Actor, Problem> {
-        let actor = self.authenticate_signature(token).await?;
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let keys = (
+            self.generation.load(std::sync::atomic::Ordering::SeqCst),
+            self.remote.as_ref().map_or(0, |r| r.generation()),
+        );
+        let actor = match self.verified.get(token, now, keys) {
+            Some(actor) => actor,
+            None => {
+                let (actor, exp) = self.authenticate_signature(token).await?;
+                let until = exp.saturating_add(self.ed_validation.leeway as i64);
+                self.verified.put(token, &actor, until, now, keys);
+                actor
+            }
+        };
         if let (Role::Citizen, Some(revoked)) = (actor.role, self.revoked.get()) {
             let gone = revoked
                 .subject_revoked(&actor.subject, jiff::Timestamp::now())
@@ -473,8 +497,9 @@ impl Authenticator {
         Ok(actor)
     }
 
-    async fn authenticate_signature(&self, token: &str) -> Result<Actor, Problem> {
-        let first = self.verify(token);
+    /// The caller and the token's expiry, signature checked.
+    async fn authenticate_signature(&self, token: &str) -> Result<(Actor, i64), Problem> {
+        let first = self.check(token);
         let Some(remote) = &self.remote else {
             return first;
         };
@@ -492,7 +517,7 @@ impl Authenticator {
         }
         match remote.find(kid, Algorithm::ES256).await {
             Some(key) => match jsonwebtoken::decode::<Claims>(token, &key, &self.ed_validation) {
-                Ok(data) => actor_of(data.claims),
+                Ok(data) => with_expiry(data.claims),
                 Err(e) => Err(token_problem(Some(e))),
             },
             None => first,
@@ -502,6 +527,11 @@ impl Authenticator {
     /// Checks signature, issuer, audience and expiry against the configured keys; returns
     /// the caller.
     pub fn verify(&self, token: &str) -> Result<Actor, Problem> {
+        self.check(token).map(|(actor, _)| actor)
+    }
+
+    /// [`Authenticator::verify`], with the token's expiry.
+    fn check(&self, token: &str) -> Result<(Actor, i64), Problem> {
         let invalid =
             || Problem::unauthorized("Mã xác thực không hợp lệ", "The bearer token is not valid");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
@@ -510,7 +540,7 @@ impl Authenticator {
             Algorithm::HS256 => {
                 for (_, key) in &self.keys {
                     match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-                        Ok(data) => return actor_of(data.claims),
+                        Ok(data) => return with_expiry(data.claims),
                         Err(e) => last_err = Some(e),
                     }
                 }
@@ -520,7 +550,7 @@ impl Authenticator {
                 let keys = self.ed();
                 let key = keys.iter().find(|k| k.kid == kid).ok_or_else(invalid)?;
                 match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.ed_validation) {
-                    Ok(data) => return actor_of(data.claims),
+                    Ok(data) => return with_expiry(data.claims),
                     Err(e) => last_err = Some(e),
                 }
             }
@@ -540,6 +570,11 @@ pub(crate) fn token_problem(err: Option<jsonwebtoken::errors::Error>) -> Problem
         ),
         _ => Problem::unauthorized("Mã xác thực không hợp lệ", "The bearer token is not valid"),
     }
+}
+
+fn with_expiry(c: Claims) -> Result<(Actor, i64), Problem> {
+    let exp = c.exp;
+    actor_of(c).map(|a| (a, exp))
 }
 
 fn actor_of(c: Claims) -> Result<Actor, Problem> {
@@ -660,6 +695,86 @@ mod tests {
         // Expired.
         let old = a.mint("c", Role::Citizen, None, now - 7200, 600);
         let p = a.verify(&old).unwrap_err();
+        assert!(p.detail_en.as_deref().unwrap().contains("expired"));
+    }
+
+    #[derive(Default)]
+    struct Revoked(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl motcua_ports::identity::RevokedSubjects for Revoked {
+        async fn revoke_subject(
+            &self,
+            subject: &str,
+            _until: jiff::Timestamp,
+        ) -> motcua_ports::StoreResult<()> {
+            self.0.lock().unwrap().push(subject.into());
+            Ok(())
+        }
+        async fn subject_revoked(
+            &self,
+            subject: &str,
+            _now: jiff::Timestamp,
+        ) -> motcua_ports::StoreResult<bool> {
+            Ok(self.0.lock().unwrap().iter().any(|s| s == subject))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checked_token_is_remembered_until_its_keys_change_or_it_is_revoked() {
+        let (k1, k2) = (SigningKey::generate("k-1"), SigningKey::generate("k-2"));
+        let a = auth(&[7u8; 32]).with_signing_keys(std::slice::from_ref(&k1));
+        let revoked = Arc::new(Revoked::default());
+        a.check_revocations(revoked.clone());
+        let now = jiff::Timestamp::now().as_second();
+        let t = a
+            .mint_signed("acct-1", Role::Citizen, None, now, 600)
+            .unwrap();
+        let other = a
+            .mint_signed("acct-2", Role::Citizen, None, now, 600)
+            .unwrap();
+        assert_eq!(a.authenticate(&t).await.unwrap().subject, "acct-1");
+        assert_eq!(a.authenticate(&t).await.unwrap().subject, "acct-1");
+        assert_eq!(
+            a.verified.len(),
+            1,
+            "the second call was answered from memory"
+        );
+        // A token that differs in one byte of its signature is checked, and refused.
+        let mut forged = t.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(a.authenticate(&forged).await.is_err());
+        // Revocation is asked every time, remembered or not.
+        assert!(a.authenticate(&other).await.is_ok());
+        motcua_ports::identity::RevokedSubjects::revoke_subject(
+            revoked.as_ref(),
+            "acct-2",
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+        let p = a.authenticate(&other).await.unwrap_err();
+        assert_eq!(p.kind, "token-revoked");
+        // The key that signed it is withdrawn: the remembered check no longer counts.
+        a.set_signing_keys(&[k2]);
+        assert!(a.authenticate(&t).await.is_err());
+        // An expired token is refused as expired, not served from memory.
+        let b = auth(&[7u8; 32]).with_signing_keys(std::slice::from_ref(&k1));
+        let late = b
+            .mint_signed("acct-3", Role::Citizen, None, now - 700, 675)
+            .unwrap();
+        assert!(
+            b.authenticate(&late).await.is_ok(),
+            "within the 30 s leeway"
+        );
+        let expired = b
+            .mint_signed("acct-3", Role::Citizen, None, now - 700, 600)
+            .unwrap();
+        let keys = (b.generation.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let actor = b.verify(&late).unwrap();
+        b.verified.put(&expired, &actor, now - 1, now - 100, keys);
+        let p = b.authenticate(&expired).await.unwrap_err();
         assert!(p.detail_en.as_deref().unwrap().contains("expired"));
     }
 

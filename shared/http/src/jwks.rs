@@ -26,6 +26,8 @@ pub struct RemoteJwks {
     keys: std::sync::RwLock<Arc<KeyMap>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     min_refresh: Duration,
+    /// How many times the key set was replaced (tokens checked before are checked again).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -50,6 +52,7 @@ impl RemoteJwks {
             keys: std::sync::RwLock::new(Arc::new(HashMap::new())),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refresh: Self::MIN_REFRESH,
+            generation: Default::default(),
         }
     }
 
@@ -63,6 +66,11 @@ impl RemoteJwks {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How many times the key set was replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Fetches the key set now; answers how many usable keys it holds. Keys of other
@@ -90,6 +98,8 @@ impl RemoteJwks {
         let map = parse_jwks(&doc);
         let n = map.len();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(n)
     }
 

@@ -9,6 +9,7 @@ pub mod jwks;
 pub mod limits;
 pub mod openapi;
 pub mod problem;
+mod verified;
 
 use std::future::Future;
 
