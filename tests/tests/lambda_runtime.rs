@@ -263,7 +263,8 @@ async fn the_identity_binary_starts_with_its_keys_and_serves_its_routes() {
 }
 
 /// Identity does not start without its settings, nor without a secret it is told to read:
-/// no invocation is answered, and the process ends (Lambda reports the failed start).
+/// no invocation is answered, and the process ends (Lambda reports the failed invocation
+/// and starts a new environment for the next).
 #[tokio::test]
 async fn identity_does_not_start_without_its_settings_or_secrets() {
     use base64::Engine;

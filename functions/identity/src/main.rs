@@ -1,19 +1,57 @@
 //! The identity function on AWS Lambda, behind the HTTP API.
 //!
-//! At start it reads its secrets, signing keys and e-ID client key all at once (each is a
-//! round trip to Secrets Manager) and fetches the SSO's JWKS in the background, then asks
-//! Lambda for its first event. A setting or secret it cannot have fails the start.
+//! It starts reading its secrets, signing keys and e-ID client key (each a round trip to
+//! Secrets Manager, all at once) and fetching the SSO's JWKS, and asks Lambda for its first
+//! event without waiting for them: the reads overlap the wait for the first event, and the
+//! first event waits only for what is still missing. A setting or secret it cannot have
+//! ends the process before any event is answered: Lambda reports the failed invocation
+//! (`Runtime.ExitError`) and starts a new environment for the next one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use motcua_http::SystemClock;
 use motcua_identity::{IdentityConfig, IdentityState, router};
 use motcua_registry::HttpRegistry;
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+type Started = JoinHandle<Result<axum::Router, lambda_http::Error>>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
-    lambda_http::run(build().await?).await
+    let starting: Arc<Mutex<Option<Started>>> = Arc::new(Mutex::new(Some(tokio::spawn(build()))));
+    let router: Arc<OnceCell<axum::Router>> = Arc::new(OnceCell::new());
+    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
+        let (starting, router) = (starting.clone(), router.clone());
+        async move {
+            let app = router.get_or_init(|| started(starting)).await;
+            Ok::<_, lambda_http::Error>(app.clone().oneshot(req).await?)
+        }
+    }))
+    .await
+}
+
+/// The router the start task built; a start that failed ends the process (no event is
+/// answered by a function without its keys).
+async fn started(starting: Arc<Mutex<Option<Started>>>) -> axum::Router {
+    let task = starting.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let outcome = match task {
+        Some(task) => task.await.map_err(|e| e.to_string()),
+        None => Err("the start task was already taken".into()),
+    };
+    match outcome {
+        Ok(Ok(router)) => router,
+        Ok(Err(e)) => stop(&e.to_string()),
+        Err(e) => stop(&e),
+    }
+}
+
+fn stop(why: &str) -> ! {
+    tracing::error!(error = %why, "the identity function could not start");
+    eprintln!("identity: {why}");
+    std::process::exit(1)
 }
 
 /// A setting: unset and empty (or blank) are the same.
