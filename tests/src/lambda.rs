@@ -207,6 +207,11 @@ impl LambdaHarness {
         self.api.init_error.lock().unwrap().clone()
     }
 
+    /// The function process's id (to freeze and thaw it as Lambda does).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether the function process is still running.
     pub fn alive(&mut self) -> bool {
         self.child

@@ -305,6 +305,101 @@ async fn identity_does_not_start_without_its_settings_or_secrets() {
         .unwrap();
 }
 
+/// A TCP proxy to `upstream` (`host:port`) that holds every connection for `delay` before
+/// passing it on: a slow Secrets Manager.
+async fn slow_proxy(upstream: String, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut out) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Lambda may freeze an environment that asked for work while identity's secret reads are
+/// in flight (a pre-warmed one, say); thawed past the SDK's time limits, the reads fail
+/// though their answers are there. The first event is still answered: the start is tried
+/// once more instead of ending the process (review finding).
+#[tokio::test]
+async fn identity_answers_after_a_freeze_during_its_start() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (table, _) = aws_table("lambda-identity-frozen").await;
+    let conf = motcua_aws::localstack::config().await;
+    let secrets = motcua_aws::aws_sdk_secretsmanager::Client::new(&conf);
+    let name = format!("motcua-frozen-hash-key-{}", uuid::Uuid::now_v7().simple());
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(b64(&[3u8; 32]))
+        .send()
+        .await
+        .unwrap();
+    let upstream = motcua_aws::localstack::endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = slow_proxy(upstream, Duration::from_secs(1)).await;
+    let key = motcua_http::SigningKey::generate("k-frozen");
+    let keys = motcua_http::signing_keys_to_json(std::slice::from_ref(&key));
+    let account_key = b64(&[4u8; 32]);
+    let env = [
+        ("MOTCUA_BACKEND", "aws"),
+        ("MOTCUA_TABLE", table.as_str()),
+        ("MOTCUA_ID_HASH_KEY_SECRET", name.as_str()),
+        ("MOTCUA_ACCOUNT_KEY", account_key.as_str()),
+        ("MOTCUA_SIGNING_KEYS", keys.as_str()),
+        ("MOTCUA_REGISTRY_URL", "http://127.0.0.1:9"),
+        ("AWS_ENDPOINT_URL", proxy.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let mut f = LambdaHarness::start(&function_binary("identity").unwrap(), &env)
+        .await
+        .unwrap();
+    let asked = std::time::Instant::now();
+    while f.first_poll_at().is_none() && asked.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(f.first_poll_at().is_some(), "identity asked for work");
+    // Frozen while its read waits on the slow proxy, thawed past the SDK's 8 s limit.
+    let pid = f.pid().unwrap().to_string();
+    let signal = |s: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([s, pid.as_str()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    signal("-CONT");
+    let a = answer(f.invoke(get("/.well-known/jwks.json"), WAIT).await.unwrap());
+    assert_eq!(a["statusCode"], 200, "{a}");
+    assert_eq!(body(&a)["keys"][0]["kid"], "k-frozen", "{a}");
+    assert!(f.alive());
+    let _ = secrets
+        .delete_secret()
+        .secret_id(&name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
+    motcua_aws::DynamoStore::new(motcua_aws::aws_sdk_dynamodb::Client::new(&conf), table)
+        .delete_table()
+        .await
+        .unwrap();
+}
+
 /// `GET /v1/openapi.json` answers the one document of every function.
 async fn assert_serves_the_one_document(f: &LambdaHarness) {
     let a = answer(f.invoke(get("/v1/openapi.json"), WAIT).await.unwrap());

@@ -33,18 +33,25 @@ async fn main() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// The router the start task built; a start that failed ends the process (no event is
-/// answered by a function without its keys).
+/// The router the start task built. A start that failed is tried once more, here: Lambda
+/// may freeze an environment that asked for work while its reads were in flight (a
+/// pre-warmed one, say), and on thaw they time out though the answers are there. A second
+/// failure ends the process (no event is answered by a function without its keys).
 async fn started(starting: Arc<Mutex<Option<Started>>>) -> axum::Router {
     let task = starting.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let outcome = match task {
+    let first = match task {
         Some(task) => task.await.map_err(|e| e.to_string()),
         None => Err("the start task was already taken".into()),
     };
-    match outcome {
-        Ok(Ok(router)) => router,
-        Ok(Err(e)) => stop(&e.to_string()),
-        Err(e) => stop(&e),
+    let why = match first {
+        Ok(Ok(router)) => return router,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e,
+    };
+    tracing::warn!(error = %why, "the identity function's start failed; trying once more");
+    match build().await {
+        Ok(router) => router,
+        Err(e) => stop(&e.to_string()),
     }
 }
 
@@ -107,11 +114,12 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
     )?);
     // Signing keys: the Secrets Manager secret (rotated by rotate-signing-keys, reloaded
     // every few minutes), or a fixed list in MOTCUA_SIGNING_KEYS where there is none.
-    match (signing_keys, signing_secret, env("MOTCUA_SIGNING_KEYS")) {
-        (Some(keys), Some(secret), _) => {
-            auth.set_signing_keys(&keys?);
-            motcua_identity::keys::follow(secrets_client.clone(), secret, auth.clone());
-        }
+    match (
+        signing_keys,
+        signing_secret.as_ref(),
+        env("MOTCUA_SIGNING_KEYS"),
+    ) {
+        (Some(keys), Some(_), _) => auth.set_signing_keys(&keys?),
         (_, _, Some(json)) => auth.set_signing_keys(&motcua_http::signing_keys_from_json(&json)?),
         _ => return Err("MOTCUA_SIGNING_KEYS_SECRET or MOTCUA_SIGNING_KEYS is required".into()),
     }
@@ -163,6 +171,7 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
         }
     };
     auth.check_revocations(ports.revoked.clone());
+    let auth_for_keys = auth.clone();
     let ports = motcua_identity::sealed::sealed_ports(ports, vault);
     // Sign-in codes go by SMS through SNS (transactional), under MOTCUA_SMS_SENDER_ID if set.
     let codes = Arc::new(motcua_aws::sms::SnsSms::new(
@@ -189,5 +198,10 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
         codes,
         eid,
     };
+    // Reloaded every few minutes once everything else has started: a start that fails
+    // later leaves no reloader behind (it is tried once more).
+    if let Some(secret) = signing_secret {
+        motcua_identity::keys::follow(secrets_client, secret, auth_for_keys);
+    }
     Ok(router(state))
 }

@@ -333,9 +333,19 @@ impl Authenticator {
             });
         }
         next.extend(self.ed().iter().filter(|k| keep.contains(&k.kid)).cloned());
-        *self.ed_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let old = std::mem::replace(
+            &mut *self.ed_keys.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(next.clone()),
+        );
+        // Only a key withdrawn or changed ends the tokens checked before (`verified`): the
+        // periodic re-read of the same keys, or a rotation that adds one, keeps them.
+        let withdrawn = old
+            .iter()
+            .any(|k| !next.iter().any(|n| n.kid == k.kid && n.jwk == k.jwk));
+        if withdrawn {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     fn ed(&self) -> Arc<Vec<EdKey>> {
@@ -756,8 +766,17 @@ mod tests {
         .unwrap();
         let p = a.authenticate(&other).await.unwrap_err();
         assert_eq!(p.kind, "token-revoked");
+        // The same keys read again, or a rotation that adds one, keep what was checked
+        // (anyone can cause a re-read; it must not empty the memory of every session).
+        let generation = || a.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let before = generation();
+        a.set_signing_keys(std::slice::from_ref(&k1));
+        a.set_signing_keys(&[k2.clone(), k1.clone()]);
+        assert_eq!(generation(), before);
+        assert!(a.authenticate(&t).await.is_ok());
         // The key that signed it is withdrawn: the remembered check no longer counts.
         a.set_signing_keys(&[k2]);
+        assert_eq!(generation(), before + 1);
         assert!(a.authenticate(&t).await.is_err());
         // An expired token is refused as expired, not served from memory.
         let b = auth(&[7u8; 32]).with_signing_keys(std::slice::from_ref(&k1));

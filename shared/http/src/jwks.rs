@@ -17,7 +17,8 @@ use motcua_domain::{AgencyCode, Role};
 use crate::config::ConfigError;
 use crate::problem::Problem;
 
-type KeyMap = HashMap<String, (Algorithm, DecodingKey)>;
+/// kid → algorithm, key, and the JWK as published (to tell a changed key from the same).
+type KeyMap = HashMap<String, (Algorithm, DecodingKey, String)>;
 
 /// The public keys at a JWKS URL, cached.
 pub struct RemoteJwks {
@@ -97,17 +98,28 @@ impl RemoteJwks {
             .map_err(|e| format!("JWKS is not JSON: {e}"))?;
         let map = parse_jwks(&doc);
         let n = map.len();
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let old = std::mem::replace(
+            &mut *self.keys.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(map.clone()),
+        );
+        // Only a key withdrawn or changed ends the tokens checked before: a fetch that
+        // finds the same keys (anyone can cause one with a made-up kid) or only adds one
+        // keeps them.
+        let withdrawn = old
+            .iter()
+            .any(|(kid, (_, _, jwk))| map.get(kid).is_none_or(|(_, _, now)| now != jwk));
+        if withdrawn {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Ok(n)
     }
 
     fn get(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
         keys.get(kid)
-            .filter(|(a, _)| *a == alg)
-            .map(|(_, k)| k.clone())
+            .filter(|(a, _, _)| *a == alg)
+            .map(|(_, k, _)| k.clone())
     }
 
     /// The key `kid` for `alg`, fetching the set again if it is unknown and the last fetch
@@ -168,7 +180,7 @@ fn parse_jwks(doc: &serde_json::Value) -> KeyMap {
             continue;
         }
         if let Ok(key) = DecodingKey::from_jwk(&jwk) {
-            map.insert(kid, (alg, key));
+            map.insert(kid, (alg, key, raw.to_string()));
         }
     }
     map

@@ -71,10 +71,22 @@ async fn a_verifier_follows_the_issuers_jwks_through_a_rotation() {
     assert!(verifier.authenticate(&t2).await.is_err());
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
     // ...after it, once; then both the old and the new key's tokens verify.
+    let generation = || verifier.remote_keys().unwrap().generation();
+    let before = generation();
     tokio::time::sleep(RemoteJwks::MIN_REFRESH + Duration::from_millis(200)).await;
     assert_eq!(verifier.authenticate(&t2).await.unwrap().subject, "acct-2");
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
     assert!(verifier.authenticate(&t1).await.is_ok());
+    // A fetch that only added a key keeps the tokens checked before (anyone can cause a
+    // fetch with a made-up kid: it must not make every session's token checked again).
+    assert_eq!(generation(), before);
+    // The issuer withdraws the first key: once the verifier reads that, t1 is refused,
+    // though its check was remembered.
+    issuer.set_signing_keys(&rotated[..1]);
+    verifier.remote_keys().unwrap().refresh().await.unwrap();
+    assert_eq!(generation(), before + 1);
+    assert!(verifier.authenticate(&t1).await.is_err());
+    assert!(verifier.authenticate(&t2).await.is_ok());
 
     // A token signed by a key the issuer never published stays refused.
     let rogue = Authenticator::new("motcua", "motcua", &[])
