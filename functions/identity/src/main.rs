@@ -3,9 +3,10 @@
 //! It starts reading its secrets, signing keys and e-ID client key (each a round trip to
 //! Secrets Manager, all at once) and fetching the SSO's JWKS, and asks Lambda for its first
 //! event without waiting for them: the reads overlap the wait for the first event, and the
-//! first event waits only for what is still missing. A setting or secret it cannot have
-//! ends the process before any event is answered: Lambda reports the failed invocation
-//! (`Runtime.ExitError`) and starts a new environment for the next one.
+//! first event waits only for what is still missing (and tries a failed start once more).
+//! A setting or secret it cannot have ends the process before any event is answered:
+//! Lambda reports the failed invocation (`Runtime.ExitError`) and starts a new environment
+//! for the next one.
 
 use std::sync::{Arc, Mutex};
 
