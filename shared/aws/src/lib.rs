@@ -18,6 +18,7 @@
 //! relay.
 
 pub mod events;
+pub mod http1;
 pub mod identity;
 pub mod kms;
 mod revoked;
@@ -99,19 +100,10 @@ pub fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
 }
 
-/// The HTTPS client of every SDK client here. Its TLS configuration (the system's root
-/// certificates, parsed) is built at the first request, once per process and connection
-/// setting, where the SDK's own client would build it again for every SDK client created,
-/// before the function could ask for its first event.
+/// The HTTPS client of every SDK client here ([`http1::Http1Client`]): HTTP/1.1 over
+/// rustls on ring; its TLS configuration is built at the first request, once per process.
 fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    use aws_smithy_runtime_api::client::http::HttpClient;
-    let inner = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_smithy_runtime_api::client::http::http_client_fn(move |settings, components| {
-        inner.http_connector(settings, components)
-    })
+    aws_smithy_runtime_api::client::http::SharedHttpClient::new(http1::Http1Client::default())
 }
 
 /// The SDK configuration of a function on Lambda, from what Lambda gives every function:
