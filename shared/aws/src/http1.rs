@@ -6,14 +6,23 @@
 //! - one hyper client per connection setting, built at the first request (the system's
 //!   root certificates are read and parsed then, once per process, not before the function
 //!   can ask for its first event);
-//! - the connect timeout on the TCP connector, the read timeout around the answer's head;
+//! - the connect timeout over the whole connect (DNS, TCP and the TLS handshake), the read
+//!   timeout around the answer's head;
+//! - each exchange's connection handed to the SDK, which closes it after a transient error
+//!   (a 5xx, a reset) so the retry goes out on a new one;
 //! - errors told apart as the SDK's retry strategy needs them: failing to connect, a
-//!   connection that broke or timed out (transient: retried); a certificate or handshake
-//!   refused, a request that could not be sent as built (not retried).
+//!   connection that broke, a timeout (transient: retried); a certificate or handshake
+//!   refused while connecting, a request that could not be sent as built (not retried).
 
 use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -24,9 +33,12 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::capture_connection;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 type Https = hyper_rustls::HttpsConnector<TcpConnector>;
+type BoxError = Box<dyn StdError + Send + Sync>;
+type Stream = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// Timeouts a connector was built for: (connect, read).
 type Setting = (Option<Duration>, Option<Duration>);
@@ -60,7 +72,7 @@ impl HttpClient for Http1Client {
 
 #[derive(Debug)]
 struct Connector {
-    client: OnceLock<Client<Https, SdkBody>>,
+    client: OnceLock<Client<Timed, SdkBody>>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
 }
@@ -84,11 +96,53 @@ fn roots() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
-fn build(connect_timeout: Option<Duration>) -> Client<Https, SdkBody> {
+/// The HTTPS connector under one limit for the whole connect: DNS, TCP and the TLS
+/// handshake (a TCP-only limit let a server that accepts and never answers the handshake
+/// hold a call for ever where no attempt timeout is set).
+#[derive(Clone, Debug)]
+struct Timed {
+    inner: Https,
+    limit: Option<Duration>,
+}
+
+/// The connect did not finish within its limit.
+#[derive(Debug)]
+struct ConnectTimedOut(Duration);
+
+impl std::fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connect (DNS, TCP, TLS) timed out after {:?}", self.0)
+    }
+}
+
+impl StdError for ConnectTimedOut {}
+
+impl tower_service::Service<hyper::Uri> for Timed {
+    type Response = Stream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let (connecting, limit) = (self.inner.call(uri), self.limit);
+        Box::pin(async move {
+            match limit {
+                Some(t) => tokio::time::timeout(t, connecting)
+                    .await
+                    .map_err(|_| BoxError::from(ConnectTimedOut(t)))?,
+                None => connecting.await,
+            }
+        })
+    }
+}
+
+fn build(connect_timeout: Option<Duration>) -> Client<Timed, SdkBody> {
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
-    tcp.set_connect_timeout(connect_timeout);
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -101,7 +155,10 @@ fn build(connect_timeout: Option<Duration>) -> Client<Https, SdkBody> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
-    Client::builder(TokioExecutor::new()).build(https)
+    Client::builder(TokioExecutor::new()).build(Timed {
+        inner: https,
+        limit: connect_timeout,
+    })
 }
 
 impl HttpConnector for Connector {
@@ -112,9 +169,27 @@ impl HttpConnector for Connector {
             .clone();
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
-            let request = request
+            let mut request = request
                 .try_into_http1x()
                 .map_err(|e| ConnectorError::user(e.into()))?;
+            // The SDK asks for the connection after a transient error, to close it.
+            let captured = capture_connection(&mut request);
+            if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+                smithy.set_connection_retriever(move || {
+                    captured.connection_metadata().as_ref()?;
+                    let captured = captured.clone();
+                    Some(
+                        ConnectionMetadata::builder()
+                            .proxied(false)
+                            .poison_fn(move || {
+                                if let Some(c) = captured.connection_metadata().as_ref() {
+                                    c.poison();
+                                }
+                            })
+                            .build(),
+                    )
+                });
+            }
             let answer = client.request(request);
             let response = match read_timeout {
                 Some(t) => tokio::time::timeout(t, answer)
@@ -131,34 +206,34 @@ impl HttpConnector for Connector {
 
 /// What the SDK's retry strategy must know of a failed exchange.
 fn classify(e: hyper_util::client::legacy::Error) -> ConnectorError {
-    // A certificate or handshake the client refuses: another attempt would meet the same.
-    if refused_by_tls(std::error::Error::source(&e)) {
-        return ConnectorError::other(e.into(), None);
-    }
+    let source = StdError::source(&e);
     if e.is_connect() {
+        if in_chain::<ConnectTimedOut>(source) {
+            return ConnectorError::timeout(e.into());
+        }
+        // A certificate or handshake refused: another attempt would meet the same.
+        if in_chain::<rustls::Error>(source) {
+            return ConnectorError::other(e.into(), None);
+        }
         return ConnectorError::io(e.into());
     }
-    let user = std::error::Error::source(&e)
-        .and_then(|s| s.downcast_ref::<hyper::Error>())
-        .is_some_and(|h| h.is_user());
-    if user {
-        ConnectorError::user(e.into())
-    } else {
-        ConnectorError::io(e.into())
+    match source.and_then(|s| s.downcast_ref::<hyper::Error>()) {
+        Some(h) if h.is_user() => ConnectorError::user(e.into()),
+        Some(_) => ConnectorError::io(e.into()),
+        // The client refused the request as built (an unsupported version, say).
+        None => ConnectorError::user(e.into()),
     }
 }
 
-/// Whether a rustls error is in the chain. It travels inside (nested) io::Errors, whose
-/// `source` skips the error they wrap: those are opened with `get_ref`.
-fn refused_by_tls(mut e: Option<&(dyn std::error::Error + 'static)>) -> bool {
+/// Whether an error of type `T` is in the chain. Errors travel inside (nested)
+/// io::Errors, whose `source` skips the error they wrap: those are opened with `get_ref`.
+fn in_chain<T: StdError + 'static>(mut e: Option<&(dyn StdError + 'static)>) -> bool {
     while let Some(x) = e {
-        if x.downcast_ref::<rustls::Error>().is_some() {
+        if x.is::<T>() {
             return true;
         }
         e = match x.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|i| i as &(dyn std::error::Error + 'static)),
+            Some(io) => io.get_ref().map(|i| i as &(dyn StdError + 'static)),
             None => x.source(),
         };
     }

@@ -138,10 +138,11 @@ fn lambda_config_from_env() -> aws_config::SdkConfig {
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
         // A call that hangs (a connection that died while the sandbox was frozen) ends as
         // a 503 instead of running into the function's own timeout (10 s for the HTTP
-        // functions): 3 s per attempt, 8 s for a call with its retries.
+        // functions): 3 s per attempt, 8 s for a call with its retries; 1 s to connect
+        // (DNS, TCP and TLS), so a connect that stalls is retried within the attempt.
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_millis(3100))
+                .connect_timeout(std::time::Duration::from_secs(1))
                 .operation_attempt_timeout(std::time::Duration::from_secs(3))
                 .operation_timeout(std::time::Duration::from_secs(8))
                 .build(),
@@ -1109,7 +1110,7 @@ mod log_filter_tests {
         let t = conf.timeout_config().expect("timeouts");
         assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(3)));
         assert_eq!(t.operation_timeout(), Some(Duration::from_secs(8)));
-        assert_eq!(t.connect_timeout(), Some(Duration::from_millis(3100)));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_secs(1)));
     }
 
     #[test]
