@@ -343,11 +343,7 @@ async fn identity_answers_after_a_freeze_during_its_start() {
         .send()
         .await
         .unwrap();
-    let upstream = motcua_aws::localstack::endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = slow_proxy(upstream, Duration::from_secs(1)).await;
+    let proxy = slow_proxy(motcua_aws::localstack::address(), Duration::from_secs(1)).await;
     let key = motcua_http::SigningKey::generate("k-frozen");
     let keys = motcua_http::signing_keys_to_json(std::slice::from_ref(&key));
     let account_key = b64(&[4u8; 32]);

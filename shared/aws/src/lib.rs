@@ -1061,11 +1061,21 @@ pub mod localstack {
         loader.load().await
     }
 
-    fn answers(endpoint: &str) -> bool {
-        let addr = endpoint
+    /// The `host:port` of an endpoint URL.
+    fn host_port(endpoint: &str) -> &str {
+        endpoint
             .trim_start_matches("http://")
             .trim_start_matches("https://")
-            .trim_end_matches('/');
+            .trim_end_matches('/')
+    }
+
+    /// The LocalStack endpoint's `host:port`, for a proxy put in front of it.
+    pub fn address() -> String {
+        host_port(&endpoint()).to_owned()
+    }
+
+    fn answers(endpoint: &str) -> bool {
+        let addr = host_port(endpoint);
         use std::net::ToSocketAddrs;
         addr.to_socket_addrs()
             .ok()

@@ -87,17 +87,19 @@ async fn client_with(
     motcua_aws::aws_sdk_dynamodb::Client::new(&conf)
 }
 
-#[tokio::test]
-async fn the_sdk_speaks_tls_to_a_trusted_server_and_refuses_another() {
+/// Makes the test CA the only trusted root and LocalStack answer; LocalStack's `host:port`.
+/// Each test runs in a process of its own (nextest): the roots are read once, at the first
+/// request, which comes after this.
+fn trust_the_test_ca() -> String {
     motcua_aws::localstack::ensure_running().expect("LocalStack");
-    // This test runs in a process of its own (nextest): the trusted roots are read once,
-    // at the first request, from here.
     // SAFETY: set before any thread of this test reads the environment.
     unsafe { std::env::set_var("SSL_CERT_FILE", tls("ca.pem")) };
-    let upstream = motcua_aws::localstack::endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    motcua_aws::localstack::address()
+}
+
+#[tokio::test]
+async fn the_sdk_speaks_tls_to_a_trusted_server_and_refuses_another() {
+    let upstream = trust_the_test_ca();
     let (trusted, connections) = tls_proxy("server.pem", "server.key", upstream.clone()).await;
     let ddb = client(&trusted).await;
     let tables = ddb.list_tables().send().await;
@@ -128,13 +130,7 @@ async fn the_sdk_speaks_tls_to_a_trusted_server_and_refuses_another() {
 /// names `localhost` and `127.0.0.1`; this is `127.0.0.2`) is refused too, once.
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
-    motcua_aws::localstack::ensure_running().expect("LocalStack");
-    // SAFETY: set before any thread of this test reads the environment.
-    unsafe { std::env::set_var("SSL_CERT_FILE", tls("ca.pem")) };
-    let upstream = motcua_aws::localstack::endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let upstream = trust_the_test_ca();
     let (url, attempts) = tls_proxy_on("127.0.0.2", "server.pem", "server.key", upstream).await;
     let err = client(&url)
         .await

@@ -333,9 +333,10 @@ impl Authenticator {
             });
         }
         next.extend(self.ed().iter().filter(|k| keep.contains(&k.kid)).cloned());
+        let next = Arc::new(next);
         let old = std::mem::replace(
             &mut *self.ed_keys.write().unwrap_or_else(|e| e.into_inner()),
-            Arc::new(next.clone()),
+            next.clone(),
         );
         // Only a key withdrawn or changed ends the tokens checked before (`verified`): the
         // periodic re-read of the same keys, or a rotation that adds one, keeps them.

@@ -96,11 +96,11 @@ impl RemoteJwks {
             .json()
             .await
             .map_err(|e| format!("JWKS is not JSON: {e}"))?;
-        let map = parse_jwks(&doc);
+        let map = Arc::new(parse_jwks(&doc));
         let n = map.len();
         let old = std::mem::replace(
             &mut *self.keys.write().unwrap_or_else(|e| e.into_inner()),
-            Arc::new(map.clone()),
+            map.clone(),
         );
         // Only a key withdrawn or changed ends the tokens checked before: a fetch that
         // finds the same keys (anyone can cause one with a made-up kid) or only adds one
