@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod lunar;
 pub mod money;
+pub mod upload;
 
 pub use calendar::WorkingCalendar;
 pub use catalogue::{DocumentSource, Procedure, SubmittedDocument};
