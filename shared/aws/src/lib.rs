@@ -24,6 +24,7 @@ pub mod kms;
 mod revoked;
 pub mod secrets;
 pub mod sms;
+mod uploads;
 
 pub use aws_sdk_eventbridge;
 pub use aws_sdk_kms;
@@ -49,8 +50,8 @@ use motcua_domain::{
     AgencyCode, Dossier, DossierCode, EventEnvelope, HistoryEntry, Procedure, Status,
 };
 use motcua_ports::{
-    Catalogue, DossierStore, IdempotencyBegin, IdempotencyStore, Outbox, Page, PageRequest,
-    Sequences, StoreError, StoreResult, StoredResponse, SubmissionPorts,
+    Catalogue, Citation, DossierStore, IdempotencyBegin, IdempotencyStore, Outbox, Page,
+    PageRequest, Sequences, StoreError, StoreResult, StoredResponse, SubmissionPorts,
 };
 use uuid::Uuid;
 
@@ -551,11 +552,11 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn query_page(
+    async fn query_page<T: serde::de::DeserializeOwned>(
         &self,
         q: IndexQuery<'_>,
         page: &PageRequest,
-    ) -> StoreResult<Page<Dossier>> {
+    ) -> StoreResult<Page<T>> {
         let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
         let start = match &page.cursor {
             Some(c) => Some(decode_cursor(c, &q)?),
@@ -589,7 +590,7 @@ impl DynamoStore {
         let items = out
             .items()
             .iter()
-            .map(body_of::<Dossier>)
+            .map(body_of::<T>)
             .collect::<StoreResult<Vec<_>>>()?;
         let next_cursor = out.last_evaluated_key().and_then(encode_cursor);
         Ok(Page { items, next_cursor })
@@ -678,22 +679,58 @@ impl Sequences for DynamoStore {
 
 #[async_trait]
 impl DossierStore for DynamoStore {
-    async fn create(&self, d: &Dossier, h: &HistoryEntry, e: &EventEnvelope) -> StoreResult<()> {
+    async fn create_citing(
+        &self,
+        d: &Dossier,
+        h: &HistoryEntry,
+        e: &EventEnvelope,
+        cites: &[Citation],
+    ) -> StoreResult<()> {
         let mut code = Item::new();
         code.insert("pk".into(), s(format!("CODE#{}", d.code.as_str())));
         code.insert("sk".into(), s("CODE"));
         code.insert("kind".into(), s("code"));
         code.insert("dossier_id".into(), s(d.id.to_string()));
         let not_exists = Some("attribute_not_exists(pk)");
+        let mut items = vec![
+            put(&self.table, dossier_item(d)?, not_exists)?,
+            put(&self.table, code, not_exists)?,
+            put(&self.table, history_item(d, h)?, not_exists)?,
+            put(&self.table, event_item(e)?, not_exists)?,
+        ];
+        for c in cites {
+            items.push(uploads::claim(&self.table, d.id, c)?);
+        }
         self.client
             .transact_write_items()
-            .transact_items(put(&self.table, dossier_item(d)?, not_exists)?)
-            .transact_items(put(&self.table, code, not_exists)?)
-            .transact_items(put(&self.table, history_item(d, h)?, not_exists)?)
-            .transact_items(put(&self.table, event_item(e)?, not_exists)?)
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|err| classify(err, StoreError::Duplicate))?;
+            .map_err(|err| {
+                // Items 0–3 are the dossier's own (a taken id or code: `Duplicate`); the
+                // rest claim cited uploads (one not claimable: `Conflict`).
+                let claim_failed = err
+                    .as_service_error()
+                    .and_then(|e| match e {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                        _ => None,
+                    })
+                    .is_some_and(|c| {
+                        c.cancellation_reasons().iter().skip(4).any(|r| {
+                            r.code() == Some("ConditionalCheckFailed")
+                        }) && !c.cancellation_reasons().iter().take(4).any(|r| {
+                            r.code() == Some("ConditionalCheckFailed")
+                        })
+                    });
+                classify(
+                    err,
+                    if claim_failed {
+                        StoreError::Conflict
+                    } else {
+                        StoreError::Duplicate
+                    },
+                )
+            })?;
         Ok(())
     }
 
@@ -802,11 +839,12 @@ impl DossierStore for DynamoStore {
         self.query_page(q, page).await
     }
 
-    async fn transition(
+    async fn transition_citing(
         &self,
         d: &Dossier,
         h: &HistoryEntry,
         e: &EventEnvelope,
+        cites: &[Citation],
     ) -> StoreResult<()> {
         let item = dossier_item(d)?;
         let mut names = HashMap::new();
@@ -836,11 +874,17 @@ impl DossierStore for DynamoStore {
                 .build(),
         )?;
         let not_exists = Some("attribute_not_exists(pk)");
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            put(&self.table, history_item(d, h)?, not_exists)?,
+            put(&self.table, event_item(e)?, not_exists)?,
+        ];
+        for c in cites {
+            items.push(uploads::claim(&self.table, d.id, c)?);
+        }
         self.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(put(&self.table, history_item(d, h)?, not_exists)?)
-            .transact_items(put(&self.table, event_item(e)?, not_exists)?)
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(|err| classify(err, StoreError::Conflict))?;
@@ -1167,6 +1211,23 @@ mod tests {
     }
 
     motcua_ports::identity_contract_tests!(fresh_identity());
+
+    async fn fresh_uploads() -> (SubmissionPorts, motcua_ports::uploads_contract::Records) {
+        localstack::ensure_running().expect("LocalStack");
+        let conf = localstack::config().await;
+        let store = DynamoStore::new(
+            Client::new(&conf),
+            format!("motcua-uploads-{}", Uuid::now_v7().simple()),
+        );
+        store.ensure_table().await.expect("table created");
+        let records = motcua_ports::uploads_contract::Records {
+            uploads: std::sync::Arc::new(store.clone()),
+            documents: std::sync::Arc::new(store.clone()),
+        };
+        (store.submission_ports(), records)
+    }
+
+    motcua_ports::uploads_contract_tests!(fresh_uploads());
 
     #[tokio::test]
     async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {

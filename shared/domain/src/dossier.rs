@@ -168,6 +168,12 @@ impl Role {
             Role::System => "system",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Citizen, Role::Officer, Role::Admin, Role::System]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }
 
 /// Who asks for a transition.

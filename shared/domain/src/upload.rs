@@ -191,7 +191,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// Strict standard base64 with padding; `None` for anything else.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.is_empty() || s.len() % 4 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| B64.iter().position(|&x| x == c).map(|p| p as u32);
@@ -503,6 +503,59 @@ pub fn upload_of_key(key: &str) -> Option<Uuid> {
     let id = key.strip_prefix(QUARANTINE_PREFIX)?;
     // Only the hyphenated form this module writes.
     (id.len() == 36).then(|| Uuid::parse_str(id).ok()).flatten()
+}
+
+/// A document in its owner's personal electronic store: a verified upload, or a
+/// dossier's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StoredDocument {
+    /// The store item's id: what `{"source": "store", "reference": ...}` names.
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    #[schema(ignore)]
+    pub owner: String,
+    /// Document type: the procedure's component code (e.g. `to-khai`) or `ket-qua` for a
+    /// dossier's result.
+    pub kind: String,
+    pub title: String,
+    /// The agency that issued it (a result), or none (the owner's own upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_from: Option<jiff::civil::Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_until: Option<jiff::civil::Date>,
+    /// The dossier it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dossier: Option<Uuid>,
+    /// The file.
+    pub upload: Uuid,
+    pub file_type: FileType,
+    pub size: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub added_at: Timestamp,
+}
+
+impl StoredDocument {
+    /// The store entry of a verified upload: the upload's id, its document code as type.
+    pub fn of_upload(u: &Upload, at: Timestamp) -> StoredDocument {
+        StoredDocument {
+            id: u.id,
+            owner: u.owner.clone(),
+            kind: u.document_code.clone().unwrap_or_default(),
+            title: u.file_name.as_str().to_owned(),
+            issuer: None,
+            valid_from: None,
+            valid_until: None,
+            dossier: None,
+            upload: u.id,
+            file_type: u.kind,
+            size: u.size,
+            added_at: at,
+        }
+    }
 }
 
 /// What was measured of an arrived file.

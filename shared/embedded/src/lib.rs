@@ -21,8 +21,8 @@ use motcua_domain::{
     AgencyCode, Dossier, DossierCode, EventEnvelope, HistoryEntry, Procedure, Status,
 };
 use motcua_ports::{
-    Catalogue, DossierStore, IdempotencyBegin, IdempotencyStore, Outbox, Page, PageRequest,
-    Sequences, StoreError, StoreResult, StoredResponse, SubmissionPorts,
+    Catalogue, Citation, DossierStore, IdempotencyBegin, IdempotencyStore, Outbox, Page,
+    PageRequest, Sequences, StoreError, StoreResult, StoredResponse, SubmissionPorts,
 };
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use uuid::Uuid;
@@ -32,6 +32,12 @@ pub const DB_FILE: &str = "motcua.db";
 
 /// A request still marked in progress after this long is presumed crashed and may be redone.
 const IN_PROGRESS_LEASE_SECS: i64 = 60;
+
+mod objects;
+mod uploads;
+pub use objects::{
+    GetGrant, LocalObjects, OBJECTS_PATH, PutHeaders, PutRefusal, content_disposition,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS procedures (
@@ -278,6 +284,7 @@ impl EmbeddedStore {
         let path = dir.join(DB_FILE);
         let writer = open_conn(&path, false).map_err(map_sql)?;
         writer.execute_batch(SCHEMA).map_err(map_sql)?;
+        writer.execute_batch(uploads::SCHEMA).map_err(map_sql)?;
         add_missing_columns(&writer).map_err(map_sql)?;
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let readers = (0..n.max(2))
@@ -313,6 +320,20 @@ impl EmbeddedStore {
             idempotency: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
             revoked: Arc::new(self.clone()),
+        }
+    }
+
+    /// The uploads ports on this store, with the given object store and scanner.
+    pub fn upload_ports(
+        &self,
+        objects: Arc<dyn motcua_ports::uploads::ObjectStore>,
+        scanner: Arc<dyn motcua_ports::uploads::Scanner>,
+    ) -> motcua_ports::uploads::UploadPorts {
+        motcua_ports::uploads::UploadPorts {
+            uploads: Arc::new(self.clone()),
+            objects,
+            scanner,
+            documents: Arc::new(self.clone()),
         }
     }
 
@@ -509,8 +530,15 @@ impl DossierRow {
 
 #[async_trait]
 impl DossierStore for EmbeddedStore {
-    async fn create(&self, d: &Dossier, h: &HistoryEntry, e: &EventEnvelope) -> StoreResult<()> {
+    async fn create_citing(
+        &self,
+        d: &Dossier,
+        h: &HistoryEntry,
+        e: &EventEnvelope,
+        cites: &[Citation],
+    ) -> StoreResult<()> {
         let row = DossierRow::new(d, h, e)?;
+        let cites = cites.to_vec();
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO dossiers (id, code, applicant, agency, status, queue_key, submitted_us, version, body)
@@ -530,6 +558,7 @@ impl DossierStore for EmbeddedStore {
                 ])
             })
             .map_err(map_sql)?;
+            uploads::claim(c, &row.id, &cites)?;
             row.insert_history_and_event(c)
         })
         .await
@@ -663,13 +692,15 @@ impl DossierStore for EmbeddedStore {
         .await
     }
 
-    async fn transition(
+    async fn transition_citing(
         &self,
         d: &Dossier,
         h: &HistoryEntry,
         e: &EventEnvelope,
+        cites: &[Citation],
     ) -> StoreResult<()> {
         let row = DossierRow::new(d, h, e)?;
+        let cites = cites.to_vec();
         self.write(move |c| {
             let changed = c
                 .prepare_cached(
@@ -690,6 +721,7 @@ impl DossierStore for EmbeddedStore {
             if changed != 1 {
                 return Err(StoreError::Conflict);
             }
+            uploads::claim(c, &row.id, &cites)?;
             row.insert_history_and_event(c)
         })
         .await
@@ -883,6 +915,18 @@ mod tests {
     }
 
     motcua_ports::identity_contract_tests!(fresh_identity());
+
+    async fn fresh_uploads() -> (SubmissionPorts, motcua_ports::uploads_contract::Records) {
+        let dir = std::env::temp_dir().join(format!("motcua-uploads-{}", Uuid::now_v7()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let records = motcua_ports::uploads_contract::Records {
+            uploads: Arc::new(store.clone()),
+            documents: Arc::new(store.clone()),
+        };
+        (store.submission_ports(), records)
+    }
+
+    motcua_ports::uploads_contract_tests!(fresh_uploads());
 
     /// Issue 9, item 5: when the group's transaction cannot begin, none of its writes runs
     /// (before, each ran in autocommit mode: a dossier without its event).

@@ -53,7 +53,7 @@ fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_773_712_800 + secs).expect("valid")
 }
 
-fn officer(agency: &AgencyCode) -> Actor {
+pub fn officer(agency: &AgencyCode) -> Actor {
     Actor {
         role: Role::Officer,
         subject: "officer-1".into(),

@@ -16,6 +16,9 @@ pub mod contract;
 pub mod identity;
 #[cfg(feature = "contract")]
 pub mod identity_contract;
+pub mod uploads;
+#[cfg(feature = "contract")]
+pub mod uploads_contract;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -89,6 +92,19 @@ pub trait DossierStore: Send + Sync {
         dossier: &Dossier,
         history: &HistoryEntry,
         event: &EventEnvelope,
+    ) -> StoreResult<()> {
+        self.create_citing(dossier, history, event, &[]).await
+    }
+
+    /// [`DossierStore::create`], claiming the cited uploads in the same transaction:
+    /// `Conflict` (and nothing stored) if one is not verified, not the citation's owner's,
+    /// or cited by another dossier.
+    async fn create_citing(
+        &self,
+        dossier: &Dossier,
+        history: &HistoryEntry,
+        event: &EventEnvelope,
+        cites: &[Citation],
     ) -> StoreResult<()>;
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<Dossier>>;
@@ -121,11 +137,33 @@ pub trait DossierStore: Send + Sync {
         dossier: &Dossier,
         history: &HistoryEntry,
         event: &EventEnvelope,
+    ) -> StoreResult<()> {
+        self.transition_citing(dossier, history, event, &[]).await
+    }
+
+    /// [`DossierStore::transition`], claiming the cited uploads as
+    /// [`DossierStore::create_citing`] does. An upload this dossier already cites may be
+    /// cited again.
+    async fn transition_citing(
+        &self,
+        dossier: &Dossier,
+        history: &HistoryEntry,
+        event: &EventEnvelope,
+        cites: &[Citation],
     ) -> StoreResult<()>;
     /// Files `dossier` under its (new) applicant owner, its version unchanged: the move of a
     /// dossier filed under an account id by earlier versions to the person's owner
     /// reference. `Conflict` if the stored version is no longer `dossier.version`.
     async fn refile(&self, dossier: &Dossier) -> StoreResult<()>;
+}
+
+/// An upload a dossier cites, claimed in the dossier's own transaction so that no two
+/// dossiers cite one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Citation {
+    pub upload: Uuid,
+    /// Who must own it: the applicant, or the officer attaching a result file.
+    pub owner: String,
 }
 
 /// Events written by the dossier transactions, waiting to be relayed to the bus.
