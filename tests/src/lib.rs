@@ -348,7 +348,120 @@ pub fn criminal_record() -> serde_json::Value {
         .expect("the sample submission is JSON")
 }
 
+/// A small valid PDF: what the sample submission's uploads carry.
+pub const SAMPLE_PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
+
+/// SHA-256, standard base64: what `x-amz-checksum-sha256` carries.
+pub fn sha256_b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
+}
+
 impl Runner {
+    /// Opens a slot for `bytes` as `token`, sends the file as a browser would, and waits
+    /// until the runner has verified it; the upload's view (its `status` says how it ended).
+    pub async fn upload(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        slot: serde_json::Value,
+        bytes: &[u8],
+    ) -> serde_json::Value {
+        let created = http
+            .post(self.url("/v1/uploads"))
+            .bearer_auth(token)
+            .json(&slot)
+            .send()
+            .await
+            .expect("slot request");
+        assert_eq!(
+            created.status(),
+            reqwest::StatusCode::CREATED,
+            "{}",
+            created.text().await.unwrap_or_default()
+        );
+        let created: serde_json::Value = created.json().await.expect("JSON");
+        let put = &created["upload_request"];
+        let mut req = http.put(put["url"].as_str().expect("a URL"));
+        for (name, value) in put["headers"].as_object().expect("headers") {
+            if !name.eq_ignore_ascii_case("content-length") {
+                req = req.header(name.as_str(), value.as_str().expect("text"));
+            }
+        }
+        let sent = req.body(bytes.to_vec()).send().await.expect("PUT");
+        assert!(sent.status().is_success(), "PUT answered {}", sent.status());
+        let id = created["id"].as_str().expect("an id").to_owned();
+        self.settled_upload(http, token, &id).await
+    }
+
+    /// The upload `id` once it is no longer awaiting its file (polled for up to 10 s).
+    pub async fn settled_upload(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        id: &str,
+    ) -> serde_json::Value {
+        for _ in 0..200 {
+            let v: serde_json::Value = http
+                .get(self.url(&format!("/v1/uploads/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("status request")
+                .json()
+                .await
+                .expect("JSON");
+            if v["status"] != "awaiting_file" {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("upload {id} was not verified within 10 s");
+    }
+
+    /// The sample submission with its declaration form uploaded and verified as `token`.
+    pub async fn criminal_record_for(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+    ) -> serde_json::Value {
+        let mut body = criminal_record();
+        let code = body["procedure_code"].as_str().expect("a code").to_owned();
+        body["documents"][0]["reference"] = self
+            .verified_pdf(http, token, &code, "to-khai")
+            .await
+            .into();
+        body
+    }
+
+    /// The id of a verified PDF of `token`'s, uploaded for `document` of `procedure`.
+    pub async fn verified_pdf(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        procedure: &str,
+        document: &str,
+    ) -> String {
+        let up = self
+            .upload(
+                http,
+                token,
+                serde_json::json!({
+                    "file_name": format!("{document}.pdf"),
+                    "content_type": "application/pdf",
+                    "size": SAMPLE_PDF.len(),
+                    "sha256": sha256_b64(SAMPLE_PDF),
+                    "procedure_code": procedure,
+                    "document_code": document,
+                }),
+                SAMPLE_PDF,
+            )
+            .await;
+        assert_eq!(up["status"], "verified", "{up}");
+        up["id"].as_str().expect("an id").to_owned()
+    }
+
     /// The newest sign-in code this runner "sent" by SMS to `phone` (`GET /dev/messages`).
     pub async fn code_sent_to(&self, http: &reqwest::Client, phone: &str) -> String {
         let sent: serde_json::Value = http

@@ -56,7 +56,8 @@ impl Api {
     }
 
     async fn submit(&self, token: &str) -> Value {
-        let r = self.post(token, "/v1/dossiers", criminal_record()).await;
+        let body = self.runner.criminal_record_for(&self.http, token).await;
+        let r = self.post(token, "/v1/dossiers", body).await;
         assert_eq!(r.status(), StatusCode::CREATED);
         r.json().await.unwrap()
     }
@@ -259,11 +260,15 @@ async fn supplement_loop_restarts_the_clock(backend: Backend) {
     problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(api.detail(&api.citizen, &id).await["version"], 3);
 
+    let file = api
+        .runner
+        .verified_pdf(&api.http, &api.citizen, "2.000505", "giay-uy-quyen")
+        .await;
     let sent = api
         .post(
             &api.citizen,
             &format!("/v1/dossiers/{id}/supplement"),
-            json!({"documents": [{"code": "giay-uy-quyen", "source": "upload", "reference": "upload-2"}], "note": "Đã bổ sung"}),
+            json!({"documents": [{"code": "giay-uy-quyen", "source": "upload", "reference": file}], "note": "Đã bổ sung"}),
         )
         .await;
     assert_eq!(sent.status(), StatusCode::OK);
@@ -584,14 +589,18 @@ async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
             .json(&body)
             .send()
     };
-    let first = send("retry-1", criminal_record()).await.unwrap();
+    let sample = api
+        .runner
+        .criminal_record_for(&api.http, &api.citizen)
+        .await;
+    let first = send("retry-1", sample.clone()).await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     let (location, etag) = (
         first.headers()["location"].clone(),
         first.headers()["etag"].clone(),
     );
     let first: Value = first.json().await.unwrap();
-    let again = send("retry-1", criminal_record()).await.unwrap();
+    let again = send("retry-1", sample.clone()).await.unwrap();
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     // The replay is the first answer, headers included.
@@ -599,7 +608,7 @@ async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
     assert_eq!(again.headers().get("etag"), Some(&etag));
     let again: Value = again.json().await.unwrap();
     assert_eq!(again, first);
-    let mut other = criminal_record();
+    let mut other = sample.clone();
     other["form"]["copies"] = json!(2);
     let mismatch = send("retry-1", other).await.unwrap();
     let p = problem(mismatch, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -610,7 +619,11 @@ async fn idempotent_retry_gives_the_same_answer(backend: Backend) {
         .post(api.runner.url("/v1/dossiers"))
         .bearer_auth(&api.other_citizen)
         .header("Idempotency-Key", "retry-1")
-        .json(&criminal_record())
+        .json(
+            &api.runner
+                .criminal_record_for(&api.http, &api.other_citizen)
+                .await,
+        )
         .send()
         .await
         .unwrap();
@@ -778,7 +791,10 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
     )
     .await;
     assert_eq!(p["type"], "urn:motcua:problem:unknown-procedure");
-    let mut bad_field = criminal_record();
+    let mut bad_field = api
+        .runner
+        .criminal_record_for(&api.http, &api.citizen)
+        .await;
     bad_field["form"]["citizen_id"] = json!("12345");
     bad_field["form"]["copies"] = json!(99);
     bad_field["form"]["favourite_colour"] = json!("blue");
@@ -797,7 +813,10 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
     for f in ["citizen_id", "copies", "favourite_colour"] {
         assert!(fields.contains(&f.to_owned()), "{f} in {fields:?}");
     }
-    let mut extra = criminal_record();
+    let mut extra = api
+        .runner
+        .criminal_record_for(&api.http, &api.citizen)
+        .await;
     extra["surprise"] = json!(1);
     problem(
         api.post(&api.citizen, "/v1/dossiers", extra).await,

@@ -227,7 +227,11 @@ async fn the_code_flow_ends_in_the_one_account(backend: Backend) {
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .json(&motcua_tests::criminal_record())
+        .json(
+            &env.runner
+                .criminal_record_for(&env.http, tokens["access_token"].as_str().unwrap())
+                .await,
+        )
         .send()
         .await
         .unwrap();

@@ -76,7 +76,7 @@ async fn dossiers_survive_the_erasure_of_the_account(backend: Backend) {
             reqwest::Method::POST,
             &token,
             "/v1/dossiers",
-            Some(criminal_record()),
+            Some(env.runner.criminal_record_for(&env.http, &token).await),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -149,6 +149,10 @@ async fn dossiers_survive_the_erasure_of_the_account(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{d}");
+    let file = env
+        .runner
+        .verified_pdf(&env.http, &token, "2.000505", "giay-uy-quyen")
+        .await;
     let (status, d) = env
         .send(
             reqwest::Method::POST,
@@ -156,7 +160,7 @@ async fn dossiers_survive_the_erasure_of_the_account(backend: Backend) {
             &format!("/v1/dossiers/{id}/supplement"),
             Some(
                 json!({"documents": [{"code": "giay-uy-quyen", "source": "upload",
-                "reference": "upload-2"}], "note": "Đã bổ sung"}),
+                "reference": file}], "note": "Đã bổ sung"}),
             ),
         )
         .await;

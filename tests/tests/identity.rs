@@ -192,7 +192,7 @@ async fn a_code_to_the_registry_phone_signs_in_to_one_account(backend: Backend) 
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(&token)
-        .json(&motcua_tests::criminal_record())
+        .json(&env.runner.criminal_record_for(&env.http, &token).await)
         .send()
         .await
         .unwrap();
@@ -758,7 +758,7 @@ async fn logs_carry_no_personal_data(backend: Backend) {
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(token)
-        .json(&motcua_tests::criminal_record())
+        .json(&env.runner.criminal_record_for(&env.http, token).await)
         .send()
         .await
         .unwrap();

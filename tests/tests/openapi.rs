@@ -19,6 +19,7 @@ const OTHER_AGENCY: &str = "000.01.41.H42";
 fn generated() -> Value {
     let mut doc = motcua_submission::openapi();
     doc.merge(motcua_identity::api().1);
+    doc.merge(motcua_uploads::api().1);
     doc.info.title = "motcua API".into();
     doc.info.description = Some(
         "Every HTTP function of motcua: procedures, dossiers and their national status \
@@ -71,6 +72,18 @@ const ELSEWHERE: &[(&str, &str, u16, &str)] = &[
         "/v1/dossiers/{id}/withdraw",
         409,
         "covered below; also in progress",
+    ),
+    (
+        "POST",
+        "/v1/uploads",
+        409,
+        "api.rs: a keyed request still in progress (the same idempotency helper)",
+    ),
+    (
+        "POST",
+        "/v1/uploads",
+        429,
+        "uploads.rs: slots_are_limited_per_owner_and_hour",
     ),
     (
         "PATCH",
@@ -329,6 +342,7 @@ async fn every_declared_answer_is_what_the_api_does() {
     let routed: BTreeSet<Op> = motcua_submission::route_table()
         .into_iter()
         .chain(motcua_identity::route_table())
+        .chain(motcua_uploads::route_table())
         .filter(|(_, path)| path != "/health" && path != "/v1/openapi.json")
         .collect();
     let documented: BTreeSet<Op> = ops.keys().cloned().collect();
@@ -357,10 +371,9 @@ async fn every_declared_answer_is_what_the_api_does() {
     }
     let req = w.request("GET", "/v1/procedures/0.000000", None);
     w.expect("GET", "/v1/procedures/{code}", req, 404).await;
-    let submit = |w: &mut Walk, token: &str| {
-        w.request("POST", "/v1/dossiers", Some(token))
-            .json(&criminal_record())
-    };
+    let sample = w.runner.criminal_record_for(&w.http, &citizen).await;
+    let submit =
+        |w: &mut Walk, token: &str| w.request("POST", "/v1/dossiers", Some(token)).json(&sample);
     let req = submit(&mut w, &citizen);
     let created = w.expect("POST", "/v1/dossiers", req, 201).await.body;
     let id = created["id"].as_str().unwrap().to_owned();
@@ -374,7 +387,7 @@ async fn every_declared_answer_is_what_the_api_does() {
     w.expect("POST", "/v1/dossiers", req, 422).await;
     // Fifty unknown form fields: the answer lists the first twenty and counts the rest
     // (review finding: every one was echoed back, a megabyte for a big body).
-    let mut noisy = criminal_record();
+    let mut noisy = w.runner.criminal_record_for(&w.http, &citizen).await;
     for i in 0..50 {
         noisy["form"][format!("unknown_{i}_{}", "x".repeat(5000))] = json!("x");
     }
@@ -458,7 +471,12 @@ async fn every_declared_answer_is_what_the_api_does() {
     // The applicant's supplement and withdrawal.
     let supplement = format!("{dossier}/supplement");
     let t = "/v1/dossiers/{id}/supplement";
-    let sent = json!({"documents": [{"code": "giay-uy-quyen", "source": "upload", "reference": "upload-2"}]});
+    let file = w
+        .runner
+        .verified_pdf(&w.http, &citizen, "2.000505", "giay-uy-quyen")
+        .await;
+    let sent =
+        json!({"documents": [{"code": "giay-uy-quyen", "source": "upload", "reference": file}]});
     let req = w.request("POST", &supplement, Some(&citizen)).json(&sent);
     w.expect("POST", t, req, 409).await;
     let req = w.request("POST", &supplement, Some(&officer)).json(&sent);
@@ -656,6 +674,53 @@ async fn every_declared_answer_is_what_the_api_does() {
     let req = w.request("DELETE", "/v1/me", Some(&admin));
     w.expect("DELETE", "/v1/me", req, 403).await;
 
+    // Uploads: a slot, its file, its status and download link; the document store.
+    let pdf = motcua_tests::SAMPLE_PDF;
+    let slot = json!({"file_name": "scan.pdf", "content_type": "application/pdf",
+        "size": pdf.len(), "sha256": motcua_tests::sha256_b64(pdf)});
+    let req = w.request("POST", "/v1/uploads", Some(&citizen)).json(&slot);
+    let waiting = w.expect("POST", "/v1/uploads", req, 201).await.body;
+    let waiting_id = waiting["id"].as_str().unwrap().to_owned();
+    let req = w.request("POST", "/v1/uploads", Some(&admin)).json(&slot);
+    w.expect("POST", "/v1/uploads", req, 403).await;
+    let mut exe = slot.clone();
+    exe["content_type"] = json!("application/x-msdownload");
+    let req = w.request("POST", "/v1/uploads", Some(&citizen)).json(&exe);
+    w.expect("POST", "/v1/uploads", req, 422).await;
+    let t = "/v1/uploads/{id}";
+    let req = w.request("GET", &format!("/v1/uploads/{waiting_id}"), Some(&citizen));
+    w.expect("GET", t, req, 200).await;
+    let req = w.request(
+        "GET",
+        &format!("/v1/uploads/{waiting_id}"),
+        Some(&other_citizen),
+    );
+    w.expect("GET", t, req, 404).await;
+    let t = "/v1/uploads/{id}/content";
+    let req = w.request(
+        "GET",
+        &format!("/v1/uploads/{waiting_id}/content"),
+        Some(&citizen),
+    );
+    w.expect("GET", t, req, 409).await;
+    let req = w.request(
+        "GET",
+        &format!("/v1/uploads/{file}/content"),
+        Some(&citizen),
+    );
+    let link = w.expect("GET", t, req, 200).await.body;
+    assert!(
+        link["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/_local/objects/clean/")),
+        "{link}"
+    );
+    let req = w.request("GET", "/v1/me/documents", Some(&citizen));
+    let docs = w.expect("GET", "/v1/me/documents", req, 200).await.body;
+    assert!(!docs["items"].as_array().unwrap().is_empty(), "{docs}");
+    let req = w.request("GET", "/v1/me/documents", Some(&officer));
+    w.expect("GET", "/v1/me/documents", req, 403).await;
+
     // Erasure, last: Lan's account goes.
     let req = w.request("DELETE", "/v1/me", Some(&lan_token));
     w.expect("DELETE", "/v1/me", req, 200).await;
@@ -822,6 +887,7 @@ fn token_for(
         (_, "/v1/dossiers/{id}/actions") => officer,
         (_, p) if p.starts_with("/v1/dossiers") => citizen,
         (_, "/v1/admin/audit/search") => admin,
+        (_, p) if p.starts_with("/v1/uploads") || p == "/v1/me/documents" => citizen,
         (_, p) if p.starts_with("/v1/me") || p.starts_with("/v1/identity/businesses") => account,
         _ => return None,
     };

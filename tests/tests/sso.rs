@@ -82,7 +82,7 @@ async fn an_officer_from_the_sso_works_the_agency_queue() {
         .http
         .post(env.runner.url("/v1/dossiers"))
         .bearer_auth(&citizen)
-        .json(&motcua_tests::criminal_record())
+        .json(&env.runner.criminal_record_for(&env.http, &citizen).await)
         .send()
         .await
         .unwrap();

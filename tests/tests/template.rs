@@ -339,7 +339,7 @@ async fn deployed_template_serves_the_api_and_relays_events() {
     let created: Value = http
         .post(runner.url("/v1/dossiers"))
         .bearer_auth(&citizen)
-        .json(&motcua_tests::criminal_record())
+        .json(&runner.criminal_record_for(&http, &citizen).await)
         .send()
         .await
         .unwrap()

@@ -31,6 +31,9 @@ pub struct SubmissionConfig {
     /// `MOTCUA_MAX_EXTENSION_WORKING_DAYS` (optional): the most working days an extension
     /// may add; without it, and never more than, the procedure's processing time.
     pub max_extension_working_days: Option<u32>,
+    /// `MOTCUA_UPLOAD_MAX_DOSSIER_BYTES` (default 100 MiB): the most the uploaded files one
+    /// submission or supplement cites may hold together (the uploads function's setting).
+    pub max_dossier_upload_bytes: u64,
 }
 
 impl SubmissionConfig {
@@ -64,6 +67,11 @@ impl SubmissionConfig {
                 get("MOTCUA_PAYMENT_CEILING_VND"),
                 50_000_000,
             )?,
+            max_dossier_upload_bytes: number(
+                "MOTCUA_UPLOAD_MAX_DOSSIER_BYTES",
+                get("MOTCUA_UPLOAD_MAX_DOSSIER_BYTES"),
+                100 * 1024 * 1024,
+            )?,
             max_extension_working_days: match get("MOTCUA_MAX_EXTENSION_WORKING_DAYS") {
                 Some(v) => Some(number("MOTCUA_MAX_EXTENSION_WORKING_DAYS", Some(v), 0)?),
                 None => None,
@@ -96,6 +104,8 @@ impl SubmissionConfig {
             .allow_methods([
                 Method::GET,
                 Method::POST,
+                // The runner's presigned upload URLs (S3's own CORS rule on AWS).
+                Method::PUT,
                 Method::PATCH,
                 Method::DELETE,
                 Method::OPTIONS,
@@ -106,6 +116,8 @@ impl SubmissionConfig {
                 header::ACCEPT_LANGUAGE,
                 header::IF_MATCH,
                 header::HeaderName::from_static("idempotency-key"),
+                header::IF_NONE_MATCH,
+                header::HeaderName::from_static("x-amz-checksum-sha256"),
             ])
             .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
     }

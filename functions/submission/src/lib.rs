@@ -4,6 +4,7 @@
 //! [`router`] builds the axum `Router`; on Lambda `main.rs` runs it under `lambda_http`,
 //! locally `motcua-local` merges it with the other functions' routers.
 
+mod cite;
 pub mod config;
 pub mod views;
 
@@ -483,6 +484,15 @@ async fn submit(
         }
         None => None,
     };
+    let dossier_id = id.unwrap_or_else(Uuid::now_v7);
+    let mut cites = Vec::new();
+    if errors.documents.is_empty() {
+        match cite::check(s, caller, dossier_id, &procedure.code, &req.documents).await {
+            Ok(c) => cites = c,
+            Err(Ok(doc_errors)) => errors.documents = doc_errors,
+            Err(Err(p)) => return Err(p),
+        }
+    }
     if !errors.is_empty() {
         return Err(validation_problem(&errors));
     }
@@ -497,7 +507,7 @@ async fn submit(
         &procedure,
         NewDossier {
             lookup_key: LookupKey::from_random(rand::random::<u64>()),
-            id: id.unwrap_or_else(Uuid::now_v7),
+            id: dossier_id,
             code: DossierCode::new(&procedure.agency, day, seq),
             applicant: Applicant {
                 subject: caller.owner().to_owned(),
@@ -509,8 +519,17 @@ async fn submit(
         },
     );
     let event = EventEnvelope::dossier(&dossier, &history);
-    match s.ports.dossiers.create(&dossier, &history, &event).await {
+    match s
+        .ports
+        .dossiers
+        .create_citing(&dossier, &history, &event, &cites)
+        .await
+    {
         Ok(()) => {}
+        // A cited file changed between the check and the write (another dossier took it).
+        Err(StoreError::Conflict) => {
+            return Err(citation_lost(s, caller, &dossier).await);
+        }
         // A retry that raced the first write past its lease: the first dossier answers.
         Err(StoreError::Duplicate) if id.is_some() => {
             if let Some(first) = already_submitted(s, caller, id).await? {
@@ -522,6 +541,25 @@ async fn submit(
     }
     tracing::info!(dossier = %dossier.id, code = %dossier.code, procedure = %dossier.procedure_code, "dossier submitted");
     Ok(submitted(&dossier, lang))
+}
+
+/// The answer when claiming the cited files failed: the documents that no longer hold,
+/// or, if they all hold again, a conflict to retry.
+async fn citation_lost(s: &AppState, caller: &Actor, d: &Dossier) -> Problem {
+    match cite::check(s, caller, d.id, &d.procedure_code, &d.documents).await {
+        Err(Ok(documents)) => validation_problem(&SubmissionErrors {
+            fields: vec![],
+            documents,
+        }),
+        Err(Err(p)) => p,
+        Ok(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Tệp đính kèm vừa thay đổi",
+            "An attached file changed meanwhile",
+        )
+        .detail("Hãy gửi lại yêu cầu", "Send the request again"),
+    }
 }
 
 /// Earlier versions filed a citizen's dossiers under the account id; a token that names
@@ -884,15 +922,47 @@ async fn apply_command(
             }
         }
     }
+    let cites = match &cmd {
+        Command::Supplement { documents, .. } => {
+            match cite::check(s, caller, d.id, &d.procedure_code, documents).await {
+                Ok(c) => c,
+                Err(Ok(documents)) => {
+                    return Err(validation_problem(&SubmissionErrors {
+                        fields: vec![],
+                        documents,
+                    }));
+                }
+                Err(Err(p)) => return Err(p),
+            }
+        }
+        _ => Vec::new(),
+    };
     let (next, h) = d
         .apply(caller, &cmd, now, s.calendar)
         .map_err(|e| transition_problem(&e))?;
     let event = EventEnvelope::dossier(&next, &h);
-    s.ports
+    match s
+        .ports
         .dossiers
-        .transition(&next, &h, &event)
+        .transition_citing(&next, &h, &event, &cites)
         .await
-        .map_err(store_problem)?;
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict) if !cites.is_empty() => {
+            // The dossier moved on, or a cited file was taken: say which.
+            if let Command::Supplement { documents, .. } = &cmd
+                && let Err(Ok(documents)) =
+                    cite::check(s, caller, d.id, &d.procedure_code, documents).await
+            {
+                return Err(validation_problem(&SubmissionErrors {
+                    fields: vec![],
+                    documents,
+                }));
+            }
+            return Err(store_problem(StoreError::Conflict));
+        }
+        Err(e) => return Err(store_problem(e)),
+    }
     tracing::info!(dossier = %next.id, action = %h.action, from = ?h.from.map(|s| s.code()), to = h.to.code(), "dossier transition");
     let version = next.version;
     let history = s.ports.dossiers.history(id).await.map_err(store_problem)?;

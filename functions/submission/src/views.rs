@@ -104,7 +104,7 @@ pub struct DossierView {
     #[schema(value_type = Option<Object>)]
     pub form: Option<BTreeMap<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub documents: Option<Vec<SubmittedDocument>>,
+    pub documents: Option<Vec<DocumentView>>,
     /// E.164 contact phone (absent where the form is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_phone: Option<String>,
@@ -113,6 +113,29 @@ pub struct DossierView {
     /// Present on the detail view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
+}
+
+/// A document of a dossier, with its digitisation state (Decision 766: 1 digitised at
+/// intake, 2 reused from the personal store, 3 reused from another dossier's result).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentView {
+    pub code: String,
+    pub source: motcua_domain::DocumentSource,
+    /// Upload id, store document id or dossier code, by `source`.
+    pub reference: String,
+    /// 0–3 (0: paper only, at the counter).
+    pub digitisation_state: u8,
+}
+
+impl DocumentView {
+    pub fn of(d: &SubmittedDocument) -> DocumentView {
+        DocumentView {
+            code: d.code.clone(),
+            source: d.source,
+            reference: d.reference.clone(),
+            digitisation_state: d.source.digitisation_state(),
+        }
+    }
 }
 
 impl DossierView {
@@ -136,7 +159,7 @@ impl DossierView {
             result: d.result,
             finished_at: d.finished_at,
             form: Some(d.form),
-            documents: Some(d.documents),
+            documents: Some(d.documents.iter().map(DocumentView::of).collect()),
             contact_phone: d.applicant.phone,
             version: d.version,
             history,

@@ -85,6 +85,23 @@ fn request() -> serde_json::Value {
     .unwrap()
 }
 
+/// A verified upload of `owner`'s for the sample's procedure.
+async fn verified(ports: &SubmissionPorts, owner: &str) -> uuid::Uuid {
+    let mut file = motcua_ports::uploads_contract::upload(owner, Timestamp::now());
+    file.procedure_code = Some("2.000505".into());
+    ports.uploads.create_upload(&file).await.unwrap();
+    file.status = motcua_domain::upload::UploadStatus::Verified;
+    ports.uploads.settle_upload(&file).await.unwrap();
+    file.id
+}
+
+/// The sample request citing `file` as its declaration form.
+fn citing(file: &uuid::Uuid) -> serde_json::Value {
+    let mut r = request();
+    r["documents"][0]["reference"] = file.to_string().into();
+    r
+}
+
 const SECRET: &str = "bW90Y3VhLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGVzISE=";
 
 fn config() -> SubmissionConfig {
@@ -118,6 +135,9 @@ async fn retried_after_a_crash(ports: SubmissionPorts) {
         config: Arc::new(config),
     });
 
+    // The declaration form, uploaded and verified.
+    let file = verified(&ports, "citizen-crash").await;
+    let request = || citing(&file);
     let (status, first) = post(&app, &alice, "crash-1", &request()).await;
     assert_eq!(status, 201, "{first}");
     // Within the lease the record says "in progress".
@@ -144,14 +164,15 @@ async fn retried_after_a_crash(ports: SubmissionPorts) {
 
     // The same key with another body (after its record expired) is another submission.
     clock.0.store(3 * 86_400, Ordering::SeqCst);
-    let mut other = request();
+    let mut other = citing(&verified(&ports, "citizen-crash").await);
     other["form"]["copies"] = 3.into();
     let (status, second) = post(&app, &alice, "crash-1", &other).await;
     assert_eq!(status, 201, "{second}");
     assert_ne!(second["id"], first["id"]);
     // Another person's identical request with the same key is theirs alone.
     let token_b = token("citizen-other");
-    let (status, theirs) = post(&app, &token_b, "crash-1", &request()).await;
+    let theirs_file = verified(&ports, "citizen-other").await;
+    let (status, theirs) = post(&app, &token_b, "crash-1", &citing(&theirs_file)).await;
     assert_eq!(status, 201, "{theirs}");
     assert_ne!(theirs["id"], first["id"]);
 }

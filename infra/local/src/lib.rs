@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub mod messages;
 pub mod portal;
+pub mod uploads;
 pub use messages::DevMessages;
 
 /// Issuer of the tokens the runner mints and accepts.
@@ -59,7 +60,7 @@ pub fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
 
 /// A random 32-byte base64 secret kept in `data_dir/file` (mode 0600), created on first
 /// use; the environment variable `env` overrides it.
-fn secret_file(data_dir: &Path, file: &str, env: &str) -> anyhow::Result<String> {
+pub(crate) fn secret_file(data_dir: &Path, file: &str, env: &str) -> anyhow::Result<String> {
     if let Ok(s) = std::env::var(env) {
         return Ok(s);
     }
@@ -557,11 +558,21 @@ async fn eid(
 
 /// One router serving every function, under the shared HTTP layers, and the runner's own
 /// `GET /dev/messages` and `GET /dev/portal`.
-pub fn app(state: AppState, identity: IdentityState, messages: &DevMessages) -> axum::Router {
+pub fn app(
+    state: AppState,
+    identity: IdentityState,
+    uploads: (
+        motcua_uploads::UploadsState,
+        Arc<motcua_embedded::LocalObjects>,
+    ),
+    messages: &DevMessages,
+) -> axum::Router {
     let config = state.config.clone();
     // Submission's routes include /v1/openapi.json: the one document of every function.
     let routes = motcua_submission::routes(state)
         .merge(motcua_identity::routes(identity))
+        .merge(uploads::routes(&uploads.0, uploads.1))
+        .merge(motcua_uploads::routes(uploads.0))
         .merge(messages.routes())
         .merge(portal::routes());
     motcua_submission::with_layers(routes, &config)
@@ -611,6 +622,8 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         let sso_port = if o.port == 0 { 0 } else { o.port.saturating_add(1) };
         let (identity_state, simulators) =
             identity(&o.data_dir, &state, identity_ports, addr, sso_port).await?;
+        let (uploads_state, objects) = uploads::state(&o.data_dir, &state, &format!("http://{addr}"))?;
+        uploads::sweep_every_minute(&uploads_state);
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
         match &simulators.registry {
@@ -638,6 +651,10 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 identity_state.eid.as_ref().map(|e| e.issuer.as_str()).unwrap_or("none")
             ),
         }
+        match &uploads_state.config.scanner {
+            motcua_uploads::ScannerSetting::Clamd(a) => println!("  uploads: files in {}/objects, scanned by clamd at {a}", o.data_dir.display()),
+            motcua_uploads::ScannerSetting::None => println!("  uploads: files in {}/objects, NOT scanned for malware (MOTCUA_SCANNER=none; records say scan: skipped; set MOTCUA_SCANNER=clamd:HOST:PORT)", o.data_dir.display()),
+        }
         println!("  API document: http://{addr}/v1/openapi.json");
         println!(
             "  get a citizen token:  TOKEN=$(cargo run -q -p motcua-local -- token --role citizen --sub demo-citizen --data-dir {})",
@@ -648,7 +665,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         );
         std::io::stdout().flush()?;
         println!("  sign-in codes (SMS are kept, not sent): http://{addr}/dev/messages");
-        axum::serve(listener, app(state, identity_state, &simulators.messages))
+        axum::serve(listener, app(state, identity_state, (uploads_state, objects), &simulators.messages))
             .with_graceful_shutdown(shutdown())
             .await?;
         Ok(())

@@ -419,6 +419,8 @@ impl DynamoStore {
             idempotency: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
             revoked: Arc::new(self.clone()),
+            uploads: Arc::new(self.clone()),
+            documents: Arc::new(self.clone()),
         }
     }
 

@@ -236,6 +236,24 @@ pub enum DocumentProblem {
     EmptyReference,
     /// Longer than [`crate::bounds::MAX_REFERENCE_CHARS`].
     ReferenceTooLong,
+    /// No upload of the caller's has this id (unknown and someone else's look alike).
+    UploadUnknown,
+    /// The upload is not verified (yet, or ever).
+    UploadNotVerified {
+        status: crate::upload::UploadStatus,
+    },
+    /// Another dossier cites the upload already.
+    UploadCited,
+    /// The upload was declared for another procedure or document.
+    UploadForAnotherDocument,
+    /// No document of the caller's store has this id.
+    StoredUnknown,
+    /// No dossier of the caller's with a result has this code.
+    DossierUnknown,
+    /// The files of one dossier exceed the total allowed.
+    FilesTooLarge {
+        max: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -272,7 +290,59 @@ impl Localized for DocumentError {
                 "The file reference of document '{d}' is longer than {} characters",
                 crate::bounds::MAX_REFERENCE_CHARS
             ),
+            (P::UploadUnknown, Lang::Vi) => {
+                format!("Không tìm thấy tệp của bạn cho thành phần '{d}'")
+            }
+            (P::UploadUnknown, Lang::En) => format!("Document '{d}' names no upload of yours"),
+            (P::UploadNotVerified { status }, Lang::Vi) => format!(
+                "Tệp của thành phần '{d}' chưa được kiểm tra đạt yêu cầu (trạng thái: {})",
+                upload_status(*status)
+            ),
+            (P::UploadNotVerified { status }, Lang::En) => format!(
+                "The file of document '{d}' is not verified (status: {})",
+                upload_status(*status)
+            ),
+            (P::UploadCited, Lang::Vi) => {
+                format!("Tệp của thành phần '{d}' đã được dùng cho hồ sơ khác")
+            }
+            (P::UploadCited, Lang::En) => {
+                format!("The file of document '{d}' is already part of another dossier")
+            }
+            (P::UploadForAnotherDocument, Lang::Vi) => {
+                format!("Tệp của thành phần '{d}' được tải lên cho thủ tục hoặc thành phần khác")
+            }
+            (P::UploadForAnotherDocument, Lang::En) => {
+                format!("The file of document '{d}' was uploaded for another procedure or document")
+            }
+            (P::StoredUnknown, Lang::Vi) => {
+                format!("Kho dữ liệu của bạn không có giấy tờ cho thành phần '{d}'")
+            }
+            (P::StoredUnknown, Lang::En) => {
+                format!("Document '{d}' names nothing in your document store")
+            }
+            (P::DossierUnknown, Lang::Vi) => {
+                format!("Không có hồ sơ đã có kết quả của bạn cho thành phần '{d}'")
+            }
+            (P::DossierUnknown, Lang::En) => {
+                format!("Document '{d}' names no dossier of yours with a result")
+            }
+            (P::FilesTooLarge { max }, Lang::Vi) => {
+                format!("Tổng dung lượng tệp của hồ sơ vượt {max} byte (tại thành phần '{d}')")
+            }
+            (P::FilesTooLarge { max }, Lang::En) => {
+                format!("The dossier's files exceed {max} bytes in total (at document '{d}')")
+            }
         }
+    }
+}
+
+fn upload_status(s: crate::upload::UploadStatus) -> &'static str {
+    use crate::upload::UploadStatus as U;
+    match s {
+        U::AwaitingFile => "awaiting_file",
+        U::Verified => "verified",
+        U::Rejected => "rejected",
+        U::Expired => "expired",
     }
 }
 

@@ -320,6 +320,8 @@ impl EmbeddedStore {
             idempotency: Arc::new(self.clone()),
             attempts: Arc::new(self.clone()),
             revoked: Arc::new(self.clone()),
+            uploads: Arc::new(self.clone()),
+            documents: Arc::new(self.clone()),
         }
     }
 

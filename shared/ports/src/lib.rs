@@ -258,4 +258,8 @@ pub struct SubmissionPorts {
     pub attempts: Arc<dyn identity::AttemptLimiter>,
     /// Subjects of erased accounts, whose tokens are refused.
     pub revoked: Arc<dyn identity::RevokedSubjects>,
+    /// Upload records: the files dossiers cite.
+    pub uploads: Arc<dyn uploads::UploadStore>,
+    /// The applicants' personal document stores.
+    pub documents: Arc<dyn uploads::DocumentStore>,
 }

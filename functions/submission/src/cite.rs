@@ -1,0 +1,111 @@
+//! What a dossier's documents cite: a verified upload of the applicant's that no other
+//! dossier cites, a document of their personal store, or a result of one of their
+//! dossiers. Checked before the dossier is written, with every problem named; the uploads
+//! are then claimed in the dossier's own transaction, so two dossiers racing for one file
+//! cannot both have it.
+
+use motcua_domain::catalogue::{DocumentError, DocumentProblem, SubmittedDocument};
+use motcua_domain::upload::UploadStatus;
+use motcua_domain::{Actor, DocumentSource, DossierCode, Status};
+use motcua_http::{Problem, store_problem};
+use motcua_ports::Citation;
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// The uploads to claim for `dossier`, or the documents whose references do not hold.
+/// `Err(Ok(..))` lists the problems; `Err(Err(..))` is a store failure.
+pub(crate) async fn check(
+    s: &AppState,
+    caller: &Actor,
+    dossier: Uuid,
+    procedure_code: &str,
+    docs: &[SubmittedDocument],
+) -> Result<Vec<Citation>, Result<Vec<DocumentError>, Problem>> {
+    let mut cites = Vec::new();
+    let mut errors = Vec::new();
+    let mut total: u64 = 0;
+    let max = s.config.max_dossier_upload_bytes;
+    for doc in docs {
+        let err = |problem| DocumentError {
+            document: motcua_domain::bounds::shorten(&doc.code, 64),
+            problem,
+        };
+        match doc.source {
+            DocumentSource::Upload => {
+                let found = match Uuid::parse_str(doc.reference.trim()) {
+                    Ok(id) => s
+                        .ports
+                        .uploads
+                        .upload(id)
+                        .await
+                        .map_err(|e| Err(store_problem(e)))?,
+                    Err(_) => None,
+                };
+                let Some(u) = found.filter(|u| caller.owns(&u.owner)) else {
+                    errors.push(err(DocumentProblem::UploadUnknown));
+                    continue;
+                };
+                if u.status != UploadStatus::Verified {
+                    errors.push(err(DocumentProblem::UploadNotVerified { status: u.status }));
+                } else if u.cited_by.is_some_and(|d| d != dossier) {
+                    errors.push(err(DocumentProblem::UploadCited));
+                } else if u
+                    .procedure_code
+                    .as_deref()
+                    .is_some_and(|p| p != procedure_code)
+                    || u.document_code.as_deref().is_some_and(|c| c != doc.code)
+                {
+                    errors.push(err(DocumentProblem::UploadForAnotherDocument));
+                } else {
+                    total = total.saturating_add(u.size);
+                    if total > max {
+                        errors.push(err(DocumentProblem::FilesTooLarge { max }));
+                    }
+                    cites.push(Citation {
+                        upload: u.id,
+                        owner: u.owner.clone(),
+                    });
+                }
+            }
+            DocumentSource::Store => {
+                let found = match Uuid::parse_str(doc.reference.trim()) {
+                    Ok(id) => s
+                        .ports
+                        .documents
+                        .document(id)
+                        .await
+                        .map_err(|e| Err(store_problem(e)))?,
+                    Err(_) => None,
+                };
+                if !found.is_some_and(|d| caller.owns(&d.owner)) {
+                    errors.push(err(DocumentProblem::StoredUnknown));
+                }
+            }
+            DocumentSource::Dossier => {
+                let found = match DossierCode::parse(doc.reference.trim()) {
+                    Ok(code) => s
+                        .ports
+                        .dossiers
+                        .get_by_code(&code)
+                        .await
+                        .map_err(|e| Err(store_problem(e)))?,
+                    Err(_) => None,
+                };
+                let usable = found.is_some_and(|d| {
+                    caller.owns(&d.applicant.subject)
+                        && matches!(d.status, Status::Completed | Status::Returned)
+                        && d.result.is_some()
+                });
+                if !usable {
+                    errors.push(err(DocumentProblem::DossierUnknown));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(cites)
+    } else {
+        Err(Ok(errors))
+    }
+}
