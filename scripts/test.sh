@@ -2,7 +2,7 @@
 # The one test command: formatting, lints, the SAM template checks, every unit, property,
 # contract and API test on both backends, and a sign-in in a real browser. Installs what it
 # needs (cargo-nextest, LocalStack and the template tools in project-owned virtualenvs,
-# Debian's chromium and chromium-driver), starts LocalStack and stops it at the end. Exits non-zero on the first failure.
+# Debian's chromium, chromium-driver and clamav-daemon), starts LocalStack and stops it at the end. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0
@@ -22,6 +22,10 @@ step "LocalStack and template tools (install if needed, start)"
 infra/localstack/install.sh
 infra/localstack/start.sh
 trap 'infra/localstack/stop.sh' EXIT
+
+step "ClamAV's clamd on loopback with the project's test signatures (installs clamav-daemon if needed)"
+infra/clamav/start.sh
+trap 'infra/localstack/stop.sh; infra/clamav/stop.sh' EXIT
 
 step "Chromium and ChromeDriver (Debian packages, for the browser sign-in test)"
 if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then

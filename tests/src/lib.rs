@@ -1,6 +1,7 @@
 //! Helpers for cross-function tests: start the real `motcua-local` binary on a free port
 //! with its own data directory, mint tokens with it, and talk to it over HTTP.
 
+pub mod clamd;
 pub mod lambda;
 
 use std::io::{BufRead, BufReader};

@@ -201,7 +201,12 @@ struct S3Object {
 /// `Ok(vec![])` for S3's `s3:TestEvent` and events other than `ObjectCreated:*`; `Err` for
 /// a body that is not an S3 notification.
 pub fn keys_of(body: &str) -> Result<Vec<String>, serde_json::Error> {
-    let n: Notification = serde_json::from_str(body)?;
+    let v: serde_json::Value = serde_json::from_str(body)?;
+    if !v.get("Records").is_some_and(|r| r.is_array()) && v.get("Event").is_none() {
+        // A JSON array would read as a notification of no records: it is none.
+        return Err(serde::de::Error::custom("neither Records nor Event"));
+    }
+    let n: Notification = serde_json::from_value(v)?;
     if n.event.as_deref() == Some("s3:TestEvent") {
         return Ok(vec![]);
     }

@@ -119,6 +119,8 @@ fn s3_error(e: &PutRefusal) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml"),
     );
+    // S3's own error format, which a browser's upload code expects: not a problem.
+    r.extensions_mut().insert(motcua_http::NotAProblem);
     r
 }
 

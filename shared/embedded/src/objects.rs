@@ -124,6 +124,11 @@ impl LocalObjects {
         })
     }
 
+    /// The folder the objects live in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn path(&self, key: &str) -> StoreResult<PathBuf> {
         if !valid_key(key) {
             return Err(StoreError::Backend(format!("not an object key: {key:?}")));

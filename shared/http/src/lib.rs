@@ -32,7 +32,7 @@ pub use jwks::{RemoteJwks, SsoIdentity, SsoTrust};
 pub use limits::{
     Lockout, PROXY_SECRET_HEADER, ProxyTrust, Reservation, client_key, client_key_of,
 };
-pub use problem::{PROBLEM_JSON, Problem, ProblemBody, localize};
+pub use problem::{NotAProblem, PROBLEM_JSON, Problem, ProblemBody, localize};
 
 /// Where "now" comes from; the local runner can shift it to try deadlines.
 pub trait Clock: Send + Sync {

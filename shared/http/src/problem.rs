@@ -239,6 +239,9 @@ pub async fn localize(req: Request, next: Next) -> Response {
     if let Some(p) = resp.extensions_mut().remove::<Problem>() {
         return p.render(lang);
     }
+    if resp.extensions_mut().remove::<NotAProblem>().is_some() {
+        return resp;
+    }
     let status = resp.status();
     let is_problem = resp
         .headers()
@@ -249,6 +252,11 @@ pub async fn localize(req: Request, next: Next) -> Response {
     }
     resp
 }
+
+/// Marks an error answer that speaks another protocol's error format (the runner's
+/// S3-style object URLs answer S3's XML errors): [`localize`] leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct NotAProblem;
 
 /// A problem for an error answer produced outside our handlers (framework rejections).
 fn generic(status: StatusCode) -> Problem {
