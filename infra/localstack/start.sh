@@ -30,7 +30,8 @@ export OVERRIDE_IN_DOCKER=0 \
   SKIP_SSL_CERT_DOWNLOAD=1 \
   DNS_ADDRESS=0 \
   PROVIDER_OVERRIDE_DYNAMODB=moto \
-  PROVIDER_OVERRIDE_DYNAMODBSTREAMS=moto
+  PROVIDER_OVERRIDE_DYNAMODBSTREAMS=moto \
+  S3_SKIP_SIGNATURE_VALIDATION=0
 start=$(date +%s%N)
 # The server must not inherit the lock (fd 9), or later starts would wait forever.
 nohup "$home/venv/bin/python" -m localstack.runtime.main > "$logfile" 2>&1 9>&- &

@@ -275,6 +275,15 @@ async fn bad_puts_are_refused_and_keep_nothing(backend: Backend) {
         .open_slot(&env.citizen, &Env::slot_for(SAMPLE_PDF))
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    // The browser sends the file to S3 itself (LocalStack here), or to the runner.
+    let url = slot["upload_request"]["url"].as_str().unwrap();
+    match backend {
+        Backend::Aws => assert!(
+            url.starts_with(&motcua_aws::localstack::endpoint()),
+            "{url}"
+        ),
+        Backend::Embedded => assert!(url.starts_with(&env.runner.base), "{url}"),
+    }
     let (_, other_slot) = env
         .open_slot(&env.citizen, &Env::slot_for(SAMPLE_PDF))
         .await;

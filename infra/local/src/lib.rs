@@ -563,15 +563,20 @@ pub fn app(
     identity: IdentityState,
     uploads: (
         motcua_uploads::UploadsState,
-        Arc<motcua_embedded::LocalObjects>,
+        Option<Arc<motcua_embedded::LocalObjects>>,
     ),
     messages: &DevMessages,
 ) -> axum::Router {
     let config = state.config.clone();
+    // The presigned URLs of a local objects folder are served here (S3 serves its own).
+    let objects = match uploads.1 {
+        Some(local) => uploads::routes(&uploads.0, local),
+        None => axum::Router::new(),
+    };
     // Submission's routes include /v1/openapi.json: the one document of every function.
     let routes = motcua_submission::routes(state)
         .merge(motcua_identity::routes(identity))
-        .merge(uploads::routes(&uploads.0, uploads.1))
+        .merge(objects)
         .merge(motcua_uploads::routes(uploads.0))
         .merge(messages.routes())
         .merge(portal::routes());
@@ -591,13 +596,14 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (state, backend, identity_ports) = match o.backend {
+        let (state, backend, identity_ports, s3_table) = match o.backend {
             Backend::Embedded => {
                 let (state, _bus, store) = embedded(&o.data_dir).await?;
                 (
                     state,
                     format!("embedded (SQLite in {})", o.data_dir.display()),
                     store.identity_ports(),
+                    None,
                 )
             }
             Backend::Aws => {
@@ -612,6 +618,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                         names.table, names.identity_table, names.bus
                     ),
                     store.identity_ports(),
+                    Some(names.table.clone()),
                 )
             }
         };
@@ -622,7 +629,13 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         let sso_port = if o.port == 0 { 0 } else { o.port.saturating_add(1) };
         let (identity_state, simulators) =
             identity(&o.data_dir, &state, identity_ports, addr, sso_port).await?;
-        let (uploads_state, objects) = uploads::state(&o.data_dir, &state, &format!("http://{addr}"))?;
+        let (uploads_state, objects) = match &s3_table {
+            None => {
+                let (st, local) = uploads::state(&o.data_dir, &state, &format!("http://{addr}"))?;
+                (st, Some(local))
+            }
+            Some(table) => (uploads::aws_state(&aws_config().await, &state, table).await?, None),
+        };
         uploads::sweep_every_minute(&uploads_state);
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
@@ -652,8 +665,8 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             ),
         }
         match &uploads_state.config.scanner {
-            motcua_uploads::ScannerSetting::Clamd(a) => println!("  uploads: files in {}/objects, scanned by clamd at {a}", o.data_dir.display()),
-            motcua_uploads::ScannerSetting::None => println!("  uploads: files in {}/objects, NOT scanned for malware (MOTCUA_SCANNER=none; records say scan: skipped; set MOTCUA_SCANNER=clamd:HOST:PORT)", o.data_dir.display()),
+            motcua_uploads::ScannerSetting::Clamd(a) => println!("  uploads: scanned by clamd at {a}"),
+            motcua_uploads::ScannerSetting::None => println!("  uploads: NOT scanned for malware (MOTCUA_SCANNER=none; records say scan: skipped; set MOTCUA_SCANNER=clamd:HOST:PORT)"),
         }
         println!("  API document: http://{addr}/v1/openapi.json");
         println!(

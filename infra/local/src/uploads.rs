@@ -63,6 +63,133 @@ pub fn state(
     Ok((state, objects))
 }
 
+/// The uploads state on S3 (LocalStack or AWS): the bucket `MOTCUA_BUCKET` (default
+/// `<table>-files`), created if missing, whose `quarantine/` notifications go to the SQS
+/// queue `MOTCUA_UPLOADS_QUEUE` (default `<bucket>-events`), which this runner polls and
+/// verifies from, as the verifier function does on AWS.
+pub async fn aws_state(
+    conf: &aws_config::SdkConfig,
+    submission: &AppState,
+    table: &str,
+) -> anyhow::Result<UploadsState> {
+    let config = config()?;
+    let bucket = std::env::var("MOTCUA_BUCKET").unwrap_or_else(|_| format!("{table}-files"));
+    let queue =
+        std::env::var("MOTCUA_UPLOADS_QUEUE").unwrap_or_else(|_| format!("{bucket}-events"));
+    let objects =
+        motcua_aws::s3::S3Objects::new(conf, &bucket).map_err(|e| anyhow::anyhow!("{e}"))?;
+    objects
+        .ensure_bucket()
+        .await
+        .map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue)
+        .send()
+        .await
+        .with_context(|| format!("queue {queue}"))?
+        .queue_url
+        .context("the queue has no URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("the queue's ARN")?
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .context("the queue has no ARN")?;
+    use motcua_aws::s3::aws_sdk_s3::types as s3t;
+    let rule = s3t::FilterRule::builder()
+        .name(s3t::FilterRuleName::Prefix)
+        .value(motcua_domain::upload::QUARANTINE_PREFIX)
+        .build();
+    objects
+        .client()
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            s3t::NotificationConfiguration::builder()
+                .queue_configurations(
+                    s3t::QueueConfiguration::builder()
+                        .queue_arn(arn)
+                        .events(s3t::Event::from("s3:ObjectCreated:*"))
+                        .filter(
+                            s3t::NotificationConfigurationFilter::builder()
+                                .key(s3t::S3KeyFilter::builder().filter_rules(rule).build())
+                                .build(),
+                        )
+                        .build()
+                        .context("the queue configuration")?,
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .context("the bucket's notification to the queue")?;
+    let state = UploadsState {
+        ports: submission.ports.clone(),
+        objects: Arc::new(objects),
+        scanner: scanner(&config),
+        auth: submission.auth.clone(),
+        clock: submission.clock.clone(),
+        config: Arc::new(config),
+    };
+    let (ports, clock) = (state.upload_ports(), state.clock.clone());
+    tokio::spawn(async move {
+        loop {
+            match sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let messages: Vec<(String, String, String)> = out
+                        .messages()
+                        .iter()
+                        .filter_map(|m| {
+                            Some((
+                                m.message_id()?.to_owned(),
+                                m.body()?.to_owned(),
+                                m.receipt_handle()?.to_owned(),
+                            ))
+                        })
+                        .collect();
+                    let batch: Vec<(String, String)> = messages
+                        .iter()
+                        .map(|(id, body, _)| (id.clone(), body.clone()))
+                        .collect();
+                    let failed =
+                        motcua_uploads::verify::handle_batch(&ports, &batch, clock.now()).await;
+                    for (id, _, handle) in &messages {
+                        if !failed.contains(id) {
+                            let _ = sqs
+                                .delete_message()
+                                .queue_url(&queue_url)
+                                .receipt_handle(handle)
+                                .send()
+                                .await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "polling the uploads queue failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(state)
+}
+
 /// Sweeps stale slots and quarantine objects every minute.
 pub fn sweep_every_minute(state: &UploadsState) {
     let (ports, clock) = (state.upload_ports(), state.clock.clone());

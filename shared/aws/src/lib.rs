@@ -22,6 +22,8 @@ pub mod http1;
 pub mod identity;
 pub mod kms;
 mod revoked;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod secrets;
 pub mod sms;
 mod uploads;

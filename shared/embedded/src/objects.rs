@@ -258,34 +258,7 @@ impl LocalObjects {
     }
 }
 
-/// `attachment` with the name in RFC 6266 / 5987 form (UTF-8, percent-encoded), and an
-/// ASCII fallback.
-pub fn content_disposition(file_name: &str) -> String {
-    let ascii: String = file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded: String = percent_encode_rfc5987(file_name);
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
-fn percent_encode_rfc5987(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use motcua_domain::upload::content_disposition;
 
 #[async_trait]
 impl ObjectStore for LocalObjects {
