@@ -97,6 +97,9 @@ def deploy(stack, params):
     t = without_functions(load())
     cfn = client("cloudformation")
     parameters = [{"ParameterKey": "JwtSecrets", "ParameterValue": "x" * 44}]
+    if not any(p.startswith("Scanner=") for p in params):
+        # No default in the template: every deployment names its scanner.
+        parameters.append({"ParameterKey": "Scanner", "ParameterValue": "none"})
     for p in params:
         k, v = p.split("=", 1)
         parameters.append({"ParameterKey": k, "ParameterValue": v})
@@ -142,6 +145,9 @@ def wiring():
                                "report_batch_item_failures": "ReportBatchItemFailures" in p.get("FunctionResponseTypes", []),
                                "bisect": p.get("BisectBatchOnFunctionError", False),
                                "on_failure": "OnFailure" in p.get("DestinationConfig", {})})
+            elif ev["Type"] == "SQS":
+                events.append({"type": "sqs", "queue": sorted(refs(p["Queue"]))[0],
+                               "report_batch_item_failures": "ReportBatchItemFailures" in p.get("FunctionResponseTypes", [])})
             else:
                 events.append({"type": ev["Type"]})
         out[binary] = events

@@ -533,7 +533,12 @@ async fn the_outbox_sweeper_binary_publishes_the_backlog_on_its_schedule() {
 #[test]
 fn the_lambda_binaries_link_no_runner_only_crates() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for package in ["motcua-submission", "motcua-identity", "motcua-relay"] {
+    for package in [
+        "motcua-submission",
+        "motcua-identity",
+        "motcua-relay",
+        "motcua-uploads",
+    ] {
         let out = std::process::Command::new(env!("CARGO"))
             .current_dir(&root)
             .args(["tree", "--offline", "-p", package, "-e", "normal"])
@@ -554,4 +559,140 @@ fn the_lambda_binaries_link_no_runner_only_crates() {
             "the tree of {package} was read"
         );
     }
+}
+
+/// The uploads binaries on LocalStack: the HTTP function opens a slot whose presigned PUT
+/// S3 accepts; the verifier, fed the SQS message S3 sends, verifies the file (and reports
+/// the message as a batch item failure while the scanner does not answer); the sweeper
+/// runs on its schedule.
+#[tokio::test]
+async fn the_uploads_binaries_open_slots_verify_arrivals_and_sweep() {
+    let (table, aws_env) = aws_table("lambda-uploads").await;
+    let conf = motcua_aws::localstack::config().await;
+    let bucket = format!("motcua-lambda-{}", uuid::Uuid::now_v7().simple());
+    motcua_aws::s3::S3Objects::new(&conf, &bucket)
+        .unwrap()
+        .ensure_bucket()
+        .await
+        .unwrap();
+    let secret = "bW90Y3VhLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGVzISE=";
+    let mut env = vec![
+        ("MOTCUA_TABLE", table.as_str()),
+        ("MOTCUA_BUCKET", bucket.as_str()),
+        ("MOTCUA_SCANNER", "none"),
+        ("MOTCUA_JWT_SECRETS", secret),
+    ];
+    env.extend(aws_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let http = LambdaHarness::start(&function_binary("uploads").unwrap(), &env)
+        .await
+        .unwrap();
+    let auth = motcua_http::Authenticator::new(
+        "motcua",
+        "motcua",
+        &motcua_http::config::jwt_secrets(Some(secret.into())).unwrap(),
+    )
+    .unwrap();
+    let token = auth.mint(
+        "citizen-lambda",
+        motcua_domain::Role::Citizen,
+        None,
+        jiff::Timestamp::now().as_second(),
+        600,
+    );
+    let pdf = motcua_tests::SAMPLE_PDF;
+    let mut post = event("apigw/get-procedures.json");
+    post["rawPath"] = json!("/v1/uploads");
+    post["requestContext"]["http"]["path"] = json!("/v1/uploads");
+    post["requestContext"]["http"]["method"] = json!("POST");
+    post["routeKey"] = json!("POST /v1/uploads");
+    post["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    post["headers"]["content-type"] = json!("application/json");
+    post["body"] = json!(
+        json!({"file_name": "scan.pdf", "content_type": "application/pdf",
+        "size": pdf.len(), "sha256": motcua_tests::sha256_b64(pdf)})
+        .to_string()
+    );
+    post["isBase64Encoded"] = json!(false);
+    let a = answer(http.invoke(post, WAIT).await.unwrap());
+    assert_eq!(a["statusCode"], 201, "{a}");
+    let slot = body(&a);
+    let put = &slot["upload_request"];
+    assert!(put["url"].as_str().unwrap().contains(&bucket), "{put}");
+    let mut req = reqwest::Client::new().put(put["url"].as_str().unwrap());
+    for (k, v) in put["headers"].as_object().unwrap() {
+        req = req.header(k, v.as_str().unwrap());
+    }
+    let sent = req.body(pdf.to_vec()).send().await.unwrap();
+    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+    let id = slot["id"].as_str().unwrap();
+    let mut arrival = event("sqs/upload-arrived.json");
+    let mut note: Value =
+        serde_json::from_str(arrival["Records"][0]["body"].as_str().unwrap()).unwrap();
+    note["Records"][0]["s3"]["object"]["key"] = json!(format!("quarantine/{id}"));
+    arrival["Records"][0]["body"] = json!(note.to_string());
+    let store = motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        table.as_str(),
+    );
+    let status = |store: motcua_aws::DynamoStore| async move {
+        use motcua_ports::uploads::UploadStore;
+        store
+            .upload(uuid::Uuid::parse_str(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    // The scanner does not answer: the message is handed back, the file waits.
+    let mut down = env.clone();
+    down.retain(|(k, _)| *k != "MOTCUA_SCANNER");
+    down.push(("MOTCUA_SCANNER", "clamd:127.0.0.1:9"));
+    down.push(("MOTCUA_SCANNER_TIMEOUT_SECS", "2"));
+    let verifier = LambdaHarness::start(&function_binary("uploads-verifier").unwrap(), &down)
+        .await
+        .unwrap();
+    let a = answer(verifier.invoke(arrival.clone(), WAIT).await.unwrap());
+    let message_id = arrival["Records"][0]["messageId"].clone();
+    assert_eq!(
+        a["batchItemFailures"],
+        json!([{"itemIdentifier": message_id}]),
+        "{a}"
+    );
+    assert_eq!(
+        status(store.clone()).await,
+        motcua_domain::upload::UploadStatus::AwaitingFile
+    );
+    // Redelivered to a verifier whose scanner (none, explicitly) answers: verified.
+    let verifier = LambdaHarness::start(&function_binary("uploads-verifier").unwrap(), &env)
+        .await
+        .unwrap();
+    let a = answer(verifier.invoke(arrival.clone(), WAIT).await.unwrap());
+    assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    assert_eq!(
+        status(store.clone()).await,
+        motcua_domain::upload::UploadStatus::Verified
+    );
+    // S3's test event and a body that is no notification: nothing to retry.
+    let mut other = arrival.clone();
+    other["Records"][0]["body"] = json!(r#"{"Event":"s3:TestEvent","Bucket":"b"}"#);
+    let a = answer(verifier.invoke(other.clone(), WAIT).await.unwrap());
+    assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    other["Records"][0]["body"] = json!("garbage");
+    let a = answer(verifier.invoke(other, WAIT).await.unwrap());
+    assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    // The sweeper: nothing stale yet.
+    let sweeper = LambdaHarness::start(&function_binary("uploads-sweeper").unwrap(), &env)
+        .await
+        .unwrap();
+    let a = answer(
+        sweeper
+            .invoke(
+                json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+                WAIT,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a, json!({"expired": 0, "removed": 0}));
+    store.delete_table().await.unwrap();
 }

@@ -46,11 +46,21 @@ fn each_function_touches_only_its_own_table() {
             .collect()
     };
     assert_eq!(tables("identity"), BTreeSet::from(["IdentityTable".into()]));
-    for f in ["relay", "outbox-sweeper"] {
+    for f in [
+        "relay",
+        "outbox-sweeper",
+        "uploads-verifier",
+        "uploads-sweeper",
+    ] {
         assert_eq!(tables(f), BTreeSet::from(["DossierTable".into()]), "{f}");
     }
     assert!(tables("rotate-signing-keys").is_empty());
-    for g in grants["submission"].as_array().unwrap() {
+    for g in grants["submission"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(grants["uploads"].as_array().unwrap())
+    {
         if g["tables"] == json!(["IdentityTable"]) {
             assert_eq!(g["actions"], json!(["dynamodb:GetItem"]), "{g}");
             assert_eq!(g["leading_keys"], json!(["RSUB#*"]), "{g}");
@@ -153,6 +163,26 @@ fn template_routes_match_the_runner() {
         })
         .collect();
     assert_eq!(identity, motcua_identity::route_table());
+    let uploads: BTreeSet<(String, String)> = wiring["uploads"]
+        .as_array()
+        .expect("the uploads function is in the template")
+        .iter()
+        .filter(|e| e["type"] == "http")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(uploads, motcua_uploads::route_table());
+    // The verifier reads the files bucket's queue and reports partial failures; the
+    // sweeper runs on a schedule.
+    assert_eq!(
+        wiring["uploads-verifier"],
+        json!([{"type": "sqs", "queue": "UploadsQueue", "report_batch_item_failures": true}])
+    );
+    assert_eq!(wiring["uploads-sweeper"][0]["type"], "Schedule");
     // Nothing else serves HTTP or events yet.
     let functions: BTreeSet<&str> = wiring
         .as_object()
@@ -167,7 +197,10 @@ fn template_routes_match_the_runner() {
             "outbox-sweeper",
             "relay",
             "rotate-signing-keys",
-            "submission"
+            "submission",
+            "uploads",
+            "uploads-sweeper",
+            "uploads-verifier"
         ])
     );
     // The rotation function has no API route or event source: Secrets Manager calls it.
@@ -215,6 +248,11 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         "RelayDeadLetterQueue",
         "AccountMasterKey",
         "SigningKeysSecret",
+        "FilesBucket",
+        "FilesBucketPolicy",
+        "UploadsQueue",
+        "UploadsDeadLetterQueue",
+        "UploadsQueuePolicy",
     ] {
         assert!(deployed.contains(&r), "{r} deployed: {deployed:?}");
     }
@@ -301,6 +339,14 @@ async fn deployed_template_serves_the_api_and_relays_events() {
             ("MOTCUA_EVENT_BUS", bus.as_str()),
             ("MOTCUA_KMS_KEY_ID", master_key.as_str()),
             ("MOTCUA_SIGNING_KEYS_SECRET", secret.as_str()),
+            (
+                "MOTCUA_BUCKET",
+                outputs["FilesBucketName"].as_str().unwrap(),
+            ),
+            (
+                "MOTCUA_UPLOADS_QUEUE",
+                outputs["UploadsQueueName"].as_str().unwrap(),
+            ),
         ],
     )
     .expect("runner on the deployed resources");

@@ -10,6 +10,7 @@
 pub mod clamd;
 pub mod config;
 mod http;
+pub mod lambda;
 pub mod sweep;
 pub mod verify;
 

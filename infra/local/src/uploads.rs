@@ -73,16 +73,39 @@ pub async fn aws_state(
     table: &str,
 ) -> anyhow::Result<UploadsState> {
     let config = config()?;
-    let bucket = std::env::var("MOTCUA_BUCKET").unwrap_or_else(|_| format!("{table}-files"));
+    let named = std::env::var("MOTCUA_BUCKET").ok();
+    let bucket = named.clone().unwrap_or_else(|| format!("{table}-files"));
     let queue =
         std::env::var("MOTCUA_UPLOADS_QUEUE").unwrap_or_else(|_| format!("{bucket}-events"));
     let objects =
         motcua_aws::s3::S3Objects::new(conf, &bucket).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    let state = UploadsState {
+        ports: submission.ports.clone(),
+        objects: Arc::new(objects.clone()),
+        scanner: scanner(&config),
+        auth: submission.auth.clone(),
+        clock: submission.clock.clone(),
+        config: Arc::new(config),
+    };
+    if named.is_some() {
+        // A deployed bucket (the template's): its notification to its queue is the
+        // template's own, and is what gets tested.
+        let queue_url = sqs
+            .get_queue_url()
+            .queue_name(&queue)
+            .send()
+            .await
+            .with_context(|| format!("queue {queue}"))?
+            .queue_url
+            .context("the queue has no URL")?;
+        poll(sqs, queue_url, &state);
+        return Ok(state);
+    }
     objects
         .ensure_bucket()
         .await
         .map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
-    let sqs = aws_sdk_sqs::Client::new(conf);
     let queue_url = sqs
         .create_queue()
         .queue_name(&queue)
@@ -132,14 +155,12 @@ pub async fn aws_state(
         .send()
         .await
         .context("the bucket's notification to the queue")?;
-    let state = UploadsState {
-        ports: submission.ports.clone(),
-        objects: Arc::new(objects),
-        scanner: scanner(&config),
-        auth: submission.auth.clone(),
-        clock: submission.clock.clone(),
-        config: Arc::new(config),
-    };
+    poll(sqs, queue_url, &state);
+    Ok(state)
+}
+
+/// Verifies what the queue says arrived, as the verifier function does on AWS.
+fn poll(sqs: aws_sdk_sqs::Client, queue_url: String, state: &UploadsState) {
     let (ports, clock) = (state.upload_ports(), state.clock.clone());
     tokio::spawn(async move {
         loop {
@@ -187,7 +208,6 @@ pub async fn aws_state(
             }
         }
     });
-    Ok(state)
 }
 
 /// Sweeps stale slots and quarantine objects every minute.
