@@ -653,7 +653,142 @@ async fn stored_documents_are_reused_with_their_digitisation_state(backend: Back
     );
 }
 
+async fn an_officers_result_file_reaches_the_applicant_and_is_reused(backend: Backend) {
+    let env = Env::start("up-result", backend, &[]);
+    let officer = env.runner.token("officer", "officer-ha", Some(AGENCY));
+    let other_officer = env
+        .runner
+        .token("officer", "officer-tuan", Some(OTHER_AGENCY));
+    let body = env
+        .runner
+        .criminal_record_for(&env.http, &env.citizen)
+        .await;
+    let post = |token: &str, path: String, b: Value| {
+        env.http
+            .post(env.runner.url(&path))
+            .bearer_auth(token)
+            .json(&b)
+            .send()
+    };
+    let r = post(&env.citizen, "/v1/dossiers".into(), body)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let dossier: Value = r.json().await.unwrap();
+    let id = dossier["id"].as_str().unwrap().to_owned();
+    for action in [json!({"action": "receive"}), json!({"action": "process"})] {
+        let r = post(&officer, format!("/v1/dossiers/{id}/actions"), action)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // The certificate, uploaded by the officer.
+    let cert = env
+        .runner
+        .upload(&env.http, &officer, Env::slot_for(SAMPLE_PDF), SAMPLE_PDF)
+        .await;
+    assert_eq!(cert["status"], "verified", "{cert}");
+    let cert_id = cert["id"].as_str().unwrap().to_owned();
+    let complete = |file: &str| {
+        json!({"action": "complete",
+        "result": {"decision": "approved", "document": "LLTP-2026-1", "file": file}})
+    };
+    // Not the officer's own file (the citizen's, another officer's): refused, nothing changes.
+    let citizens = env
+        .runner
+        .verified_pdf(&env.http, &env.citizen, "2.000505", "to-khai")
+        .await;
+    let theirs = env
+        .runner
+        .upload(
+            &env.http,
+            &other_officer,
+            Env::slot_for(SAMPLE_PDF),
+            SAMPLE_PDF,
+        )
+        .await;
+    for file in [citizens.as_str(), theirs["id"].as_str().unwrap()] {
+        let r = post(
+            &officer,
+            format!("/v1/dossiers/{id}/actions"),
+            complete(file),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["errors"][0]["problem"], "upload_unknown", "{p}");
+    }
+    let r = post(
+        &officer,
+        format!("/v1/dossiers/{id}/actions"),
+        complete(&cert_id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // The applicant has it in their store and may download it; nobody else may.
+    let (_, docs) = env.get(&env.citizen, "/v1/me/documents").await;
+    let result = docs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "ket-qua")
+        .unwrap_or_else(|| panic!("a result in {docs}"))
+        .clone();
+    assert_eq!(result["dossier"], json!(id));
+    assert_eq!(result["upload"], json!(cert_id));
+    assert!(
+        result["issuer"].as_str().is_some_and(|i| !i.is_empty()),
+        "{result}"
+    );
+    let (status, _) = env
+        .get(&env.citizen, &format!("/v1/uploads/{cert_id}/content"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for token in [&env.other_citizen, &other_officer] {
+        let (status, _) = env
+            .get(token, &format!("/v1/uploads/{cert_id}/content"))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    // The result is reused by a later dossier (digitisation state 3); someone else's is not.
+    let to_khai = env
+        .runner
+        .verified_pdf(&env.http, &env.citizen, "1.000894", "to-khai")
+        .await;
+    let reuse = |code: &str| {
+        json!({"procedure_code": "1.000894",
+        "form": {"husband_id": "001203004567", "wife_id": "037153000257", "contact_phone": "0912345678"},
+        "documents": [{"code": "to-khai", "source": "upload", "reference": to_khai},
+            {"code": "xac-nhan-hon-nhan", "source": "dossier", "reference": code}]})
+    };
+    let code = dossier["code"].as_str().unwrap();
+    let r = post(&env.other_citizen, "/v1/dossiers".into(), reuse(code))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post(&env.citizen, "/v1/dossiers".into(), reuse(code))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let created: Value = r.json().await.unwrap();
+    let (_, d) = env
+        .get(
+            &env.citizen,
+            &format!("/v1/dossiers/{}", created["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(d["documents"][1]["digitisation_state"], 3, "{d}");
+}
+
 motcua_tests::on_both_backends!(
+    an_officers_result_file_reaches_the_applicant_and_is_reused,
     files_are_verified_and_downloaded_by_their_owner_and_the_citing_agency,
     bad_slots_are_refused_with_the_field_named,
     bad_puts_are_refused_and_keep_nothing,

@@ -109,3 +109,46 @@ pub(crate) async fn check(
         Err(Ok(errors))
     }
 }
+
+/// The officer's result file of a `complete` command: a verified upload of theirs, made
+/// for their agency, that no other dossier cites. Refused with 422 otherwise.
+pub(crate) async fn result_file(
+    s: &AppState,
+    officer: &Actor,
+    dossier: Uuid,
+    file: Uuid,
+) -> Result<(Citation, motcua_domain::upload::Upload), Problem> {
+    let found = s
+        .ports
+        .uploads
+        .upload(file)
+        .await
+        .map_err(store_problem)?
+        .filter(|u| u.owner == officer.subject && u.agency.is_some() && u.agency == officer.agency);
+    let problem = match &found {
+        None => Some(DocumentProblem::UploadUnknown),
+        Some(u) if u.status != UploadStatus::Verified => {
+            Some(DocumentProblem::UploadNotVerified { status: u.status })
+        }
+        Some(u) if u.cited_by.is_some_and(|d| d != dossier) => Some(DocumentProblem::UploadCited),
+        Some(_) => None,
+    };
+    match (problem, found) {
+        (None, Some(u)) => Ok((
+            Citation {
+                upload: u.id,
+                owner: u.owner.clone(),
+            },
+            u,
+        )),
+        (problem, _) => Err(crate::validation_problem(
+            &motcua_domain::catalogue::SubmissionErrors {
+                fields: vec![],
+                documents: vec![DocumentError {
+                    document: "result.file".into(),
+                    problem: problem.unwrap_or(DocumentProblem::UploadUnknown),
+                }],
+            },
+        )),
+    }
+}

@@ -308,7 +308,7 @@ fn submission_id(subject: &str, key: &str, fingerprint: &[u8]) -> Uuid {
 /// fields gets the first ones and a count, not a megabyte of echoes.
 const PROBLEMS_SHOWN: usize = 20;
 
-fn validation_problem(errors: &SubmissionErrors) -> Problem {
+pub(crate) fn validation_problem(errors: &SubmissionErrors) -> Problem {
     let list = |lang: Lang| -> Value {
         let fields = errors.fields.iter().map(|e| {
             let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
@@ -922,7 +922,18 @@ async fn apply_command(
             }
         }
     }
+    let mut result_file = None;
     let cites = match &cmd {
+        Command::Complete {
+            result:
+                motcua_domain::dossier::DossierResult::Approved {
+                    file: Some(file), ..
+                },
+        } => {
+            let (cite, upload) = cite::result_file(s, caller, d.id, *file).await?;
+            result_file = Some(upload);
+            vec![cite]
+        }
         Command::Supplement { documents, .. } => {
             match cite::check(s, caller, d.id, &d.procedure_code, documents).await {
                 Ok(c) => c,
@@ -964,6 +975,9 @@ async fn apply_command(
         Err(e) => return Err(store_problem(e)),
     }
     tracing::info!(dossier = %next.id, action = %h.action, from = ?h.from.map(|s| s.code()), to = h.to.code(), "dossier transition");
+    if let Some(file) = result_file {
+        file_result(s, &next, &file, now).await;
+    }
     let version = next.version;
     let history = s.ports.dossiers.history(id).await.map_err(store_problem)?;
     let mut r = json_response(
@@ -972,6 +986,39 @@ async fn apply_command(
     );
     r.headers_mut().insert(header::ETAG, etag(version));
     Ok(r)
+}
+
+/// A dossier's result file enters its applicant's personal document store: issued by the
+/// agency, valid from the day of the decision, with the dossier it came from. Best effort
+/// after the dossier's change: a failure is logged (the store entry can be added again;
+/// the dossier and its result stand).
+async fn file_result(
+    s: &AppState,
+    d: &Dossier,
+    file: &motcua_domain::upload::Upload,
+    now: Timestamp,
+) {
+    let issuer = match s.ports.catalogue.procedure(&d.procedure_code).await {
+        Ok(Some(p)) => p.agency_name,
+        _ => d.agency.as_str().to_owned(),
+    };
+    let doc = motcua_domain::upload::StoredDocument {
+        id: file.id,
+        owner: d.applicant.subject.clone(),
+        kind: "ket-qua".into(),
+        title: d.procedure_name.clone(),
+        issuer: Some(issuer),
+        valid_from: Some(local_date(now)),
+        valid_until: None,
+        dossier: Some(d.id),
+        upload: file.id,
+        file_type: file.kind,
+        size: file.size,
+        added_at: now,
+    };
+    if let Err(e) = s.ports.documents.add_document(&doc).await {
+        tracing::error!(dossier = %d.id, error = %e, "the result could not be filed in the applicant's store");
+    }
 }
 
 /// Withdraw a dossier (its applicant). Honours `Idempotency-Key` and `If-Match`.

@@ -364,7 +364,18 @@ async fn visible(s: &UploadsState, caller: &Actor, id: &str) -> Result<Upload, P
         .map_err(store_problem)?
         .ok_or_else(no_such_upload)?;
     let allowed = match caller.role {
-        Role::Citizen => caller.owns(&u.owner),
+        Role::Citizen if caller.owns(&u.owner) => true,
+        // A dossier's result file (an officer's upload): its applicant reads it.
+        Role::Citizen => match (u.agency.is_some(), u.cited_by) {
+            (true, Some(d)) => s
+                .ports
+                .dossiers
+                .get(d)
+                .await
+                .map_err(store_problem)?
+                .is_some_and(|d| d.visible_to(caller)),
+            _ => false,
+        },
         Role::Officer if u.owner == caller.subject && u.agency.is_some() => true,
         Role::Officer => match u.cited_by {
             Some(d) => s

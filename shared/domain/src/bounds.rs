@@ -60,7 +60,7 @@ impl Command {
                 opt("reference", reference, MAX_REFERENCE_CHARS)
             }
             Command::Complete { result } => match result {
-                DossierResult::Approved { document, note } => {
+                DossierResult::Approved { document, note, .. } => {
                     opt("document", document, MAX_REFERENCE_CHARS)?;
                     opt("note", note, MAX_TEXT_CHARS)
                 }

@@ -222,6 +222,10 @@ pub enum DossierResult {
         document: Option<String>,
         #[serde(default)]
         note: Option<String>,
+        /// The result file: a verified upload of the officer's (`POST /v1/uploads`). It
+        /// enters the applicant's document store, readable by them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<Uuid>,
     },
     Rejected {
         reason: String,
@@ -1044,6 +1048,7 @@ mod tests {
             )
             .unwrap();
         let result = DossierResult::Approved {
+            file: None,
             document: Some("LLTP-1".into()),
             note: None,
         };
@@ -1217,6 +1222,7 @@ mod tests {
             }),
             Just(Command::Complete {
                 result: DossierResult::Approved {
+                    file: None,
                     document: None,
                     note: None
                 }
