@@ -44,6 +44,12 @@ LogTime yes
 StreamMaxLength 30M
 MaxFileSize 30M
 MaxScanSize 100M
+# What production sets too (docs/functions/uploads.md): a file clamd cannot fully look
+# into, or one carrying macros, is not "clean".
+AlertExceedsMax yes
+AlertEncrypted yes
+AlertOLE2Macros yes
+AlertBrokenExecutables yes
 CONF
 nohup "$clamd_bin" --config-file="$dir/clamd.conf" >"$dir/stdout.log" 2>&1 &
 echo $! >"$dir/clamd.pid"

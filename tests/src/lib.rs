@@ -3,6 +3,7 @@
 
 pub mod clamd;
 pub mod lambda;
+pub mod uploads;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -68,6 +68,30 @@ fn each_function_touches_only_its_own_table() {
             assert_eq!(g["tables"], json!(["DossierTable"]), "{g}");
         }
     }
+    // The uploads functions reach only their own items of the shared table (review
+    // finding: they could write anywhere in it).
+    for f in ["uploads", "uploads-verifier", "uploads-sweeper"] {
+        for g in grants[f].as_array().unwrap() {
+            assert!(
+                g["leading_keys"].as_array().is_some_and(|k| !k.is_empty()),
+                "{f}: {g}"
+            );
+            let writes = g["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a != "dynamodb:GetItem" && a != "dynamodb:Query");
+            if writes {
+                for k in g["leading_keys"].as_array().unwrap() {
+                    let k = k.as_str().unwrap();
+                    assert!(
+                        ["UP#*", "DOC#*", "IDEM#*", "ATT#*"].contains(&k),
+                        "{f} may write {k}"
+                    );
+                }
+            }
+        }
+    }
     // No managed policy grants a whole table on the side.
     for (f, gs) in grants.as_object().unwrap() {
         for g in gs.as_array().unwrap() {

@@ -5,6 +5,7 @@
 //! cannot both have it.
 
 use motcua_domain::catalogue::{DocumentError, DocumentProblem, SubmittedDocument};
+use motcua_domain::dossier::DossierResult;
 use motcua_domain::upload::UploadStatus;
 use motcua_domain::{Actor, DocumentSource, DossierCode, Status};
 use motcua_http::{Problem, store_problem};
@@ -22,7 +23,7 @@ pub(crate) async fn check(
     procedure_code: &str,
     docs: &[SubmittedDocument],
 ) -> Result<Vec<Citation>, Result<Vec<DocumentError>, Problem>> {
-    let mut cites = Vec::new();
+    let mut cites: Vec<Citation> = Vec::new();
     let mut errors = Vec::new();
     let mut total: u64 = 0;
     let max = s.config.max_dossier_upload_bytes;
@@ -31,18 +32,30 @@ pub(crate) async fn check(
             document: motcua_domain::bounds::shorten(&doc.code, 64),
             problem,
         };
+        let mut add = |errors: &mut Vec<DocumentError>, cite: Citation, size: u64| {
+            // One file, one component: the same file twice in a dossier is a mistake.
+            if cites.iter().any(|c| c.upload == cite.upload) {
+                errors.push(err(DocumentProblem::UploadCited));
+                return;
+            }
+            total = total.saturating_add(size);
+            if total > max {
+                errors.push(err(DocumentProblem::FilesTooLarge { max }));
+            }
+            cites.push(cite);
+        };
         match doc.source {
             DocumentSource::Upload => {
-                let found = match Uuid::parse_str(doc.reference.trim()) {
-                    Ok(id) => s
+                let found = match canonical(&doc.reference) {
+                    Some(id) => s
                         .ports
                         .uploads
                         .upload(id)
                         .await
                         .map_err(|e| Err(store_problem(e)))?,
-                    Err(_) => None,
+                    None => None,
                 };
-                let Some(u) = found.filter(|u| caller.owns(&u.owner)) else {
+                let Some(u) = found.filter(|u| u.agency.is_none() && caller.owns(&u.owner)) else {
                     errors.push(err(DocumentProblem::UploadUnknown));
                     continue;
                 };
@@ -58,28 +71,36 @@ pub(crate) async fn check(
                 {
                     errors.push(err(DocumentProblem::UploadForAnotherDocument));
                 } else {
-                    total = total.saturating_add(u.size);
-                    if total > max {
-                        errors.push(err(DocumentProblem::FilesTooLarge { max }));
-                    }
-                    cites.push(Citation {
+                    let cite = Citation {
                         upload: u.id,
                         owner: u.owner.clone(),
-                    });
+                        shared: false,
+                    };
+                    add(&mut errors, cite, u.size);
                 }
             }
             DocumentSource::Store => {
-                let found = match Uuid::parse_str(doc.reference.trim()) {
-                    Ok(id) => s
+                let found = match canonical(&doc.reference) {
+                    Some(id) => s
                         .ports
                         .documents
                         .document(id)
                         .await
                         .map_err(|e| Err(store_problem(e)))?,
-                    Err(_) => None,
+                    None => None,
                 };
-                if !found.is_some_and(|d| caller.owns(&d.owner)) {
-                    errors.push(err(DocumentProblem::StoredUnknown));
+                match found.filter(|d| caller.owns(&d.owner)) {
+                    // Reused: the file stays the store's, and this dossier's officers may
+                    // read it.
+                    Some(d) => {
+                        let cite = Citation {
+                            upload: d.upload,
+                            owner: d.owner.clone(),
+                            shared: true,
+                        };
+                        add(&mut errors, cite, d.size);
+                    }
+                    None => errors.push(err(DocumentProblem::StoredUnknown)),
                 }
             }
             DocumentSource::Dossier => {
@@ -92,13 +113,26 @@ pub(crate) async fn check(
                         .map_err(|e| Err(store_problem(e)))?,
                     Err(_) => None,
                 };
-                let usable = found.is_some_and(|d| {
+                let usable = found.filter(|d| {
                     caller.owns(&d.applicant.subject)
                         && matches!(d.status, Status::Completed | Status::Returned)
                         && d.result.is_some()
                 });
-                if !usable {
-                    errors.push(err(DocumentProblem::DossierUnknown));
+                match usable.as_ref().and_then(|d| d.result.as_ref()) {
+                    None => errors.push(err(DocumentProblem::DossierUnknown)),
+                    // Its result file, if it has one, becomes readable by this dossier's
+                    // officers.
+                    Some(DossierResult::Approved {
+                        file: Some(file), ..
+                    }) => {
+                        let cite = Citation {
+                            upload: *file,
+                            owner: String::new(),
+                            shared: true,
+                        };
+                        add(&mut errors, cite, 0);
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -124,7 +158,11 @@ pub(crate) async fn result_file(
         .upload(file)
         .await
         .map_err(store_problem)?
-        .filter(|u| u.owner == officer.subject && u.agency.is_some() && u.agency == officer.agency);
+        .filter(|u| {
+            u.owner == motcua_domain::upload::officer_owner(&officer.subject)
+                && u.agency.is_some()
+                && u.agency == officer.agency
+        });
     let problem = match &found {
         None => Some(DocumentProblem::UploadUnknown),
         Some(u) if u.status != UploadStatus::Verified => {
@@ -138,6 +176,7 @@ pub(crate) async fn result_file(
             Citation {
                 upload: u.id,
                 owner: u.owner.clone(),
+                shared: false,
             },
             u,
         )),
@@ -151,4 +190,12 @@ pub(crate) async fn result_file(
             },
         )),
     }
+}
+
+/// An upload or store id as this system writes it (lower-case, hyphenated); any other
+/// spelling names nothing, so one file has one reference.
+fn canonical(reference: &str) -> Option<Uuid> {
+    Uuid::parse_str(reference)
+        .ok()
+        .filter(|id| id.hyphenated().to_string() == reference)
 }

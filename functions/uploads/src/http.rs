@@ -1,6 +1,5 @@
 //! The HTTP routes of the uploads function and their views.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -8,9 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use motcua_domain::upload::{
-    ScanOutcome, SlotProblem, SlotRequest, StoredDocument, Upload, UploadStatus,
-};
+use motcua_domain::upload::{SlotProblem, SlotRequest, Upload, UploadStatus};
 use motcua_domain::{Actor, Lang, Localized, Role};
 use motcua_http::{
     Caller, Language, Lockout, Problem, QueryParams, idempotency_key, idempotent, parse_json,
@@ -18,128 +15,12 @@ use motcua_http::{
 };
 use motcua_ports::PageRequest;
 use motcua_ports::uploads::{Download, PutConditions};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::UploadsState;
-
-/// An upload as its owner and the officers of the dossier citing it see it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UploadView {
-    pub id: Uuid,
-    pub file_name: String,
-    /// The declared (and, once verified, the sniffed) type.
-    pub content_type: String,
-    pub size: u64,
-    /// SHA-256, standard base64.
-    pub sha256: String,
-    pub status: UploadStatus,
-    /// Why the file was refused (`rejected` only), localized.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<ReasonView>,
-    /// `clean`, or `skipped` where no scanner is configured (`verified` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scan: Option<ScanOutcome>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub procedure_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document_code: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// No file is accepted after this.
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub settled_at: Option<Timestamp>,
-    /// The dossier that cites the file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cited_by: Option<Uuid>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ReasonView {
-    /// `size_mismatch`, `checksum_mismatch`, `type_mismatch` or `infected`.
-    pub code: String,
-    pub message: String,
-}
-
-impl UploadView {
-    pub fn of(u: &Upload, lang: Lang) -> UploadView {
-        UploadView {
-            id: u.id,
-            file_name: u.file_name.as_str().to_owned(),
-            content_type: u.kind.mime().to_owned(),
-            size: u.size,
-            sha256: u.sha256.clone(),
-            status: u.status,
-            reason: u.reason.as_ref().map(|r| ReasonView {
-                code: serde_json::to_value(r)
-                    .ok()
-                    .and_then(|v| v["reason"].as_str().map(String::from))
-                    .unwrap_or_default(),
-                message: r.message(lang),
-            }),
-            scan: u.scan,
-            procedure_code: u.procedure_code.clone(),
-            document_code: u.document_code.clone(),
-            created_at: u.created_at,
-            expires_at: u.expires_at,
-            settled_at: u.settled_at,
-            cited_by: u.cited_by,
-        }
-    }
-}
-
-/// The request the client makes to send the file: exactly this method, URL and headers.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UploadRequest {
-    /// `PUT`.
-    pub method: String,
-    pub url: String,
-    /// Send each as given (the signature covers them): `Content-Type`, `Content-Length`,
-    /// `x-amz-checksum-sha256`, `If-None-Match`.
-    pub headers: BTreeMap<String, String>,
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: Timestamp,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SlotResponse {
-    #[serde(flatten)]
-    pub upload: UploadView,
-    /// How to send the file.
-    pub upload_request: UploadRequest,
-}
-
-/// A short-lived link to the file.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DownloadLink {
-    pub url: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: Timestamp,
-    pub file_name: String,
-    pub content_type: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DocumentPage {
-    pub items: Vec<StoredDocument>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size, 1–100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// From the previous page's `next_cursor` (empty: the first page).
-    pub cursor: Option<String>,
-}
+use crate::views::*;
 
 fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
@@ -157,11 +38,12 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
-/// Who owns what `caller` uploads: a citizen's owner reference, an officer's subject.
-fn owner_of(caller: &Actor) -> &str {
+/// Who owns what `caller` uploads: a citizen's owner reference; `officer:<subject>` for
+/// an officer (kept apart: no citizen is ever the owner of an officer's file).
+fn owner_of(caller: &Actor) -> String {
     match caller.role {
-        Role::Citizen => caller.owner(),
-        _ => &caller.subject,
+        Role::Citizen => caller.owner().to_owned(),
+        _ => motcua_domain::upload::officer_owner(&caller.subject),
     }
 }
 
@@ -248,7 +130,8 @@ pub(crate) async fn create_slot(
         key,
         &fp,
         now,
-        86_400,
+        // A replay answers the same URL: no longer than the URL is good for.
+        s.config.url_secs.max(1),
         || async move {
             slot(&s, &caller, lang, &body, now)
                 .await
@@ -285,7 +168,7 @@ async fn slot(
             return Err(slot_problem(&[p]));
         }
     }
-    let owner = owner_of(caller).to_owned();
+    let owner = owner_of(caller);
     slot_limit(s)
         .reserve(
             s.ports.attempts.as_ref(),
@@ -293,7 +176,19 @@ async fn slot(
             now,
             ("Số lượt tải tệp lên trong giờ", "upload slots this hour"),
         )
-        .await?
+        .await
+        .map_err(|p| {
+            p.detail(
+                format!(
+                    "Đã mở quá {} lượt tải tệp lên trong một giờ; hãy thử lại sau (Retry-After)",
+                    s.config.slots_per_hour
+                ),
+                format!(
+                    "More than {} upload slots this hour; try again later (Retry-After)",
+                    s.config.slots_per_hour
+                ),
+            )
+        })?
         .keep();
     let ttl = Duration::from_secs(s.config.url_secs);
     let upload = Upload {
@@ -364,7 +259,7 @@ async fn visible(s: &UploadsState, caller: &Actor, id: &str) -> Result<Upload, P
         .map_err(store_problem)?
         .ok_or_else(no_such_upload)?;
     let allowed = match caller.role {
-        Role::Citizen if caller.owns(&u.owner) => true,
+        Role::Citizen if u.agency.is_none() && caller.owns(&u.owner) => true,
         // A dossier's result file (an officer's upload): its applicant reads it.
         Role::Citizen => match (u.agency.is_some(), u.cited_by) {
             (true, Some(d)) => s
@@ -376,17 +271,37 @@ async fn visible(s: &UploadsState, caller: &Actor, id: &str) -> Result<Upload, P
                 .is_some_and(|d| d.visible_to(caller)),
             _ => false,
         },
-        Role::Officer if u.owner == caller.subject && u.agency.is_some() => true,
-        Role::Officer => match u.cited_by {
-            Some(d) => s
-                .ports
-                .dossiers
-                .get(d)
-                .await
-                .map_err(store_problem)?
-                .is_some_and(|d| d.visible_to(caller)),
-            None => false,
-        },
+        // Their own result file, while they act for the agency they made it for.
+        Role::Officer
+            if u.owner == owner_of(caller) && u.agency.is_some() && u.agency == caller.agency =>
+        {
+            true
+        }
+        // A file a dossier of their agency cites, or reuses from its applicant's store.
+        Role::Officer => {
+            let mut dossiers: Vec<Uuid> = u.cited_by.into_iter().collect();
+            dossiers.extend(
+                s.ports
+                    .uploads
+                    .reused_by(u.id)
+                    .await
+                    .map_err(store_problem)?,
+            );
+            let mut any = false;
+            for d in dossiers {
+                if s.ports
+                    .dossiers
+                    .get(d)
+                    .await
+                    .map_err(store_problem)?
+                    .is_some_and(|d| d.visible_to(caller))
+                {
+                    any = true;
+                    break;
+                }
+            }
+            any
+        }
         Role::Admin | Role::System => false,
     };
     if allowed {

@@ -13,6 +13,7 @@ mod http;
 pub mod lambda;
 pub mod sweep;
 pub mod verify;
+mod views;
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use config::{ScannerSetting, UploadsConfig};
-pub use http::{DocumentPage, DownloadLink, SlotResponse, UploadView};
+pub use views::{DocumentPage, DownloadLink, SlotResponse, UploadView};
 
 /// What every handler gets.
 #[derive(Clone)]

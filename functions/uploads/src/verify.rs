@@ -94,7 +94,10 @@ pub async fn verify_object(
         Verdict::Skipped => ScanOutcome::Skipped,
     };
     if found_at != upload.clean_key() {
-        ports.objects.rename(&found_at, &upload.clean_key()).await?;
+        ports
+            .objects
+            .rename(&found_at, &upload.clean_key(), upload.kind.mime())
+            .await?;
     }
     let mut done = upload;
     done.status = UploadStatus::Verified;

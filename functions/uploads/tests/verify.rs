@@ -230,7 +230,7 @@ async fn a_crash_between_moving_the_file_and_recording_it_is_finished_by_the_nex
     let u = e.slot_and_put(FileType::Pdf, PDF, PDF).await;
     // The first delivery moved the file and stopped.
     e.objects
-        .rename(&u.quarantine_key(), &u.clean_key())
+        .rename(&u.quarantine_key(), &u.clean_key(), "application/pdf")
         .await
         .unwrap();
     let out = verify_object(&e.ports, &u.quarantine_key(), Timestamp::now()).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -276,7 +276,7 @@ async fn put_object(
     UrlPath(key): UrlPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let text = |name: &str| {
         headers
@@ -286,8 +286,28 @@ async fn put_object(
     };
     let (content_type, length) = (text("content-type"), text("content-length"));
     let (checksum, if_none_match) = (text("x-amz-checksum-sha256"), text("if-none-match"));
+    let h = PutHeaders {
+        content_type: content_type.as_deref(),
+        content_length: length.as_deref().and_then(|v| v.parse().ok()),
+        checksum_sha256: checksum.as_deref(),
+        if_none_match: if_none_match.as_deref(),
+    };
+    let query = query.unwrap_or_default();
+    // The signature first: an unsigned PUT is refused before its body is read.
+    if let Err(e) = s.objects.check_put(&key, &query, &h, s.clock.now()) {
+        return s3_error(&e);
+    }
+    // At most the signed length (and the route's limit): more is refused, not buffered.
+    let signed = h.content_length.unwrap_or(0);
+    let limit = usize::try_from(signed)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return s3_error(&PutRefusal::IncompleteBody),
+    };
     let objects = s.objects.clone();
-    let (k, q, now) = (key.clone(), query.unwrap_or_default(), s.clock.now());
+    let k = key.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let h = PutHeaders {
             content_type: content_type.as_deref(),
@@ -295,7 +315,7 @@ async fn put_object(
             checksum_sha256: checksum.as_deref(),
             if_none_match: if_none_match.as_deref(),
         };
-        objects.accept_put(&k, &q, &h, &body, now)
+        objects.store_put(&k, &h, &body)
     })
     .await;
     match stored {

@@ -283,13 +283,17 @@ impl ObjectStore for S3Objects {
         Ok(Some(ObjectBody { bytes, size }))
     }
 
-    async fn rename(&self, from: &str, to: &str) -> StoreResult<()> {
+    async fn rename(&self, from: &str, to: &str, content_type: &str) -> StoreResult<()> {
+        // REPLACE: the uploader's own standard headers (Content-Encoding, Cache-Control,
+        // Content-Disposition, ...), which the PUT's signature does not cover, stay behind.
         let copied = self
             .client
             .copy_object()
             .bucket(&self.bucket)
             .copy_source(format!("{}/{}", self.bucket, key_checked(from)?))
             .key(key_checked(to)?)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(content_type)
             .send()
             .await;
         match copied {

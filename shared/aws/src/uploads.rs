@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | upload | `UP#<id>` | `UP` | gsi4 `UPLOADS-AWAITING` / `<expires s, 12 digits>#<id>` while awaiting its file (sparse) |
 //! | download (audit) | `UP#<id>` | `DL#<µs, 20 digits>#<random>` | TTL none: kept with the upload |
+//! | reuse by a dossier | `UP#<id>` | `RU#<dossier id>` | |
 //! | stored document | `DOC#<id>` | `DOC` | gsi1 `DOCS#<owner>` / `<added µs>#<id>` |
 //!
 //! A dossier's citation of an upload is an update of the upload item in the dossier's own
@@ -37,8 +38,22 @@ fn upload_pk(id: Uuid) -> String {
     format!("UP#{id}")
 }
 
-/// The update that claims a cited upload for `dossier`, to add to the dossier's transaction.
+/// The update that claims a cited upload for `dossier` (or, for a reused document, the
+/// item that lets the dossier's officers read it), to add to the dossier's transaction.
 pub(crate) fn claim(table: &str, dossier: Uuid, cite: &Citation) -> StoreResult<TransactWriteItem> {
+    if cite.shared {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(upload_pk(cite.upload)));
+        item.insert("sk".into(), s(format!("RU#{dossier}")));
+        item.insert("kind".into(), s("reuse"));
+        let put = build(
+            aws_sdk_dynamodb::types::Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .build(),
+        )?;
+        return Ok(TransactWriteItem::builder().put(put).build());
+    }
     let update = build(
         Update::builder()
             .table_name(table)
@@ -206,6 +221,33 @@ impl UploadStore for DynamoStore {
                 })
             })
             .collect()
+    }
+
+    async fn reused_by(&self, upload: Uuid) -> StoreResult<Vec<Uuid>> {
+        self.reuses(upload).await
+    }
+}
+
+impl DynamoStore {
+    async fn reuses(&self, upload: Uuid) -> StoreResult<Vec<Uuid>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :ru)")
+            .expression_attribute_values(":pk", s(upload_pk(upload)))
+            .expression_attribute_values(":ru", s("RU#"))
+            .consistent_read(true)
+            .limit(1000)
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Conflict))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| get_s(i, "sk").ok()?.strip_prefix("RU#").map(String::from))
+            .filter_map(|d| Uuid::parse_str(&d).ok())
+            .collect())
     }
 }
 

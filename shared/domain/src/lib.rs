@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod catalogue;
 pub mod dossier;
 pub mod events;
+pub mod files;
 pub mod i18n;
 pub mod identity;
 pub mod ids;

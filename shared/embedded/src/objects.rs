@@ -180,6 +180,19 @@ impl LocalObjects {
         body: &[u8],
         now: Timestamp,
     ) -> Result<(), PutRefusal> {
+        self.check_put(key, query, h, now)?;
+        self.store_put(key, h, body)
+    }
+
+    /// The signature and expiry of a PUT, from its key, query and headers alone: checked
+    /// before its body is read, so an unsigned PUT costs no memory.
+    pub fn check_put(
+        &self,
+        key: &str,
+        query: &str,
+        h: &PutHeaders<'_>,
+        now: Timestamp,
+    ) -> Result<(), PutRefusal> {
         if !valid_key(key) {
             return Err(PutRefusal::SignatureDoesNotMatch);
         }
@@ -201,6 +214,15 @@ impl LocalObjects {
             return Err(PutRefusal::SignatureDoesNotMatch);
         }
         Self::expiry(query, now)?;
+        Ok(())
+    }
+
+    /// Stores the body of a PUT whose signature [`LocalObjects::check_put`] accepted: it
+    /// must have the signed length and SHA-256, and nothing may be there yet.
+    pub fn store_put(&self, key: &str, h: &PutHeaders<'_>, body: &[u8]) -> Result<(), PutRefusal> {
+        if !valid_key(key) {
+            return Err(PutRefusal::SignatureDoesNotMatch);
+        }
         if h.content_length != Some(body.len() as u64) {
             return Err(PutRefusal::IncompleteBody);
         }
@@ -330,7 +352,8 @@ impl ObjectStore for LocalObjects {
         Ok(Some(ObjectBody { bytes, size }))
     }
 
-    async fn rename(&self, from: &str, to: &str) -> StoreResult<()> {
+    async fn rename(&self, from: &str, to: &str, _content_type: &str) -> StoreResult<()> {
+        // A file has no headers here: downloads are served with their signed type.
         let (src, dst) = (self.path(from)?, self.path(to)?);
         if let Some(dir) = dst.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
@@ -383,199 +406,5 @@ impl ObjectStore for LocalObjects {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> LocalObjects {
-        let dir = std::env::temp_dir().join(format!("motcua-objects-{}", uuid::Uuid::now_v7()));
-        LocalObjects::new(&dir, "http://127.0.0.1:3000", b"secret").unwrap()
-    }
-
-    fn query(url: &str) -> &str {
-        url.split_once('?').map_or("", |(_, q)| q)
-    }
-
-    fn sha(body: &[u8]) -> String {
-        motcua_domain::upload::Sha256Digest(Sha256::digest(body).into()).to_base64()
-    }
-
-    #[tokio::test]
-    async fn a_presigned_put_stores_exactly_what_it_signed_once() {
-        let s = store();
-        let body = b"%PDF-1.7 hello";
-        let key = "quarantine/0b6e1c9e-8f5c-4b7e-9a51-6d1f2e3a4b5c";
-        let c = PutConditions {
-            content_type: "application/pdf".into(),
-            size: body.len() as u64,
-            sha256: sha(body),
-            expires_in: Duration::from_secs(300),
-        };
-        let p = s.presign_put(key, &c).await.unwrap();
-        assert!(
-            p.url
-                .starts_with("http://127.0.0.1:3000/_local/objects/quarantine/")
-        );
-        let q = query(&p.url);
-        let h = PutHeaders {
-            content_type: Some("application/pdf"),
-            content_length: Some(body.len() as u64),
-            checksum_sha256: Some(&c.sha256),
-            if_none_match: Some("*"),
-        };
-        let now = Timestamp::now();
-        let other_sha = sha(b"other");
-        let refusals = [
-            // Someone else's slot: the signature names another key.
-            (
-                s.accept_put(
-                    "quarantine/1b6e1c9e-8f5c-4b7e-9a51-6d1f2e3a4b5c",
-                    q,
-                    &h,
-                    body,
-                    now,
-                ),
-                PutRefusal::SignatureDoesNotMatch,
-            ),
-            (
-                s.accept_put(
-                    key,
-                    q,
-                    &PutHeaders {
-                        content_type: Some("image/png"),
-                        ..h.clone()
-                    },
-                    body,
-                    now,
-                ),
-                PutRefusal::SignatureDoesNotMatch,
-            ),
-            (
-                s.accept_put(
-                    key,
-                    q,
-                    &PutHeaders {
-                        content_length: Some(3),
-                        ..h.clone()
-                    },
-                    b"abc",
-                    now,
-                ),
-                PutRefusal::SignatureDoesNotMatch,
-            ),
-            (
-                s.accept_put(
-                    key,
-                    q,
-                    &PutHeaders {
-                        checksum_sha256: Some(&other_sha),
-                        ..h.clone()
-                    },
-                    body,
-                    now,
-                ),
-                PutRefusal::SignatureDoesNotMatch,
-            ),
-            (
-                s.accept_put(
-                    key,
-                    q,
-                    &PutHeaders {
-                        if_none_match: None,
-                        ..h.clone()
-                    },
-                    body,
-                    now,
-                ),
-                PutRefusal::SignatureDoesNotMatch,
-            ),
-            (
-                s.accept_put(
-                    key,
-                    &q.replace("X-Motcua-Expires=", "X-Motcua-Expires=9"),
-                    &h,
-                    body,
-                    now,
-                ),
-                PutRefusal::SignatureDoesNotMatch,
-            ),
-            // The signed length and checksum, another body.
-            (
-                s.accept_put(key, q, &h, b"%PDF-1.7 hellO", now),
-                PutRefusal::BadDigest,
-            ),
-            (
-                s.accept_put(key, q, &h, b"%PDF-1.7 hell", now),
-                PutRefusal::IncompleteBody,
-            ),
-            (
-                s.accept_put(key, q, &h, body, now + Duration::from_secs(301)),
-                PutRefusal::Expired,
-            ),
-        ];
-        for (i, (got, want)) in refusals.into_iter().enumerate() {
-            assert_eq!(got, Err(want), "case {i}");
-        }
-        assert_eq!(s.read(key, 100).await.unwrap(), None, "nothing kept");
-        s.accept_put(key, q, &h, body, now).expect("stored");
-        assert_eq!(s.read(key, 100).await.unwrap().unwrap().bytes, body);
-        assert_eq!(
-            s.accept_put(key, q, &h, body, now),
-            Err(PutRefusal::PreconditionFailed)
-        );
-        let part = s.read(key, 4).await.unwrap().unwrap();
-        assert_eq!(
-            (part.bytes.as_slice(), part.size),
-            (&b"%PDF"[..], body.len() as u64)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_presigned_get_serves_its_key_with_its_name() {
-        let s = store();
-        let key = "clean/0b6e1c9e-8f5c-4b7e-9a51-6d1f2e3a4b5c";
-        let g = s
-            .presign_get(
-                key,
-                "Giấy khai sinh.pdf",
-                "application/pdf",
-                Duration::from_secs(60),
-            )
-            .await
-            .unwrap();
-        let q = query(&g.url);
-        assert_eq!(
-            s.open_get(key, q, Timestamp::now()).err(),
-            Some(PutRefusal::NoSuchKey)
-        );
-        std::fs::create_dir_all(s.root.join("clean")).unwrap();
-        std::fs::write(s.root.join(key), b"x").unwrap();
-        let grant = s.open_get(key, q, Timestamp::now()).unwrap();
-        assert_eq!(grant.content_type, "application/pdf");
-        assert!(
-            grant
-                .content_disposition
-                .contains("filename*=UTF-8''Gi%E1%BA%A5y%20khai%20sinh.pdf")
-        );
-        assert_eq!(
-            s.open_get(
-                "clean/1b6e1c9e-8f5c-4b7e-9a51-6d1f2e3a4b5c",
-                q,
-                Timestamp::now()
-            )
-            .err(),
-            Some(PutRefusal::SignatureDoesNotMatch)
-        );
-        assert_eq!(
-            s.open_get(key, q, Timestamp::now() + Duration::from_secs(61))
-                .err(),
-            Some(PutRefusal::Expired)
-        );
-        for bad in ["../x", "clean/../../etc", "Clean/x", "clean//x", ""] {
-            assert!(s.read(bad, 1).await.is_err(), "{bad:?}");
-        }
     }
 }

@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS upload_downloads (
     role TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS upload_downloads_by_upload ON upload_downloads (upload_id, at_us);
+CREATE TABLE IF NOT EXISTS upload_reuses (
+    upload_id TEXT NOT NULL,
+    dossier_id TEXT NOT NULL,
+    PRIMARY KEY (upload_id, dossier_id)
+);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -50,6 +55,15 @@ fn status_name(s: UploadStatus) -> &'static str {
 /// verified, the citation's owner's, and uncited or cited by this dossier already.
 pub(crate) fn claim(c: &Connection, dossier: &str, cites: &[Citation]) -> StoreResult<()> {
     for cite in cites {
+        if cite.shared {
+            c.prepare_cached(
+                "INSERT INTO upload_reuses (upload_id, dossier_id) VALUES (?1, ?2)
+                 ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![cite.upload.to_string(), dossier]))
+            .map_err(map_sql)?;
+            continue;
+        }
         let changed = c
             .prepare_cached(
                 "UPDATE uploads SET cited_by = ?1
@@ -173,6 +187,26 @@ impl UploadStore for EmbeddedStore {
             })
         })
         .collect()
+    }
+
+    async fn reused_by(&self, upload: Uuid) -> StoreResult<Vec<Uuid>> {
+        self.reuses(upload)
+    }
+}
+
+impl EmbeddedStore {
+    fn reuses(&self, upload: Uuid) -> StoreResult<Vec<Uuid>> {
+        let c = self.reader();
+        let mut st = c
+            .prepare_cached("SELECT dossier_id FROM upload_reuses WHERE upload_id = ?1 LIMIT 1000")
+            .map_err(map_sql)?;
+        st.query_map([upload.to_string()], |r| r.get::<_, String>(0))
+            .map_err(map_sql)?
+            .map(|r| {
+                let s = r.map_err(map_sql)?;
+                Uuid::parse_str(&s).map_err(crate::backend)
+            })
+            .collect()
     }
 }
 

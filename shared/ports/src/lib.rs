@@ -164,6 +164,10 @@ pub struct Citation {
     pub upload: Uuid,
     /// Who must own it: the applicant, or the officer attaching a result file.
     pub owner: String,
+    /// Reused (a document of the applicant's store, or an earlier dossier's result): the
+    /// file stays free for other dossiers, and this dossier's officers may read it. Not
+    /// shared: the dossier takes the file for itself.
+    pub shared: bool,
 }
 
 /// Events written by the dossier transactions, waiting to be relayed to the bus.

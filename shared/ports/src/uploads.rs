@@ -33,6 +33,10 @@ pub trait UploadStore: Send + Sync {
 
     /// The downloads of an upload, oldest first (at most 1,000).
     async fn downloads(&self, upload: Uuid) -> StoreResult<Vec<Download>>;
+
+    /// The dossiers that cite an upload as a reused document ([`crate::Citation::shared`]),
+    /// at most 1,000.
+    async fn reused_by(&self, upload: Uuid) -> StoreResult<Vec<Uuid>>;
 }
 
 /// Who was given a download link of a file, and when.
@@ -91,9 +95,11 @@ pub trait ObjectStore: Send + Sync {
     /// The object's bytes, at most `limit` of them; `None` if there is no such object.
     async fn read(&self, key: &str, limit: u64) -> StoreResult<Option<ObjectBody>>;
 
-    /// Moves an object (copy, then delete the source). Moving a missing source whose
-    /// destination exists is done already: `Ok`.
-    async fn rename(&self, from: &str, to: &str) -> StoreResult<()>;
+    /// Moves an object (copy, then delete the source), keeping none of the headers its
+    /// uploader set: the copy has `content_type` and nothing else (no `Content-Encoding`,
+    /// `Cache-Control`, … that the bytes checked would not match). Moving a missing
+    /// source whose destination exists is done already: `Ok`.
+    async fn rename(&self, from: &str, to: &str, content_type: &str) -> StoreResult<()>;
 
     /// Deletes an object; a missing one is `Ok`.
     async fn delete(&self, key: &str) -> StoreResult<()>;

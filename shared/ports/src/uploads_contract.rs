@@ -23,6 +23,7 @@ macro_rules! uploads_contract_tests {
             stale_uploads_are_those_awaiting_past_their_expiry,
             a_dossier_claims_only_verified_uploads_of_its_owner_not_cited_elsewhere,
             a_transition_may_cite_what_its_dossier_already_cites,
+            reused_files_stay_free_and_name_the_dossiers_reusing_them,
             downloads_are_audited,
             documents_are_added_once_and_listed_newest_first_per_owner
         );
@@ -147,6 +148,7 @@ pub async fn a_dossier_claims_only_verified_uploads_of_its_owner_not_cited_elsew
     let cite = |u: &Upload| Citation {
         upload: u.id,
         owner: "citizen-a".into(),
+        shared: false,
     };
     // Someone else's file, or one not verified: nothing is stored.
     for (seq, bad) in [(1, &theirs), (2, &waiting)] {
@@ -217,6 +219,7 @@ pub async fn a_transition_may_cite_what_its_dossier_already_cites(
     let cite = |u: &Upload| Citation {
         upload: u.id,
         owner: "citizen-a".into(),
+        shared: false,
     };
     let (d, h, e) = sample("citizen-a", 1, t(100));
     sub.dossiers
@@ -347,4 +350,48 @@ pub async fn documents_are_added_once_and_listed_newest_first_per_owner(
     newest_first.reverse();
     assert_eq!(listed, newest_first);
     assert!(p1.next_cursor.is_some());
+}
+
+pub async fn reused_files_stay_free_and_name_the_dossiers_reusing_them(
+    sub: SubmissionPorts,
+    ports: Records,
+) {
+    let file = verified(&ports, "citizen-a").await;
+    let reuse = Citation {
+        upload: file.id,
+        owner: "citizen-a".into(),
+        shared: true,
+    };
+    let mut ids = Vec::new();
+    for seq in 1..=2 {
+        let (d, h, e) = sample("citizen-a", seq, t(100));
+        sub.dossiers
+            .create_citing(&d, &h, &e, std::slice::from_ref(&reuse))
+            .await
+            .expect("reused");
+        ids.push(d.id);
+    }
+    ids.sort();
+    let mut seen = ports.uploads.reused_by(file.id).await.unwrap();
+    seen.sort();
+    assert_eq!(seen, ids);
+    assert_eq!(
+        ports
+            .uploads
+            .upload(file.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cited_by,
+        None,
+        "reuse takes no file for itself"
+    );
+    assert!(
+        ports
+            .uploads
+            .reused_by(Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
