@@ -226,22 +226,39 @@ pub fn sweep_every_minute(state: &UploadsState) {
 #[derive(Clone)]
 struct Served {
     objects: Arc<LocalObjects>,
-    ports: UploadPorts,
+    /// Who verifies what arrives (none: only stored, as in the object-store contract).
+    ports: Option<UploadPorts>,
     clock: Arc<dyn motcua_http::Clock>,
 }
 
-/// `PUT` and `GET` on presigned local object URLs.
+/// `PUT` and `GET` on presigned local object URLs, each PUT verified in process.
 pub fn routes(state: &UploadsState, objects: Arc<LocalObjects>) -> Router {
-    let served = Served {
-        objects,
-        ports: state.upload_ports(),
-        clock: state.clock.clone(),
-    };
     // Room for the largest file the rules allow, and a little more so that a file one
     // byte too large is refused by its signed length, not cut off.
     let limit = usize::try_from(state.config.rules.max_file_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(1024);
+    object_routes(
+        objects,
+        state.clock.clone(),
+        Some(state.upload_ports()),
+        limit,
+    )
+}
+
+/// The object URLs alone: what S3 does for a presigned URL, and, with `verify`, what
+/// its notification starts.
+pub fn object_routes(
+    objects: Arc<LocalObjects>,
+    clock: Arc<dyn motcua_http::Clock>,
+    verify: Option<UploadPorts>,
+    limit: usize,
+) -> Router {
+    let served = Served {
+        objects,
+        ports: verify,
+        clock,
+    };
     Router::new()
         .route(
             &format!("{OBJECTS_PATH}{{*key}}"),
@@ -324,7 +341,10 @@ async fn put_object(
         Err(_) => return s3_error(&PutRefusal::Storage("the write task failed".into())),
     }
     // What S3's notification does on AWS: the verifier looks at the new object.
-    let (ports, clock) = (s.ports.clone(), s.clock.clone());
+    let Some(ports) = s.ports.clone() else {
+        return StatusCode::OK.into_response();
+    };
+    let clock = s.clock.clone();
     // Retried with backoff while the scanner or the store is unavailable, as SQS
     // redelivers on AWS; a slot still unverified when it expires is swept.
     tokio::spawn(async move {
