@@ -1219,22 +1219,7 @@ async fn lookup(
 /// Every (method, path) the router serves, from the OpenAPI document: what the SAM
 /// template's routes are checked against.
 pub fn route_table() -> BTreeSet<(String, String)> {
-    let doc = openapi();
-    let mut out = BTreeSet::new();
-    for (path, item) in doc.paths.paths {
-        let methods = [
-            ("GET", item.get.is_some()),
-            ("POST", item.post.is_some()),
-            ("PUT", item.put.is_some()),
-            ("PATCH", item.patch.is_some()),
-            ("DELETE", item.delete.is_some()),
-        ];
-        for (m, present) in methods {
-            if present {
-                out.insert((m.to_owned(), path.clone()));
-            }
-        }
-    }
+    let mut out = motcua_http::openapi::route_table(&openapi());
     out.insert(("GET".into(), "/v1/openapi.json".into()));
     out.insert(("GET".into(), "/health".into()));
     out

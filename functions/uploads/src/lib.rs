@@ -90,19 +90,5 @@ pub fn routes(state: UploadsState) -> Router {
 
 /// Every (method, path) this function routes: its documented operations.
 pub fn route_table() -> std::collections::BTreeSet<(String, String)> {
-    let mut out = std::collections::BTreeSet::new();
-    for (path, item) in api().1.paths.paths {
-        for (m, present) in [
-            ("GET", item.get.is_some()),
-            ("POST", item.post.is_some()),
-            ("PUT", item.put.is_some()),
-            ("PATCH", item.patch.is_some()),
-            ("DELETE", item.delete.is_some()),
-        ] {
-            if present {
-                out.insert((m.to_owned(), path.clone()));
-            }
-        }
-    }
-    out
+    motcua_http::openapi::route_table(&api().1)
 }

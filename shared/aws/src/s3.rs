@@ -128,16 +128,8 @@ impl S3Objects {
     }
 }
 
-/// Object keys are ours: lower-case letters, digits, `-` and `/`. Nothing to encode.
-fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 128
-        && key.split('/').all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-}
+/// Our keys only (nothing to encode in a URL or a path).
+use motcua_domain::upload::is_object_key as valid_key;
 
 fn key_checked(key: &str) -> StoreResult<&str> {
     if valid_key(key) {
@@ -202,12 +194,7 @@ impl ObjectStore for S3Objects {
         Ok(PresignedRequest {
             method: "PUT",
             url: format!("{url}{query}"),
-            headers: vec![
-                ("Content-Type".into(), c.content_type.clone()),
-                ("Content-Length".into(), length),
-                ("x-amz-checksum-sha256".into(), c.sha256.clone()),
-                ("If-None-Match".into(), "*".into()),
-            ],
+            headers: c.headers(),
             expires_at,
         })
     }

@@ -296,6 +296,20 @@ pub fn officer_owner(subject: &str) -> String {
     format!("officer:{subject}")
 }
 
+/// Whether `key` is an object key of ours (`quarantine/<uuid>`, `clean/<uuid>`, their
+/// prefixes): lower-case letters, digits and `-` in non-empty parts joined by `/`, at
+/// most 128 bytes. Anything else names no object, in either object store.
+pub fn is_object_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 128
+        && key.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 pub const QUARANTINE_PREFIX: &str = "quarantine/";
 pub const CLEAN_PREFIX: &str = "clean/";
 

@@ -407,12 +407,15 @@ fn decode_cursor(c: &str) -> StoreResult<(String, String)> {
     Ok((k.to_owned(), id.to_owned()))
 }
 
-fn page_of(rows: Vec<(String, String, String)>, limit: u32) -> StoreResult<Page<Dossier>> {
+fn page_of<T: serde::de::DeserializeOwned>(
+    rows: Vec<(String, String, String)>,
+    limit: u32,
+) -> StoreResult<Page<T>> {
     let more = rows.len() > limit as usize;
     let mut items = Vec::with_capacity(rows.len().min(limit as usize));
     let mut last = None;
     for (key, id, body) in rows.into_iter().take(limit as usize) {
-        items.push(from_json::<Dossier>(&body)?);
+        items.push(from_json::<T>(&body)?);
         last = Some((key, id));
     }
     let next_cursor = match (more, last) {

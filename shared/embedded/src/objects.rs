@@ -88,18 +88,8 @@ fn storage(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("local objects: {e}"))
 }
 
-/// Object keys are ours (`quarantine/<uuid>`, `clean/<uuid>`): lower-case letters,
-/// digits, `-` and `/` between non-empty parts. Anything else names no object.
-fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 128
-        && key.split('/').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-}
+/// Our keys only (nothing to encode in a URL or a path).
+use motcua_domain::upload::is_object_key as valid_key;
 
 fn query_value(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
@@ -304,12 +294,7 @@ impl ObjectStore for LocalObjects {
                 "{}{OBJECTS_PATH}{key}?X-Motcua-Expires={expires}&X-Motcua-Signature={sig}",
                 self.base_url
             ),
-            headers: vec![
-                ("Content-Type".into(), c.content_type.clone()),
-                ("Content-Length".into(), length),
-                ("x-amz-checksum-sha256".into(), c.sha256.clone()),
-                ("If-None-Match".into(), "*".into()),
-            ],
+            headers: c.headers(),
             expires_at,
         })
     }

@@ -9,7 +9,7 @@ use motcua_ports::{Citation, Page, PageRequest, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use crate::{EmbeddedStore, decode_cursor, encode_cursor, from_json, map_sql, micros, to_json};
+use crate::{EmbeddedStore, decode_cursor, from_json, map_sql, micros, to_json};
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS uploads (
@@ -263,26 +263,11 @@ impl DocumentStore for EmbeddedStore {
             .map_err(map_sql)?;
         let rows = st
             .query_map(params![owner, after_us, after_id, limit + 1], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
+                Ok((r.get::<_, i64>(0)?.to_string(), r.get(1)?, r.get(2)?))
             })
             .map_err(map_sql)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(map_sql)?;
-        let more = rows.len() > limit as usize;
-        let mut items = Vec::new();
-        let mut last = None;
-        for (at, id, body) in rows.into_iter().take(limit as usize) {
-            items.push(from_json::<StoredDocument>(&body)?);
-            last = Some((at, id));
-        }
-        let next_cursor = match (more, last) {
-            (true, Some((at, id))) => Some(encode_cursor(&at.to_string(), &id)),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        crate::page_of(rows, limit)
     }
 }

@@ -108,3 +108,22 @@ pub fn document_common_answers(doc: &mut OpenApi) {
         ),
     );
 }
+
+/// Every (method, path) a function's OpenAPI document declares: its routed operations.
+pub fn route_table(doc: &OpenApi) -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for (path, item) in &doc.paths.paths {
+        for (m, present) in [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ] {
+            if present {
+                out.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}

@@ -68,6 +68,18 @@ pub struct PutConditions {
     pub expires_in: Duration,
 }
 
+impl PutConditions {
+    /// The headers the client must send with the PUT, as signed, in both object stores.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        vec![
+            ("Content-Type".into(), self.content_type.clone()),
+            ("Content-Length".into(), self.size.to_string()),
+            ("x-amz-checksum-sha256".into(), self.sha256.clone()),
+            ("If-None-Match".into(), "*".into()),
+        ]
+    }
+}
+
 /// An object read back, up to a limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectBody {
