@@ -175,10 +175,12 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
     let auth_for_keys = auth.clone();
     let ports = motcua_identity::sealed::sealed_ports(ports, vault);
     // Sign-in codes go by SMS through SNS (transactional), under MOTCUA_SMS_SENDER_ID if set.
-    let codes = Arc::new(motcua_aws::sms::SnsSms::new(
-        motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),
-        std::env::var("MOTCUA_SMS_SENDER_ID").ok(),
-    ));
+    let codes = Arc::new(motcua_ports::notifications::CodesBySms(Arc::new(
+        motcua_aws::sms::SnsSms::new(
+            motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),
+            std::env::var("MOTCUA_SMS_SENDER_ID").ok(),
+        ),
+    )));
     // The national e-ID (OpenID Connect), when MOTCUA_EID_ISSUER is set: the relying
     // party's private_key_jwt key from Secrets Manager (or MOTCUA_EID_CLIENT_KEY).
     let eid_key = match (eid_key_json, env("MOTCUA_EID_CLIENT_KEY")) {

@@ -20,6 +20,10 @@ pub struct PreferencesView {
     pub sms: bool,
     pub email: bool,
     pub zalo: bool,
+    /// The language of status messages: `vi` (default) or `en`.
+    #[serde(default)]
+    #[schema(value_type = String, example = "vi")]
+    pub language: motcua_domain::Lang,
 }
 
 impl From<ChannelPreferences> for PreferencesView {
@@ -28,6 +32,7 @@ impl From<ChannelPreferences> for PreferencesView {
             sms: p.sms,
             email: p.email,
             zalo: p.zalo,
+            language: p.language,
         }
     }
 }
@@ -127,6 +132,7 @@ pub(crate) async fn patch_me(
             sms: p.sms,
             email: p.email,
             zalo: p.zalo,
+            language: p.language,
         };
     }
     a.version += 1;

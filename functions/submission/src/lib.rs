@@ -512,6 +512,7 @@ async fn submit(
             applicant: Applicant {
                 subject: caller.owner().to_owned(),
                 phone: phone.map(|p| p.as_str().to_owned()),
+                account: Uuid::parse_str(&caller.subject).ok(),
             },
             form,
             documents: req.documents,

@@ -17,21 +17,26 @@
 //! its history entry and its outbox event. The table's stream carries the events to the
 //! relay.
 
+pub mod dead_letters;
 pub mod events;
 pub mod http1;
 pub mod identity;
 pub mod kms;
+mod notifications;
 mod revoked;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod secrets;
+pub mod ses;
 pub mod sms;
 mod uploads;
 
 pub use aws_sdk_eventbridge;
 pub use aws_sdk_kms;
 pub use aws_sdk_secretsmanager;
+pub use aws_sdk_ses;
 pub use aws_sdk_sns;
+pub use aws_sdk_sqs;
 
 use std::collections::HashMap;
 
@@ -409,6 +414,14 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The notifications ports: deliveries and the send rate, both on this table.
+    pub fn notification_ports(&self) -> motcua_ports::notifications::NotificationPorts {
+        motcua_ports::notifications::NotificationPorts {
+            deliveries: std::sync::Arc::new(self.clone()),
+            rate: std::sync::Arc::new(self.clone()),
+        }
     }
 
     pub fn submission_ports(&self) -> SubmissionPorts {
@@ -1232,6 +1245,19 @@ mod tests {
     }
 
     motcua_ports::uploads_contract_tests!(fresh_uploads());
+
+    async fn fresh_notifications() -> motcua_ports::notifications::NotificationPorts {
+        crate::localstack::ensure_running().expect("LocalStack");
+        let conf = crate::localstack::config().await;
+        let store = DynamoStore::new(
+            Client::new(&conf),
+            format!("motcua-notify-{}", Uuid::now_v7().simple()),
+        );
+        store.ensure_table().await.expect("table created");
+        store.notification_ports()
+    }
+
+    motcua_ports::notifications_contract_tests!(fresh_notifications());
 
     #[tokio::test]
     async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {

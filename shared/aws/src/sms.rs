@@ -1,13 +1,16 @@
-//! One-time codes by SMS through Amazon SNS (`Publish` to a phone number, transactional).
+//! SMS through Amazon SNS (`Publish` to a phone number, transactional): status messages
+//! and, through [`motcua_ports::notifications::CodesBySms`], one-time sign-in codes.
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::types::MessageAttributeValue;
-use motcua_ports::identity::{CodeSender, SendError};
+use motcua_domain::notify::Channel;
+use motcua_domain::templates::Content;
+use motcua_ports::notifications::{Accepted, Outgoing, SendFailure, Sender};
 
-/// Sends each code as a transactional SMS (SNS delivers those at once, with priority over
-/// promotional traffic), optionally under a sender id.
+/// Sends each message as a transactional SMS (SNS delivers those at once, with priority
+/// over promotional traffic), optionally under a sender id.
 #[derive(Clone)]
 pub struct SnsSms {
     client: Client,
@@ -20,36 +23,50 @@ impl SnsSms {
     }
 }
 
-fn attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
+fn attribute(value: &str) -> Result<MessageAttributeValue, SendFailure> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| SendError::Refused(e.to_string()))
+        .map_err(|e| SendFailure::Permanent(e.to_string()))
 }
 
 #[async_trait]
-impl CodeSender for SnsSms {
-    async fn send_code(&self, phone: &str, text: &str) -> Result<(), SendError> {
+impl Sender for SnsSms {
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn provider(&self) -> &'static str {
+        "sns"
+    }
+
+    async fn send(&self, m: &Outgoing<'_>) -> Result<Accepted, SendFailure> {
+        let Content::Sms { text } = m.content else {
+            return Err(SendFailure::Permanent("sns sends SMS only".into()));
+        };
         let mut req = self
             .client
             .publish()
-            .phone_number(phone)
+            .phone_number(m.to)
             .message(text)
             .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
         if let Some(id) = &self.sender_id {
             req = req.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
         }
         match req.send().await {
-            Ok(_) => Ok(()),
+            Ok(out) => Ok(Accepted {
+                provider_id: out.message_id,
+            }),
             Err(e) => {
                 // The code, not the number or the text: no personal data in the error.
                 let code = e.code().unwrap_or("error").to_owned();
                 Err(match code.as_str() {
-                    "InvalidParameter" | "InvalidParameterValue" | "OptedOut" => {
-                        SendError::Refused(format!("sns: {code}"))
-                    }
-                    _ => SendError::Unavailable(format!("sns: {code}")),
+                    "InvalidParameter"
+                    | "InvalidParameterValue"
+                    | "OptedOut"
+                    | "AuthorizationError" => SendFailure::Permanent(format!("sns: {code}")),
+                    _ => SendFailure::Transient(format!("sns: {code}")),
                 })
             }
         }
@@ -84,8 +101,10 @@ mod tests {
         let conf = crate::localstack::config().await;
         let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
         let phone = format!("+8491{:07}", std::process::id() % 10_000_000);
-        let sms = SnsSms::new(Client::new(&conf), Some("DVCTINH".into()));
-        sms.send_code(&phone, "Ma dang nhap la 123456")
+        let sms = std::sync::Arc::new(SnsSms::new(Client::new(&conf), Some("DVCTINH".into())));
+        use motcua_ports::identity::CodeSender;
+        motcua_ports::notifications::CodesBySms(sms)
+            .send_code(&phone, "Ma dang nhap la 123456")
             .await
             .unwrap();
         // LocalStack answers the publish before its publisher thread stores the SMS.

@@ -324,6 +324,11 @@ pub struct Applicant {
     pub subject: String,
     /// E.164, for SMS notifications and the public lookup.
     pub phone: Option<String>,
+    /// The account that submitted (the token's subject), where status messages find the
+    /// email address, the language and the channels the holder wants. `None` for
+    /// development tokens and paper dossiers; an erased account is simply not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -991,6 +996,7 @@ mod tests {
                 applicant: Applicant {
                     subject: "citizen-1".into(),
                     phone: Some("+84912345678".into()),
+                    account: None,
                 },
                 form: BTreeMap::new(),
                 documents: vec![],

@@ -14,6 +14,9 @@ pub mod identity;
 pub mod ids;
 pub mod lunar;
 pub mod money;
+pub mod notify;
+pub mod sms;
+pub mod templates;
 pub mod upload;
 
 pub use calendar::WorkingCalendar;

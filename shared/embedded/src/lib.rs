@@ -33,8 +33,10 @@ pub const DB_FILE: &str = "motcua.db";
 /// A request still marked in progress after this long is presumed crashed and may be redone.
 const IN_PROGRESS_LEASE_SECS: i64 = 60;
 
+mod notifications;
 mod objects;
 mod uploads;
+pub use notifications::LocalSendRate;
 pub use objects::{
     GetGrant, LocalObjects, OBJECTS_PATH, PutHeaders, PutRefusal, content_disposition,
 };
@@ -285,6 +287,9 @@ impl EmbeddedStore {
         let writer = open_conn(&path, false).map_err(map_sql)?;
         writer.execute_batch(SCHEMA).map_err(map_sql)?;
         writer.execute_batch(uploads::SCHEMA).map_err(map_sql)?;
+        writer
+            .execute_batch(notifications::SCHEMA)
+            .map_err(map_sql)?;
         add_missing_columns(&writer).map_err(map_sql)?;
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let readers = (0..n.max(2))
@@ -322,6 +327,15 @@ impl EmbeddedStore {
             revoked: Arc::new(self.clone()),
             uploads: Arc::new(self.clone()),
             documents: Arc::new(self.clone()),
+        }
+    }
+
+    /// The notifications ports: deliveries in this store, the send rate counted in this
+    /// process.
+    pub fn notification_ports(&self) -> motcua_ports::notifications::NotificationPorts {
+        motcua_ports::notifications::NotificationPorts {
+            deliveries: Arc::new(self.clone()),
+            rate: Arc::new(LocalSendRate::default()),
         }
     }
 
@@ -932,6 +946,13 @@ mod tests {
     }
 
     motcua_ports::uploads_contract_tests!(fresh_uploads());
+
+    async fn fresh_notifications() -> motcua_ports::notifications::NotificationPorts {
+        let dir = std::env::temp_dir().join(format!("motcua-notify-{}", Uuid::now_v7()));
+        EmbeddedStore::open(&dir).unwrap().notification_ports()
+    }
+
+    motcua_ports::notifications_contract_tests!(fresh_notifications());
 
     /// Issue 9, item 5: when the group's transaction cannot begin, none of its writes runs
     /// (before, each ran in autocommit mode: a dossier without its event).

@@ -75,6 +75,7 @@ pub fn sample(subject: &str, seq: u32, at: Timestamp) -> (Dossier, HistoryEntry,
             applicant: Applicant {
                 subject: subject.into(),
                 phone: Some("+84912345678".into()),
+                account: None,
             },
             form: BTreeMap::new(),
             documents: vec![],

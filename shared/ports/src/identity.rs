@@ -71,6 +71,9 @@ pub struct ChannelPreferences {
     pub email: bool,
     /// Zalo needs an explicit opt-in.
     pub zalo: bool,
+    /// The language of status messages (Vietnamese unless asked otherwise).
+    #[serde(default)]
+    pub language: motcua_domain::Lang,
 }
 
 impl Default for ChannelPreferences {
@@ -79,6 +82,7 @@ impl Default for ChannelPreferences {
             sms: true,
             email: true,
             zalo: false,
+            language: motcua_domain::Lang::Vi,
         }
     }
 }

@@ -16,6 +16,9 @@ pub mod contract;
 pub mod identity;
 #[cfg(feature = "contract")]
 pub mod identity_contract;
+pub mod notifications;
+#[cfg(feature = "contract")]
+pub mod notifications_contract;
 pub mod uploads;
 #[cfg(feature = "contract")]
 pub mod uploads_contract;

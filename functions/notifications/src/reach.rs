@@ -1,0 +1,65 @@
+//! Where the applicant of a dossier can be reached, read when a message is planned and
+//! again when it goes (a changed number, an opt-out, an erased account are honoured).
+
+use motcua_domain::notify::{Channel, Reach, Topic};
+use motcua_domain::{Dossier, Lang};
+use motcua_ports::StoreResult;
+
+use crate::NotifyState;
+
+/// The applicant's reach for a message on `topic`, and their language.
+pub(crate) async fn applicant(
+    s: &NotifyState,
+    d: &Dossier,
+    topic: Topic,
+) -> StoreResult<(Reach, Lang)> {
+    let account = match (&s.accounts, d.applicant.account) {
+        (Some(accounts), Some(id)) => accounts.get(id).await?,
+        _ => None,
+    }
+    // Only the account that filed under this owner: never someone else's by accident.
+    .filter(|a| {
+        a.owner_ref().as_deref() == Some(d.applicant.subject.as_str())
+            || a.id.to_string() == d.applicant.subject
+    });
+    let (wants, lang, phone, email) = match &account {
+        Some(a) => {
+            let p = a.preferences;
+            let wants = [
+                (Channel::Sms, p.sms),
+                (Channel::Email, p.email),
+                (Channel::Zalo, p.zalo),
+            ]
+            .into_iter()
+            .filter_map(|(c, on)| on.then_some(c))
+            .collect();
+            (wants, p.language, a.phone.clone(), a.email.clone())
+        }
+        // No account to ask: the dossier's phone, as accounts start (SMS and email).
+        None => (vec![Channel::Sms, Channel::Email], Lang::Vi, None, None),
+    };
+    let available = s
+        .senders
+        .channels()
+        .into_iter()
+        .filter(|c| *c != Channel::Zalo || s.config.zalo_templates.contains_key(&topic))
+        .collect();
+    Ok((
+        Reach {
+            // The number given with the dossier comes first: the applicant chose it for it.
+            phone: d.applicant.phone.clone().or(phone),
+            email,
+            wants,
+            available,
+        },
+        lang,
+    ))
+}
+
+/// The address of `channel` in `reach`.
+pub(crate) fn address(reach: &Reach, channel: Channel) -> Option<&str> {
+    match channel {
+        Channel::Sms | Channel::Zalo => reach.phone.as_deref(),
+        Channel::Email => reach.email.as_deref(),
+    }
+}
