@@ -254,9 +254,18 @@ pub async fn poll_stream(
 
 /// A bus in the process (embedded backend): keeps what was published, for subscribers
 /// in the same process and for tests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct InProcessBus {
     events: std::sync::Mutex<Recent>,
+    /// Consumers in the process (the runner's notifications), fed before an event counts
+    /// as published: an event a subscriber could not take stays in the outbox.
+    subscribers: std::sync::RwLock<Vec<std::sync::Arc<dyn EventPublisher>>>,
+}
+
+impl std::fmt::Debug for InProcessBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessBus").finish_non_exhaustive()
+    }
 }
 
 /// The most recent [`Recent::KEEP`] events, oldest first, and their ids: publishing costs
@@ -273,6 +282,13 @@ impl Recent {
 }
 
 impl InProcessBus {
+    /// Feeds every event published from now on to `consumer` as well.
+    pub fn subscribe(&self, consumer: std::sync::Arc<dyn EventPublisher>) {
+        if let Ok(mut subs) = self.subscribers.write() {
+            subs.push(consumer);
+        }
+    }
+
     pub fn published(&self) -> Vec<EventEnvelope> {
         self.events
             .lock()
@@ -284,6 +300,19 @@ impl InProcessBus {
 #[async_trait::async_trait]
 impl EventPublisher for InProcessBus {
     async fn publish(&self, events: &[EventEnvelope]) -> StoreResult<Vec<uuid::Uuid>> {
+        let subscribers: Vec<_> = self
+            .subscribers
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let mut failed = Vec::new();
+        for sub in subscribers {
+            for id in sub.publish(events).await? {
+                if !failed.contains(&id) {
+                    failed.push(id);
+                }
+            }
+        }
         if let Ok(mut r) = self.events.lock() {
             for e in events {
                 if r.ids.insert(e.id) {
@@ -297,7 +326,7 @@ impl EventPublisher for InProcessBus {
                 }
             }
         }
-        Ok(Vec::new())
+        Ok(failed)
     }
 }
 

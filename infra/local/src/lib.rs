@@ -21,6 +21,7 @@ use motcua_submission::{AppState, SubmissionConfig, SystemClock};
 use sha2::{Digest, Sha256};
 
 pub mod messages;
+pub mod notify;
 pub mod portal;
 pub mod uploads;
 pub use messages::DevMessages;
@@ -232,8 +233,8 @@ pub fn state(ports: SubmissionPorts, data_dir: &Path) -> anyhow::Result<AppState
     })
 }
 
-/// The embedded backend in `data_dir`: ports, and the relay of its outbox to an
-/// in-process bus (polled every 200 ms).
+/// The embedded backend in `data_dir`: ports, and the in-process bus its outbox is relayed
+/// to ([`relay_outbox`]).
 pub async fn embedded(
     data_dir: &Path,
 ) -> anyhow::Result<(AppState, Arc<InProcessBus>, EmbeddedStore)> {
@@ -241,16 +242,20 @@ pub async fn embedded(
     let ports = store.submission_ports();
     seed_catalogue(&ports).await?;
     let bus = Arc::new(InProcessBus::default());
-    let (outbox, publisher) = (ports.outbox.clone(), bus.clone());
+    Ok((state(ports, data_dir)?, bus, store))
+}
+
+/// Relays the outbox to the in-process bus (and its subscribers) every 200 ms. Started
+/// after the subscribers are in, so an event left from an earlier run reaches them too.
+pub fn relay_outbox(outbox: Arc<dyn motcua_ports::Outbox>, bus: Arc<InProcessBus>) {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = motcua_relay::drain_outbox(outbox.as_ref(), publisher.as_ref()).await {
+            if let Err(e) = motcua_relay::drain_outbox(outbox.as_ref(), bus.as_ref()).await {
                 tracing::warn!(error = %e, "relaying the outbox failed");
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     });
-    Ok((state(ports, data_dir)?, bus, store))
 }
 
 /// Names of the AWS resources the runner uses with `--backend aws`.
@@ -465,7 +470,9 @@ pub async fn identity(
             clock: submission.clock.clone(),
             config: Arc::new(config),
             sso: Some(Arc::new(sso)),
-            codes: Arc::new(messages.clone()),
+            codes: Arc::new(motcua_ports::notifications::CodesBySms(Arc::new(
+                messages.sender(motcua_domain::notify::Channel::Sms),
+            ))),
             eid: eid.map(Arc::new),
         },
         Simulators {
@@ -566,6 +573,7 @@ pub fn app(
         Option<Arc<motcua_embedded::LocalObjects>>,
     ),
     messages: &DevMessages,
+    notifications: motcua_notifications::NotifyState,
 ) -> axum::Router {
     let config = state.config.clone();
     // The presigned URLs of a local objects folder are served here (S3 serves its own).
@@ -578,6 +586,7 @@ pub fn app(
         .merge(motcua_identity::routes(identity))
         .merge(objects)
         .merge(motcua_uploads::routes(uploads.0))
+        .merge(motcua_notifications::routes(notifications))
         .merge(messages.routes())
         .merge(portal::routes());
     motcua_submission::with_layers(routes, &config)
@@ -596,14 +605,16 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (state, backend, identity_ports, s3_table) = match o.backend {
+        let (state, backend, identity_ports, s3_table, notify_ports, bus) = match o.backend {
             Backend::Embedded => {
-                let (state, _bus, store) = embedded(&o.data_dir).await?;
+                let (state, bus, store) = embedded(&o.data_dir).await?;
                 (
                     state,
                     format!("embedded (SQLite in {})", o.data_dir.display()),
                     store.identity_ports(),
                     None,
+                    store.notification_ports(),
+                    Some(bus),
                 )
             }
             Backend::Aws => {
@@ -611,6 +622,10 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
                     .unwrap_or_else(|_| "the AWS default endpoints".into());
                 let (state, store) = aws(&o.data_dir, &names).await?;
+                let table = DynamoStore::new(
+                    motcua_aws::aws_sdk_dynamodb::Client::new(&aws_config().await),
+                    names.table.clone(),
+                );
                 (
                     state,
                     format!(
@@ -619,6 +634,8 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                     ),
                     store.identity_ports(),
                     Some(names.table.clone()),
+                    table.notification_ports(),
+                    None,
                 )
             }
         };
@@ -637,6 +654,31 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             Some(table) => (uploads::aws_state(&aws_config().await, &state, table).await?, None),
         };
         uploads::sweep_every_minute(&uploads_state);
+        let aws_conf = match &bus {
+            None => Some(aws_config().await),
+            Some(_) => None,
+        };
+        let senders = notify::senders(&simulators.messages, aws_conf.as_ref()).await?;
+        let notify_state = notify::state(
+            &state,
+            identity_state.ports.accounts.clone(),
+            notify_ports,
+            senders,
+            addr,
+        )?;
+        match (&bus, &aws_conf) {
+            (Some(bus), _) => {
+                bus.subscribe(Arc::new(notify::Consumer(notify_state.clone())));
+                relay_outbox(state.ports.outbox.clone(), bus.clone());
+            }
+            (None, Some(conf)) => {
+                let queue = notify::aws_queue(conf, &AwsNames::from_env().bus).await?;
+                notify::poll_queue(conf, queue, &notify_state);
+            }
+            (None, None) => unreachable!("one backend or the other"),
+        }
+        notify::dispatch_continuously(&notify_state, std::time::Duration::from_millis(200), 64);
+        notify::digest_every_morning(&notify_state);
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
         match &simulators.registry {
@@ -677,8 +719,21 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             "  submit a dossier:     curl -s -X POST http://{addr}/v1/dossiers -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d @events/api/submit-criminal-record.json"
         );
         std::io::stdout().flush()?;
-        println!("  sign-in codes (SMS are kept, not sent): http://{addr}/dev/messages");
-        axum::serve(listener, app(state, identity_state, (uploads_state, objects), &simulators.messages))
+        println!(
+            "  messages: {} (kept ones at http://{addr}/dev/inbox and /dev/messages); quiet hours {}",
+            motcua_notifications::lambda::describe(&notify_state),
+            std::env::var("MOTCUA_QUIET_HOURS").unwrap_or_else(|_| "21:00-07:00".into())
+        );
+        axum::serve(
+            listener,
+            app(
+                state,
+                identity_state,
+                (uploads_state, objects),
+                &simulators.messages,
+                notify_state,
+            ),
+        )
             .with_graceful_shutdown(shutdown())
             .await?;
         Ok(())

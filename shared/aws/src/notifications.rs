@@ -188,7 +188,7 @@ impl DeliveryStore for DynamoStore {
                 .await?;
             all.extend(part.into_iter().filter(|d| !d.status.settled()));
         }
-        all.sort_by(|a, b| (a.due_at, a.id).cmp(&(b.due_at, b.id)));
+        all.sort_by_key(|d| (d.due_at, d.id));
         all.truncate(limit as usize);
         Ok(all)
     }
