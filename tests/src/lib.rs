@@ -468,14 +468,21 @@ impl Runner {
     pub async fn code_sent_to(&self, http: &reqwest::Client, phone: &str) -> String {
         let sent: serde_json::Value = http
             .get(self.url("/dev/messages"))
-            .query(&[("to", phone)])
+            .query(&[("to", phone), ("channel", "sms")])
             .send()
             .await
             .expect("GET /dev/messages")
             .json()
             .await
             .expect("JSON");
-        let text = sent[0]["text"].as_str().expect("a message was sent");
+        // Status messages go to the same phone: the newest sign-in code is wanted.
+        let text = sent
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|m| m["text"].as_str())
+            .find(|t| t.starts_with("Ma dang nhap"))
+            .expect("a code was sent");
         text.split(|c: char| !c.is_ascii_digit())
             .find(|w| w.len() == 6)
             .expect("a 6-digit code")
