@@ -301,3 +301,150 @@ async fn opt_outs_hold_for_courtesy_messages_and_english_is_honoured() {
             .is_empty()
     );
 }
+
+/// What LocalStack's SNS recorded as SMS to `phone`.
+async fn sns_sms_to(http: &Client, phone: &str) -> Vec<Value> {
+    // LocalStack has answered an empty body now and then: asked again.
+    for _ in 0..5 {
+        let text = http
+            .get(format!(
+                "{}/_aws/sns/sms-messages",
+                motcua_aws::localstack::endpoint()
+            ))
+            .query(&[("phoneNumber", phone)])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            return v["sms_messages"][phone]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("LocalStack's SNS store did not answer JSON");
+}
+
+/// What LocalStack's SES recorded as sent to `to`.
+async fn ses_mail_to(http: &Client, to: &str) -> Vec<Value> {
+    let v: Value = http
+        .get(format!("{}/_aws/ses", motcua_aws::localstack::endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["Destination"]["ToAddresses"][0] == to)
+        .collect()
+}
+
+#[tokio::test]
+async fn on_localstack_a_status_change_lands_in_ses_and_sns_exactly_once() {
+    let env = start(
+        "notify-aws",
+        Backend::Aws,
+        &[
+            ("MOTCUA_SMS_PROVIDER", "sns"),
+            (
+                "MOTCUA_EMAIL_FROM",
+                "Cổng DVC <no-reply@dichvucong.example.gov.vn>",
+            ),
+        ],
+    )
+    .await;
+    let email = format!("lan+{}@example.vn", uuid::Uuid::now_v7().simple());
+    env.me(json!({"email": email})).await;
+    let (id, code) = env.submit().await;
+    let with_code = |list: Vec<Value>, needle: &str| -> Vec<Value> {
+        list.into_iter()
+            .filter(|m| m["Message"].as_str().unwrap_or("").contains(needle))
+            .collect()
+    };
+    let received = format!("Ho so {code} da duoc tiep nhan");
+    let before = with_code(sns_sms_to(&env.http, LAN_PHONE).await, &received).len();
+    env.act(&id, json!({"action": "receive"})).await;
+    let started = Instant::now();
+    let (mut sms, mut mail) = (Vec::new(), Vec::new());
+    while started.elapsed() < Duration::from_secs(30) {
+        sms = with_code(sns_sms_to(&env.http, LAN_PHONE).await, &received);
+        mail = ses_mail_to(&env.http, &email)
+            .await
+            .into_iter()
+            .filter(|m| {
+                m["Subject"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("đã được tiếp nhận")
+            })
+            .collect();
+        if sms.len() > before && !mail.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A little longer: nothing comes twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sms_after = with_code(sns_sms_to(&env.http, LAN_PHONE).await, &received);
+    assert_eq!(sms_after.len(), before + 1, "{sms:?}");
+    let text = sms_after.last().unwrap()["Message"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("DVC: {received}. Ngay hen tra: ")),
+        "{text}"
+    );
+    assert!(
+        sms_after.last().unwrap()["MessageAttributes"]
+            .to_string()
+            .contains("Transactional")
+    );
+    let mail_after: Vec<Value> = ses_mail_to(&env.http, &email)
+        .await
+        .into_iter()
+        .filter(|m| {
+            m["Subject"]
+                .as_str()
+                .unwrap_or("")
+                .contains("đã được tiếp nhận")
+        })
+        .collect();
+    assert_eq!(mail_after.len(), 1, "{mail:?}");
+    assert_eq!(
+        mail_after[0]["Subject"],
+        format!(
+            "[{code}] Hồ sơ {code} đã được tiếp nhận. Ngày hẹn trả: {}",
+            {
+                let t = text.rsplit(' ').next().unwrap().trim_end_matches('.');
+                t.to_owned()
+            }
+        ) + "."
+    );
+    assert!(
+        mail_after[0]["Body"]["html_part"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/ho-so/{code}"))
+    );
+    // The records say sent, with SES's and SNS's message ids behind them.
+    let (status, list) = env.records(Some(&env.token), &id).await;
+    assert_eq!(status, StatusCode::OK);
+    let received: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["topic"] == "received")
+        .collect();
+    assert_eq!(received.len(), 2);
+    assert!(
+        received.iter().all(|d| d["status"] == "sent"),
+        "{received:?}"
+    );
+}
