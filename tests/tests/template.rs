@@ -92,6 +92,42 @@ fn each_function_touches_only_its_own_table() {
             }
         }
     }
+    // The notifications functions write only their delivery records, keys and send-rate
+    // windows, and read of the identity table only accounts (sealed) and revoked subjects.
+    for f in [
+        "notifications",
+        "notifications-events",
+        "notifications-dispatcher",
+    ] {
+        for g in grants[f].as_array().unwrap() {
+            let keys: Vec<&str> = g["leading_keys"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{f}: {g}"))
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert!(!keys.is_empty(), "{f}: {g}");
+            if g["tables"] == json!(["IdentityTable"]) {
+                assert_eq!(g["actions"], json!(["dynamodb:GetItem"]), "{f}: {g}");
+                assert_eq!(keys, ["ACCT#*", "RSUB#*"], "{f}: {g}");
+                continue;
+            }
+            assert_eq!(g["tables"], json!(["DossierTable"]), "{f}: {g}");
+            let writes = g["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a != "dynamodb:GetItem" && a != "dynamodb:Query");
+            if writes {
+                for k in keys {
+                    assert!(
+                        ["NT#*", "NTK#*", "RATE#*"].contains(&k),
+                        "{f} may write {k}"
+                    );
+                }
+            }
+        }
+    }
     // No managed policy grants a whole table on the side.
     for (f, gs) in grants.as_object().unwrap() {
         for g in gs.as_array().unwrap() {
@@ -117,6 +153,9 @@ fn no_secret_is_an_environment_value() {
                     "MOTCUA_ACCOUNT_KEY",
                     "MOTCUA_EID_CLIENT_KEY",
                     "MOTCUA_SIGNING_KEYS",
+                    "MOTCUA_SMS_GATEWAY_KEY",
+                    "MOTCUA_SMS_GATEWAY_RECEIPT_SECRET",
+                    "MOTCUA_ZALO_ACCESS_TOKEN",
                 ]
                 .contains(&name),
                 "{f} gets {name} as a value"
@@ -207,6 +246,29 @@ fn template_routes_match_the_runner() {
         json!([{"type": "sqs", "queue": "UploadsQueue", "report_batch_item_failures": true}])
     );
     assert_eq!(wiring["uploads-sweeper"][0]["type"], "Schedule");
+    let notifications: BTreeSet<(String, String)> = wiring["notifications"]
+        .as_array()
+        .expect("the notifications function is in the template")
+        .iter()
+        .filter(|e| e["type"] == "http")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(notifications, motcua_notifications::route_table());
+    // Events come from the bus rule's queue with partial failures; the dispatcher runs
+    // every minute and each morning.
+    assert_eq!(
+        wiring["notifications-events"],
+        json!([{"type": "sqs", "queue": "NotificationsQueue", "report_batch_item_failures": true}])
+    );
+    assert_eq!(
+        wiring["notifications-dispatcher"],
+        json!([{"type": "Schedule"}, {"type": "Schedule"}])
+    );
     // Nothing else serves HTTP or events yet.
     let functions: BTreeSet<&str> = wiring
         .as_object()
@@ -218,6 +280,9 @@ fn template_routes_match_the_runner() {
         functions,
         BTreeSet::from([
             "identity",
+            "notifications",
+            "notifications-dispatcher",
+            "notifications-events",
             "outbox-sweeper",
             "relay",
             "rotate-signing-keys",
@@ -277,6 +342,10 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         "UploadsQueue",
         "UploadsDeadLetterQueue",
         "UploadsQueuePolicy",
+        "NotificationsQueue",
+        "NotificationsDeadLetterQueue",
+        "NotificationsRule",
+        "NotificationsQueuePolicy",
     ] {
         assert!(deployed.contains(&r), "{r} deployed: {deployed:?}");
     }
@@ -371,6 +440,11 @@ async fn deployed_template_serves_the_api_and_relays_events() {
                 "MOTCUA_UPLOADS_QUEUE",
                 outputs["UploadsQueueName"].as_str().unwrap(),
             ),
+            (
+                "MOTCUA_NOTIFY_QUEUE",
+                outputs["NotificationsQueueName"].as_str().unwrap(),
+            ),
+            ("MOTCUA_QUIET_HOURS", "00:00-00:00"),
         ],
     )
     .expect("runner on the deployed resources");
@@ -474,6 +548,31 @@ async fn deployed_template_serves_the_api_and_relays_events() {
         BTreeSet::from(["dossier.receive".to_string(), "dossier.submit".to_string()])
     );
     assert_eq!(ids.len(), 2);
+
+    // The template's rule fed its notifications queue: the applicant's phone got the
+    // receipt's SMS, once.
+    let received = format!("Ho so {code} da duoc tiep nhan");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sms: Vec<Value> = Vec::new();
+    while Instant::now() < deadline {
+        sms = http
+            .get(runner.url("/dev/messages"))
+            .query(&[("channel", "sms"), ("to", "+84912345678")])
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m["text"].as_str().unwrap_or("").contains(&received))
+            .collect();
+        if !sms.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(sms.len(), 1, "{sms:?}");
     runner.stop();
     template(&["delete", &stack]);
 }

@@ -171,11 +171,22 @@ pub fn digest_every_morning(state: &NotifyState) {
 }
 
 /// `--backend aws`: the queue a bus rule fills with every motcua event, as the template's
-/// `NotificationsQueue`, polled here as the Lambda event source would.
+/// `NotificationsQueue`, polled here as the Lambda event source would; or the deployed one
+/// named by `MOTCUA_NOTIFY_QUEUE`.
 pub async fn aws_queue(conf: &aws_config::SdkConfig, bus: &str) -> anyhow::Result<String> {
     let sqs = aws_sdk_sqs::Client::new(conf);
-    let name =
-        std::env::var("MOTCUA_NOTIFY_QUEUE").unwrap_or_else(|_| format!("{bus}-notifications"));
+    // A deployed stack's queue, which its own rule fills.
+    if let Ok(name) = std::env::var("MOTCUA_NOTIFY_QUEUE") {
+        return sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .with_context(|| format!("the queue {name} (MOTCUA_NOTIFY_QUEUE)"))?
+            .queue_url
+            .context("no queue URL");
+    }
+    let name = format!("{bus}-notifications");
     let url = sqs
         .create_queue()
         .queue_name(&name)
