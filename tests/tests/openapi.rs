@@ -14,12 +14,15 @@ use serde_json::{Value, json};
 
 const AGENCY: &str = "000.00.04.H42";
 const OTHER_AGENCY: &str = "000.01.41.H42";
+/// The SMS gateway's receipt secret of the walk's runner.
+const RECEIPT_SECRET: &str = "walk-receipt-secret";
 
 /// The merged document of every HTTP function, as `docs/openapi.json` must hold it.
 fn generated() -> Value {
     let mut doc = motcua_submission::openapi();
     doc.merge(motcua_identity::api().1);
     doc.merge(motcua_uploads::api().1);
+    doc.merge(motcua_notifications::api().1);
     doc.info.title = "motcua API".into();
     doc.info.description = Some(
         "Every HTTP function of motcua: procedures, dossiers and their national status \
@@ -221,6 +224,7 @@ impl Walk {
             &[
                 ("MOTCUA_REGISTRY_URL", url.as_str()),
                 ("MOTCUA_REGISTRY_API_KEY", "test-key"),
+                ("MOTCUA_SMS_GATEWAY_RECEIPT_SECRET", RECEIPT_SECRET),
             ],
         )
         .unwrap();
@@ -343,6 +347,7 @@ async fn every_declared_answer_is_what_the_api_does() {
         .into_iter()
         .chain(motcua_identity::route_table())
         .chain(motcua_uploads::route_table())
+        .chain(motcua_notifications::route_table())
         .filter(|(_, path)| path != "/health" && path != "/v1/openapi.json")
         .collect();
     let documented: BTreeSet<Op> = ops.keys().cloned().collect();
@@ -721,6 +726,40 @@ async fn every_declared_answer_is_what_the_api_does() {
     let req = w.request("GET", "/v1/me/documents", Some(&officer));
     w.expect("GET", "/v1/me/documents", req, 403).await;
 
+    // A dossier's messages: for its applicant; a stranger gets the unknown dossier's answer.
+    let t = "/v1/dossiers/{id}/notifications";
+    let req = w.request(
+        "GET",
+        &format!("/v1/dossiers/{id}/notifications"),
+        Some(&citizen),
+    );
+    let list = w.expect("GET", t, req, 200).await.body;
+    assert!(list.is_array(), "{list}");
+    let req = w.request(
+        "GET",
+        &format!("/v1/dossiers/{id}/notifications"),
+        Some(&other_citizen),
+    );
+    w.expect("GET", t, req, 404).await;
+    // The gateway's receipts: signed, or refused.
+    let t = "/v1/notifications/receipts/gateway";
+    let body = br#"{"message_id":"gw-unknown","status":"delivered"}"#;
+    let req = w
+        .request("POST", t, None)
+        .header("content-type", "application/json")
+        .header(
+            "x-signature",
+            motcua_senders::receipt_signature(RECEIPT_SECRET.as_bytes(), body),
+        )
+        .body(body.to_vec());
+    w.expect("POST", t, req, 204).await;
+    let req = w
+        .request("POST", t, None)
+        .header("content-type", "application/json")
+        .header("x-signature", "00")
+        .body(body.to_vec());
+    w.expect("POST", t, req, 401).await;
+
     // Erasure, last: Lan's account goes.
     let req = w.request("DELETE", "/v1/me", Some(&lan_token));
     w.expect("DELETE", "/v1/me", req, 200).await;
@@ -750,10 +789,17 @@ async fn every_declared_answer_is_what_the_api_does() {
                 ("application/json", b"[]".to_vec(), 422),
             ];
             for (content_type, body, want) in cases {
-                let req = w
+                let mut req = w
                     .request(method, &path, token.as_deref())
-                    .header("content-type", content_type)
-                    .body(body);
+                    .header("content-type", content_type);
+                // A provider's callback is read only once signed: these are signed.
+                if template == "/v1/notifications/receipts/gateway" {
+                    req = req.header(
+                        "x-signature",
+                        motcua_senders::receipt_signature(RECEIPT_SECRET.as_bytes(), &body),
+                    );
+                }
+                let req = req.body(body);
                 w.expect(method, template, req, want).await;
             }
         }
