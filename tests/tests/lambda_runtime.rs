@@ -538,6 +538,7 @@ fn the_lambda_binaries_link_no_runner_only_crates() {
         "motcua-identity",
         "motcua-relay",
         "motcua-uploads",
+        "motcua-notifications",
     ] {
         let out = std::process::Command::new(env!("CARGO"))
             .current_dir(&root)
@@ -694,5 +695,155 @@ async fn the_uploads_binaries_open_slots_verify_arrivals_and_sweep() {
             .unwrap(),
     );
     assert_eq!(a, json!({"expired": 0, "removed": 0}));
+    store.delete_table().await.unwrap();
+}
+
+/// The notifications binaries on LocalStack: the consumer, fed the SQS message the bus
+/// rule sends, plans and sends the receipt's SMS through SNS, once however often the
+/// message comes; a body that is no event is dropped; the dispatcher runs on its schedule;
+/// the HTTP function shows the record to the applicant only.
+#[tokio::test]
+async fn the_notifications_binaries_send_once_and_show_the_records() {
+    let (table, aws_env) = aws_table("lambda-notify").await;
+    let conf = motcua_aws::localstack::config().await;
+    let store = motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        table.as_str(),
+    );
+    // A received dossier, its phone a number of this test's own.
+    let ports = store.submission_ports();
+    for p in motcua_domain::catalogue::demo_catalogue() {
+        ports.catalogue.put_procedure(&p).await.unwrap();
+    }
+    let phone = format!("+8498{:07}", std::process::id() % 10_000_000);
+    let now = jiff::Timestamp::now();
+    let (mut d, h, e) = motcua_ports::contract::sample("citizen-lambda", 1, now);
+    d.applicant.phone = Some(phone.clone());
+    ports.dossiers.create(&d, &h, &e).await.unwrap();
+    let officer = motcua_ports::contract::officer(&d.agency);
+    let (d, h) = d
+        .apply(
+            &officer,
+            &motcua_domain::Command::Receive,
+            now,
+            motcua_domain::WorkingCalendar::vietnam(),
+        )
+        .unwrap();
+    let received = motcua_domain::EventEnvelope::dossier(&d, &h);
+    ports.dossiers.transition(&d, &h, &received).await.unwrap();
+    let mut sqs = event("sqs/dossier-received.json");
+    let mut bus: Value = serde_json::from_str(sqs["Records"][0]["body"].as_str().unwrap()).unwrap();
+    bus["detail"] = serde_json::to_value(&received).unwrap();
+    sqs["Records"][0]["body"] = json!(bus.to_string());
+
+    let secret = "bW90Y3VhLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGVzISE=";
+    let mut env = vec![
+        ("MOTCUA_TABLE", table.as_str()),
+        ("MOTCUA_SMS_PROVIDER", "sns"),
+        ("MOTCUA_PORTAL_URL", "https://dichvucong.example.gov.vn"),
+        ("MOTCUA_QUIET_HOURS", "00:00-00:00"),
+        ("MOTCUA_JWT_SECRETS", secret),
+    ];
+    env.extend(aws_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let consumer = LambdaHarness::start(&function_binary("notifications-events").unwrap(), &env)
+        .await
+        .unwrap();
+    let sent_to = |phone: String| async move {
+        let v: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/_aws/sns/sms-messages",
+                motcua_aws::localstack::endpoint()
+            ))
+            .query(&[("phoneNumber", phone.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        v["sms_messages"][phone.as_str()]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for _ in 0..3 {
+        let a = answer(consumer.invoke(sqs.clone(), WAIT).await.unwrap());
+        assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    }
+    let mut sms = Vec::new();
+    for _ in 0..50 {
+        sms = sent_to(phone.clone()).await;
+        if !sms.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert!(
+        sms[0]["Message"].as_str().unwrap().starts_with(&format!(
+            "DVC: Ho so {} da duoc tiep nhan.",
+            d.code.as_str()
+        )),
+        "{sms:?}"
+    );
+    // A body that is no event of ours: dropped, not retried.
+    let mut garbage = sqs.clone();
+    garbage["Records"][0]["body"] = json!("garbage");
+    let a = answer(consumer.invoke(garbage, WAIT).await.unwrap());
+    assert_eq!(a["batchItemFailures"], json!([]), "{a}");
+    // The dispatcher: nothing left to send.
+    let dispatcher =
+        LambdaHarness::start(&function_binary("notifications-dispatcher").unwrap(), &env)
+            .await
+            .unwrap();
+    let a = answer(
+        dispatcher
+            .invoke(json!({"task": "dispatch"}), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["sent"], 0, "{a}");
+    assert_eq!(a["failed"], 0, "{a}");
+    assert_eq!(sent_to(phone.clone()).await.len(), 1);
+    // The records, for the applicant.
+    let http = LambdaHarness::start(&function_binary("notifications").unwrap(), &env)
+        .await
+        .unwrap();
+    let auth = motcua_http::Authenticator::new(
+        "motcua",
+        "motcua",
+        &motcua_http::config::jwt_secrets(Some(secret.into())).unwrap(),
+    )
+    .unwrap();
+    let get = |token: String| {
+        let mut req = event("apigw/get-procedures.json");
+        let path = format!("/v1/dossiers/{}/notifications", d.id);
+        req["rawPath"] = json!(path);
+        req["requestContext"]["http"]["path"] = json!(path);
+        req["routeKey"] = json!("GET /v1/dossiers/{id}/notifications");
+        req["headers"]["authorization"] = json!(format!("Bearer {token}"));
+        req
+    };
+    let mint = |sub: &str| {
+        auth.mint(
+            sub,
+            motcua_domain::Role::Citizen,
+            None,
+            jiff::Timestamp::now().as_second(),
+            600,
+        )
+    };
+    let a = answer(
+        http.invoke(get(mint("citizen-lambda")), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["statusCode"], 200, "{a}");
+    let list = body(&a);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "sent");
+    assert_eq!(list[0]["channel"], "sms");
+    let a = answer(http.invoke(get(mint("someone-else")), WAIT).await.unwrap());
+    assert_eq!(a["statusCode"], 404, "{a}");
     store.delete_table().await.unwrap();
 }
