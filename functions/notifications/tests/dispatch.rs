@@ -389,21 +389,33 @@ async fn the_send_rate_drains_a_burst_steadily() {
         let (_, e) = received(&w, seq).await;
         intake(&w.state, &e).await.unwrap();
     }
-    let now = w.clock.at();
-    let round = dispatch_due(&w.state, now, 8).await.unwrap();
-    assert_eq!(round.sent, 3, "{round:?}");
-    assert!(round.throttled.is_some());
-    assert_eq!(round.failed, 0);
-    // Each second three more, none failed, none lost.
-    let mut seconds = 0;
+    // Three a second, one in each third of a second: ten take a little over three
+    // seconds, none failed, none lost, never two in one window.
+    let started = w.clock.at();
+    let mut sent_at = Vec::new();
     while w.sim.messages().len() < 10 {
-        w.clock.advance(SignedDuration::from_secs(1));
         let r = dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
-        assert!(r.sent <= 3 && r.failed == 0, "{r:?}");
-        seconds += 1;
-        assert!(seconds < 10);
+        assert!(r.sent <= 1 && r.failed == 0 && r.expired == 0, "{r:?}");
+        if r.sent == 1 {
+            sent_at.push(w.clock.at().duration_since(started));
+        }
+        if r.sent == 0 || r.throttled.is_some() {
+            w.clock.advance(SignedDuration::from_millis(50));
+        }
+        assert!(w.clock.at().duration_since(started) < SignedDuration::from_secs(10));
     }
-    assert_eq!(seconds, 3);
+    assert_eq!(sent_at.len(), 10);
+    let last = *sent_at.last().unwrap();
+    assert!(
+        last >= SignedDuration::from_secs(3) && last < SignedDuration::from_millis(3400),
+        "{sent_at:?}"
+    );
+    for pair in sent_at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= SignedDuration::from_millis(250),
+            "{sent_at:?}"
+        );
+    }
     let _ = &w.store;
 }
 

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | delivery | `NT#<id>` | `NT` | gsi1 `DNT#<dossier>` / `<created µs>#<id>`; gsi2 `NTP#<provider>#<provider id>` / `NT` once sent; gsi4 `NOTIFY-DUE#<shard>` / `<due µs>#<id>` while unsettled (sparse, [`SHARDS`] partitions) |
 //! | delivery key (uniqueness) | `NTK#<key>` | `NTK` | |
-//! | send-rate window | `RATE#<bucket>#<unix second>` | `RATE` | TTL attribute `ttl` |
+//! | send-rate window | `RATE#<bucket>#<window>` ([`rate_window`]) | `RATE` | TTL attribute `ttl` |
 //!
 //! A delivery and its key are written in one transaction, each only if absent. An update
 //! replaces the item if its `version` is the one before. The due index is read without a
@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use jiff::{SignedDuration, Timestamp};
-use motcua_ports::notifications::{Delivery, DeliveryStore, PER_DOSSIER, SendRate};
+use motcua_ports::notifications::{Delivery, DeliveryStore, PER_DOSSIER, SendRate, rate_window};
 use motcua_ports::{StoreError, StoreResult};
 use uuid::Uuid;
 
@@ -234,29 +234,25 @@ impl SendRate for DynamoStore {
         per_second: u32,
         now: Timestamp,
     ) -> StoreResult<Result<(), SignedDuration>> {
-        let second = now.as_second();
+        let (window, quota, next) = rate_window(per_second, now);
         let added = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("RATE#{bucket}#{second}")))
+            .key("pk", s(format!("RATE#{bucket}#{window}")))
             .key("sk", s("RATE"))
             .update_expression("ADD taken :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(taken) OR taken < :limit")
+            .condition_expression("attribute_not_exists(taken) OR taken < :quota")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(per_second))
-            .expression_attribute_values(":ttl", n(second + 300))
+            .expression_attribute_values(":quota", n(quota))
+            .expression_attribute_values(":ttl", n(now.as_second() + 300))
             .send()
             .await
             .map_err(|e| classify(e, StoreError::Duplicate));
         match added {
             Ok(_) => Ok(Ok(())),
-            Err(StoreError::Duplicate) => {
-                let next = Timestamp::from_second(second + 1)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?;
-                Ok(Err(next.duration_since(now)))
-            }
+            Err(StoreError::Duplicate) => Ok(Err(next.duration_since(now))),
             Err(e) => Err(e),
         }
     }

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use motcua_ports::notifications::{Delivery, DeliveryStore, PER_DOSSIER, SendRate};
+use motcua_ports::notifications::{Delivery, DeliveryStore, PER_DOSSIER, SendRate, rate_window};
 use motcua_ports::{StoreError, StoreResult};
+
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
@@ -178,22 +179,20 @@ impl SendRate for LocalSendRate {
         per_second: u32,
         now: Timestamp,
     ) -> StoreResult<Result<(), SignedDuration>> {
-        let second = now.as_second();
+        let (window, quota, next) = rate_window(per_second, now);
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         // Old windows go, so the map holds one entry per live bucket.
         if w.len() > 1024 {
-            w.retain(|_, (s, _)| *s >= second);
+            w.retain(|_, (s, _)| *s >= window);
         }
-        let entry = w.entry(bucket.to_owned()).or_insert((second, 0));
-        if entry.0 != second {
-            *entry = (second, 0);
+        let entry = w.entry(bucket.to_owned()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
         }
-        if entry.1 < per_second {
+        if entry.1 < quota {
             entry.1 += 1;
             return Ok(Ok(()));
         }
-        let next =
-            Timestamp::from_second(second + 1).map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Err(next.duration_since(now)))
     }
 }

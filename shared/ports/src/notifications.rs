@@ -165,8 +165,8 @@ pub trait Sender: Send + Sync {
 /// How many messages a channel's sender may take.
 #[async_trait]
 pub trait SendRate: Send + Sync {
-    /// Takes one send of `bucket` if fewer than `per_second` were taken in the current
-    /// second; otherwise `Err(wait)` until the next second. Counted before the send.
+    /// Takes one send of `bucket` if its current window ([`rate_window`]) has quota left;
+    /// otherwise `Err(wait)` until the next window. Counted before the send.
     async fn take(
         &self,
         bucket: &str,
@@ -226,5 +226,51 @@ impl DeadLetters for LoggedDeadLetters {
             "a notification was given up"
         );
         Ok(())
+    }
+}
+
+/// The send-rate window `now` falls in, for a rate of `per_second`: each second is cut
+/// into `min(per_second, 10)` windows sharing the second's quota, so a channel sends
+/// steadily (at most about a tenth over the rate in any sliding second) rather than its
+/// whole second's worth at the top of each second. Returns the window's number (unique
+/// across seconds), its quota, and when the next window starts.
+pub fn rate_window(per_second: u32, now: Timestamp) -> (i64, u32, Timestamp) {
+    let slots = i64::from(per_second.clamp(1, 10));
+    let ms = now.as_millisecond();
+    let (second, rem) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let i = rem * slots / 1000;
+    let quota = per_second / slots as u32 + u32::from((i as u32) < per_second % slots as u32);
+    // Window i of a second starts at ceil(i * 1000 / slots) ms.
+    let next_ms = if i + 1 == slots {
+        (second + 1) * 1000
+    } else {
+        second * 1000 + ((i + 1) * 1000 + slots - 1) / slots
+    };
+    let next = Timestamp::from_millisecond(next_ms).unwrap_or(now);
+    (second * slots + i, quota, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seconds_quota_is_spread_over_its_windows() {
+        let at = |ms: i64| Timestamp::from_millisecond(1_773_712_800_000 + ms).unwrap();
+        for per_second in [1, 3, 7, 10, 30, 50, 1000] {
+            let mut seen = std::collections::BTreeMap::new();
+            for ms in 0..1000 {
+                let (w, quota, next) = rate_window(per_second, at(ms));
+                assert!(next > at(ms) && next <= at(1000), "{per_second} {ms}");
+                seen.insert(w, quota);
+                // The next window is another one.
+                assert_ne!(rate_window(per_second, next).0, w);
+            }
+            assert_eq!(seen.len() as u32, per_second.clamp(1, 10));
+            assert_eq!(seen.values().sum::<u32>(), per_second);
+        }
+        assert_eq!(rate_window(50, at(250)).1, 5);
+        assert_eq!(rate_window(3, at(334)).0, rate_window(3, at(666)).0);
+        assert_ne!(rate_window(3, at(333)).0, rate_window(3, at(334)).0);
     }
 }

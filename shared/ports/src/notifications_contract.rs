@@ -273,24 +273,37 @@ pub async fn receipts_find_their_delivery(p: NotificationPorts) {
 pub async fn the_send_rate_counts_per_bucket_and_second(p: NotificationPorts) {
     let bucket = format!("sms:test:{}", Uuid::now_v7());
     let other = format!("email:test:{}", Uuid::now_v7());
+    // 30 a second: ten windows of three.
     let at = t(10) + SignedDuration::from_millis(250);
-    // Ten at once against a limit of three: three pass, counted before the work.
+    // Ten at once against a window of three: three pass, counted before the work.
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let (rate, bucket) = (p.rate.clone(), bucket.clone());
-        tasks.push(tokio::spawn(async move { rate.take(&bucket, 3, at).await }));
+        tasks.push(tokio::spawn(
+            async move { rate.take(&bucket, 30, at).await },
+        ));
     }
     let mut granted = 0;
     for task in tasks {
         match task.await.unwrap().unwrap() {
             Ok(()) => granted += 1,
             Err(wait) => {
-                assert!(wait > SignedDuration::ZERO && wait <= SignedDuration::from_secs(1));
+                // Until the next window, at 300 ms.
+                assert_eq!(wait, SignedDuration::from_millis(50));
             }
         }
     }
     assert_eq!(granted, 3);
-    // Another bucket is another count; the next second starts afresh.
-    assert_eq!(p.rate.take(&other, 3, at).await.unwrap(), Ok(()));
-    assert_eq!(p.rate.take(&bucket, 3, t(11)).await.unwrap(), Ok(()));
+    // Another bucket is another count.
+    assert_eq!(p.rate.take(&other, 30, at).await.unwrap(), Ok(()));
+    // Asking every 10 ms through a whole second: exactly the second's 30, spread.
+    let mut per_window = std::collections::BTreeMap::new();
+    for ms in (0..1000).step_by(10) {
+        let now = t(20) + SignedDuration::from_millis(ms);
+        if p.rate.take(&bucket, 30, now).await.unwrap().is_ok() {
+            *per_window.entry(ms / 100).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(per_window.values().sum::<i32>(), 30);
+    assert!(per_window.values().all(|n| *n == 3), "{per_window:?}");
 }
