@@ -737,6 +737,21 @@ async fn the_notifications_binaries_send_once_and_show_the_records() {
     sqs["Records"][0]["body"] = json!(bus.to_string());
 
     let secret = "bW90Y3VhLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGVzISE=";
+    // The identity function's table, where erased accounts' subjects are revoked.
+    let identity_table = format!("motcua-lambda-notify-id-{}", uuid::Uuid::now_v7().simple());
+    let identity = motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        identity_table.as_str(),
+    );
+    identity.ensure_table().await.unwrap();
+    use motcua_ports::identity::RevokedSubjects;
+    identity
+        .revoke_subject(
+            "citizen-lambda",
+            jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+        )
+        .await
+        .unwrap();
     let mut env = vec![
         ("MOTCUA_TABLE", table.as_str()),
         ("MOTCUA_SMS_PROVIDER", "sns"),
@@ -809,6 +824,13 @@ async fn the_notifications_binaries_send_once_and_show_the_records() {
     let http = LambdaHarness::start(&function_binary("notifications").unwrap(), &env)
         .await
         .unwrap();
+    // Review finding: the HTTP function looked for revoked subjects in the dossier table.
+    // With the identity table named, an erased account's token stops there.
+    let mut with_identity = env.clone();
+    with_identity.push(("MOTCUA_IDENTITY_TABLE", identity_table.as_str()));
+    let guarded = LambdaHarness::start(&function_binary("notifications").unwrap(), &with_identity)
+        .await
+        .unwrap();
     let auth = motcua_http::Authenticator::new(
         "motcua",
         "motcua",
@@ -845,5 +867,20 @@ async fn the_notifications_binaries_send_once_and_show_the_records() {
     assert_eq!(list[0]["channel"], "sms");
     let a = answer(http.invoke(get(mint("someone-else")), WAIT).await.unwrap());
     assert_eq!(a["statusCode"], 404, "{a}");
+    let a = answer(
+        guarded
+            .invoke(get(mint("citizen-lambda")), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["statusCode"], 401, "{a}");
+    let a = answer(
+        guarded
+            .invoke(get(mint("someone-else")), WAIT)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a["statusCode"], 404, "{a}");
     store.delete_table().await.unwrap();
+    identity.delete_table().await.unwrap();
 }

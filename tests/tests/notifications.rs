@@ -448,3 +448,25 @@ async fn on_localstack_a_status_change_lands_in_ses_and_sns_exactly_once() {
         "{received:?}"
     );
 }
+
+/// Review finding: an empty receipt secret was a valid HMAC key, so anyone could sign
+/// receipts. A secret too short to be one now refuses every receipt.
+#[tokio::test]
+async fn an_empty_receipt_secret_signs_nothing() {
+    let runner = Runner::start_on_with(
+        "notify-empty-secret",
+        Backend::Embedded,
+        &[("MOTCUA_SMS_GATEWAY_RECEIPT_SECRET", "")],
+    )
+    .unwrap();
+    let body = br#"{"message_id":"gw-1","status":"delivered"}"#;
+    let r = Client::new()
+        .post(runner.url("/v1/notifications/receipts/gateway"))
+        .header("content-type", "application/json")
+        .header("x-signature", motcua_senders::receipt_signature(b"", body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

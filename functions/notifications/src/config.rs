@@ -38,6 +38,10 @@ pub struct NotifyConfig {
     pub lease: SignedDuration,
     /// `MOTCUA_NOTIFY_BATCH` (default 100): deliveries one dispatch round takes.
     pub batch: u32,
+    /// `MOTCUA_NOTIFY_COURTESY_PER_DAY` (default 20): courtesy messages (those a citizen's
+    /// own clicks trigger: submitted, withdrawn…) one applicant gets per day, counted
+    /// before they are planned; the law's messages are not capped.
+    pub courtesy_per_day: u32,
 }
 
 impl NotifyConfig {
@@ -166,6 +170,11 @@ impl NotifyConfig {
             120,
         )?;
         let batch: u32 = number("MOTCUA_NOTIFY_BATCH", get("MOTCUA_NOTIFY_BATCH"), 100)?;
+        let courtesy_per_day: u32 = number(
+            "MOTCUA_NOTIFY_COURTESY_PER_DAY",
+            get("MOTCUA_NOTIFY_COURTESY_PER_DAY"),
+            20,
+        )?;
         Ok(NotifyConfig {
             quiet,
             retry,
@@ -179,6 +188,7 @@ impl NotifyConfig {
             digest_mailboxes,
             lease: SignedDuration::from_secs(lease.clamp(10, 900) as i64),
             batch: batch.clamp(1, 1000),
+            courtesy_per_day,
         })
     }
 

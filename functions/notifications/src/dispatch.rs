@@ -184,7 +184,14 @@ async fn destination(s: &NotifyState, d: &Delivery) -> Result<Result<String, Str
                 return Ok(Err("no longer true: the dossier moved on".into()));
             }
             let (reach, _) = reach::applicant(s, &dossier, d.topic).await?;
-            if !reach.channels(d.topic).contains(&d.channel) {
+            // What the law requires may go on any channel that reaches the person (a
+            // fallback after another failed); the rest only where wanted.
+            let allowed = if d.mandatory {
+                reach.available.contains(&d.channel)
+            } else {
+                reach.channels(d.topic).contains(&d.channel)
+            };
+            if !allowed {
                 return Ok(Err(
                     "the applicant no longer wants or has this channel".into()
                 ));
@@ -198,6 +205,35 @@ async fn destination(s: &NotifyState, d: &Delivery) -> Result<Result<String, Str
 
 fn jitter() -> f64 {
     rand::random::<f64>()
+}
+
+/// A provider's words as a record may keep them: short, plain, and without anything that
+/// may be a number or an address (a gateway may echo the phone it refused).
+pub fn clean_reason(text: &str) -> String {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| !w.contains('@'))
+        .map(|w| {
+            let digits = w.chars().filter(char::is_ascii_digit).count();
+            if digits >= 5 {
+                "#".to_owned()
+            } else {
+                w.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "-_.:/()".contains(*c))
+                    .collect()
+            }
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = words.join(" ");
+    if out.len() > 80 {
+        out.truncate(80);
+    }
+    if out.is_empty() {
+        "unspecified".into()
+    } else {
+        out
+    }
 }
 
 /// Handles one due delivery.
@@ -217,14 +253,20 @@ pub async fn deliver(s: &NotifyState, mut d: Delivery, now: Timestamp) -> Result
     }
     if now >= d.expires_at {
         let hours = s.config.retry.validity.as_hours();
-        return settle(
+        let mandatory = d.mandatory;
+        let step = settle(
             s,
-            d,
+            d.clone(),
             DeliveryStatus::Expired,
             Some(format!("not sent within its validity ({hours} h)")),
             now,
         )
-        .await;
+        .await?;
+        // A message the law requires that nobody got: the operators hear of it.
+        if mandatory && step == Step::Expired {
+            let _ = s.dead_letters.dead_letter(&d).await;
+        }
+        return Ok(step);
     }
     // Still quiet (a deferred message looked at early): wait for the end.
     let release = if d.topic.urgent() {
@@ -265,10 +307,20 @@ pub async fn deliver(s: &NotifyState, mut d: Delivery, now: Timestamp) -> Result
         Err(StoreError::Conflict) => return Ok(Step::Skipped),
         Err(e) => return Err(e),
     }
-    if earlier_attempt && let Ok(Lookup::Accepted(a)) = sender.lookup(d.id).await {
-        d.provider = Some(sender.provider().into());
-        d.provider_id = a.provider_id;
-        return settle(s, d, DeliveryStatus::Sent, None, now).await;
+    if earlier_attempt {
+        match sender.lookup(d.id).await {
+            Ok(Lookup::Accepted(a)) => {
+                d.provider = Some(sender.provider().into());
+                d.provider_id = a.provider_id;
+                return settle(s, d, DeliveryStatus::Sent, None, now).await;
+            }
+            Ok(Lookup::Unknown | Lookup::Unsupported) => {}
+            // Not knowing whether the provider has it, sending again could duplicate it:
+            // this attempt counts as a failed one.
+            Err(e) => {
+                return after_attempt(s, d, sender.provider(), Err(e), now).await;
+            }
+        }
     }
     let outcome = sender
         .send(&Outgoing {
@@ -294,13 +346,23 @@ async fn after_attempt(
             settle(s, d, DeliveryStatus::Sent, None, now).await
         }
         Err(SendFailure::Permanent(why)) => {
-            settle(s, d, DeliveryStatus::Failed, Some(why), now).await
+            let why = clean_reason(&why);
+            let step = settle(s, d.clone(), DeliveryStatus::Failed, Some(why), now).await?;
+            fallback(s, &d, now).await;
+            Ok(step)
         }
         Err(SendFailure::Transient(why)) if d.attempts >= s.config.retry.max_attempts => {
-            let why = format!("gave up after {} attempts: {why}", d.attempts);
-            settle(s, d, DeliveryStatus::Failed, Some(why), now).await
+            let why = format!(
+                "gave up after {} attempts: {}",
+                d.attempts,
+                clean_reason(&why)
+            );
+            let step = settle(s, d.clone(), DeliveryStatus::Failed, Some(why), now).await?;
+            fallback(s, &d, now).await;
+            Ok(step)
         }
         Err(SendFailure::Transient(why)) => {
+            let why = clean_reason(&why);
             let wait = s.config.retry.delay(d.attempts, jitter());
             d.due_at = now.checked_add(wait).unwrap_or(now);
             tracing::info!(delivery = %d.id, attempt = d.attempts, error = %why, "sending failed; tried again later");
@@ -334,6 +396,17 @@ async fn reconcile(
             )
             .await
         }
+        // Past its validity, the question is moot: given up, not sent again.
+        Err(_) if now >= d.expires_at => {
+            settle(
+                s,
+                d,
+                DeliveryStatus::Failed,
+                Some("outcome unknown: the provider could not be asked about an interrupted attempt".into()),
+                now,
+            )
+            .await
+        }
         // Ask again at the next round.
         Err(e) => {
             tracing::warn!(delivery = %d.id, error = %e, "the provider could not be asked about an interrupted attempt");
@@ -343,6 +416,70 @@ async fn reconcile(
                 Ok(()) | Err(StoreError::Conflict) => Ok(Step::Retrying),
                 Err(e) => Err(e),
             }
+        }
+    }
+}
+
+/// After a message the law requires failed on its channel: the same message on the next
+/// channel that reaches the applicant (SMS, then email, then Zalo), unless that channel
+/// has (or had) it already. Best effort: a failure here is logged; the failed delivery
+/// stays failed and was dead-lettered.
+async fn fallback(s: &NotifyState, failed: &Delivery, now: Timestamp) {
+    if !failed.mandatory || failed.recipient != Recipient::Applicant {
+        return;
+    }
+    let (Some(event), Some(dossier_id)) = (failed.event_id, failed.dossier_id) else {
+        return;
+    };
+    let planned = async {
+        let Some(dossier) = s.dossiers.get(dossier_id).await? else {
+            return Ok::<_, StoreError>(None);
+        };
+        if superseded(failed.topic, dossier.status) {
+            return Ok(None);
+        }
+        let (reach, lang) = reach::applicant(s, &dossier, failed.topic).await?;
+        let facts = crate::plan::facts(s, &dossier, None).await?;
+        for channel in [Channel::Sms, Channel::Email, Channel::Zalo] {
+            if channel == failed.channel
+                || !reach.available.contains(&channel)
+                || reach::address(&reach, channel).is_none()
+            {
+                continue;
+            }
+            let Some(content) = crate::plan::render(s, failed.topic, channel, lang, &facts) else {
+                continue;
+            };
+            let mut d = crate::plan::new_delivery(
+                s,
+                Delivery::key_of(&event.to_string(), channel, &Recipient::Applicant),
+                Some(event),
+                Some(dossier_id),
+                failed.topic,
+                channel,
+                Recipient::Applicant,
+                lang,
+                content,
+                failed.created_at,
+                now,
+            );
+            d.expires_at = failed.expires_at;
+            let stored = s.ports.deliveries.plan(&[d]).await?;
+            // Planned now, or there already (sent, or failing too): either way, done.
+            return Ok(stored.into_iter().next().map(|(d, new)| (d.channel, new)));
+        }
+        Ok(None)
+    }
+    .await;
+    match planned {
+        Ok(Some((channel, true))) => tracing::info!(
+            delivery = %failed.id,
+            fallback = channel.as_str(),
+            "a required message goes by another channel"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(delivery = %failed.id, error = %e, "no fallback channel could be planned")
         }
     }
 }

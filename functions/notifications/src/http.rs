@@ -204,14 +204,7 @@ pub(crate) async fn gateway_receipt(
         d.reason = (status == DeliveryStatus::Failed).then(|| {
             format!(
                 "the gateway reports: {}",
-                receipt
-                    .error
-                    .as_deref()
-                    .unwrap_or("failed")
-                    .chars()
-                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
-                    .take(60)
-                    .collect::<String>()
+                crate::dispatch::clean_reason(receipt.error.as_deref().unwrap_or("failed"))
             )
         });
         d.version += 1;

@@ -22,73 +22,87 @@ fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// The state of the deployed function: dossiers and deliveries on `MOTCUA_TABLE`,
-/// accounts on `MOTCUA_IDENTITY_TABLE` (sealed under `MOTCUA_KMS_KEY_ID`), the senders the
-/// environment names, secrets from Secrets Manager.
-pub async fn state_from_env() -> Result<NotifyState, Box<dyn std::error::Error + Send + Sync>> {
+/// What the deployed function runs: the event consumer and the dispatcher send; the HTTP
+/// function only reads records and takes receipts (no senders, no accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Sending,
+    Http,
+}
+
+/// The state of the deployed function: dossiers and deliveries on `MOTCUA_TABLE`; revoked
+/// token subjects on `MOTCUA_IDENTITY_TABLE`, and (sending) accounts there, sealed under
+/// `MOTCUA_KMS_KEY_ID`; the senders the environment names; secrets from Secrets Manager,
+/// each part reading only its own.
+pub async fn state_from_env(
+    part: Part,
+) -> Result<NotifyState, Box<dyn std::error::Error + Send + Sync>> {
     let conf = motcua_aws::sdk_config().await;
     let secrets_client = motcua_aws::aws_sdk_secretsmanager::Client::new(&conf);
-    let secrets = motcua_aws::secrets::resolve(
-        &secrets_client,
-        &[
-            "MOTCUA_SMS_GATEWAY_KEY",
-            "MOTCUA_SMS_GATEWAY_RECEIPT_SECRET",
-            "MOTCUA_ZALO_ACCESS_TOKEN",
-            "MOTCUA_JWT_SECRETS",
-        ],
-        env,
-    )
-    .await?;
+    let names: &[&str] = match part {
+        Part::Sending => &["MOTCUA_SMS_GATEWAY_KEY", "MOTCUA_ZALO_ACCESS_TOKEN"],
+        Part::Http => &["MOTCUA_SMS_GATEWAY_RECEIPT_SECRET", "MOTCUA_JWT_SECRETS"],
+    };
+    let secrets = motcua_aws::secrets::resolve(&secrets_client, names, env).await?;
     let get = motcua_aws::secrets::lookup(secrets, env);
+    // An empty secret is no secret.
+    let get = move |k: &str| get(k).filter(|v| !v.trim().is_empty());
     let config = NotifyConfig::from_lookup(&get)?;
     let http = HttpSettings::from_lookup(&get)?;
     let table = env("MOTCUA_TABLE").ok_or("MOTCUA_TABLE is required")?;
     let store = motcua_aws::DynamoStore::from_env(table).await;
-    let accounts = match (env("MOTCUA_IDENTITY_TABLE"), env("MOTCUA_KMS_KEY_ID")) {
-        (Some(t), Some(key)) => {
-            let ports = motcua_aws::DynamoStore::from_env(t).await.identity_ports();
+    let identity = match env("MOTCUA_IDENTITY_TABLE") {
+        Some(t) => Some(motcua_aws::DynamoStore::from_env(t).await.identity_ports()),
+        None => None,
+    };
+    let accounts = match (part, &identity, env("MOTCUA_KMS_KEY_ID")) {
+        (Part::Sending, Some(ports), Some(key)) => {
             let vault = Arc::new(motcua_aws::kms::KmsKeyVault::new(
                 motcua_aws::aws_sdk_kms::Client::new(&conf),
                 key,
             ));
-            Some(motcua_identity::sealed::sealed_ports(ports, vault).accounts)
+            Some(motcua_identity::sealed::sealed_ports(ports.clone(), vault).accounts)
         }
-        _ => {
+        (Part::Sending, _, _) => {
             tracing::warn!(
                 "MOTCUA_IDENTITY_TABLE or MOTCUA_KMS_KEY_ID unset: messages go to the dossier's phone only"
             );
             None
         }
+        (Part::Http, _, _) => None,
     };
     let mut senders = Senders::default();
-    match env("MOTCUA_SMS_PROVIDER").as_deref() {
-        Some("sns") => {
-            senders = senders.with(Arc::new(motcua_aws::sms::SnsSms::new(
-                motcua_aws::aws_sdk_sns::Client::new(&conf),
-                env("MOTCUA_SMS_SENDER_ID"),
-            )))
+    if part == Part::Sending {
+        match env("MOTCUA_SMS_PROVIDER").as_deref() {
+            Some("sns") => {
+                senders = senders.with(Arc::new(motcua_aws::sms::SnsSms::new(
+                    motcua_aws::aws_sdk_sns::Client::new(&conf),
+                    env("MOTCUA_SMS_SENDER_ID"),
+                )))
+            }
+            Some("gateway") => {
+                senders = senders.with(Arc::new(motcua_senders::gateway::SmsGateway::new(
+                    &env("MOTCUA_SMS_GATEWAY_URL").ok_or("MOTCUA_SMS_GATEWAY_URL is required")?,
+                    &get("MOTCUA_SMS_GATEWAY_KEY").ok_or("MOTCUA_SMS_GATEWAY_KEY is required")?,
+                    &env("MOTCUA_SMS_SENDER_ID").unwrap_or_else(|| "DVC".into()),
+                    config.sms.unicode,
+                )))
+            }
+            Some("none") => {}
+            _ => return Err("MOTCUA_SMS_PROVIDER must be sns, gateway or none".into()),
         }
-        Some("gateway") => {
-            senders = senders.with(Arc::new(motcua_senders::gateway::SmsGateway::new(
-                &env("MOTCUA_SMS_GATEWAY_URL").ok_or("MOTCUA_SMS_GATEWAY_URL is required")?,
-                &get("MOTCUA_SMS_GATEWAY_KEY").ok_or("MOTCUA_SMS_GATEWAY_KEY is required")?,
-                &env("MOTCUA_SMS_SENDER_ID").unwrap_or_else(|| "DVC".into()),
-                config.sms.unicode,
-            )))
+        if let Some(from) = env("MOTCUA_EMAIL_FROM") {
+            senders = senders.with(Arc::new(motcua_aws::ses::SesEmail::new(
+                motcua_aws::aws_sdk_ses::Client::new(&conf),
+                from,
+                env("MOTCUA_SES_CONFIGURATION_SET"),
+            )));
         }
-        Some("none") => {}
-        _ => return Err("MOTCUA_SMS_PROVIDER must be sns, gateway or none".into()),
-    }
-    if let Some(from) = env("MOTCUA_EMAIL_FROM") {
-        senders = senders.with(Arc::new(motcua_aws::ses::SesEmail::new(
-            motcua_aws::aws_sdk_ses::Client::new(&conf),
-            from,
-            env("MOTCUA_SES_CONFIGURATION_SET"),
-        )));
-    }
-    if let Some(token) = get("MOTCUA_ZALO_ACCESS_TOKEN") {
-        let url = env("MOTCUA_ZALO_URL").unwrap_or_else(|| motcua_senders::zalo::ZNS_URL.into());
-        senders = senders.with(Arc::new(motcua_senders::zalo::ZaloZns::new(&url, &token)));
+        if let Some(token) = get("MOTCUA_ZALO_ACCESS_TOKEN") {
+            let url =
+                env("MOTCUA_ZALO_URL").unwrap_or_else(|| motcua_senders::zalo::ZNS_URL.into());
+            senders = senders.with(Arc::new(motcua_senders::zalo::ZaloZns::new(&url, &token)));
+        }
     }
     let dead_letters: Arc<dyn motcua_ports::notifications::DeadLetters> =
         match env("MOTCUA_NOTIFY_DLQ_URL") {
@@ -99,6 +113,14 @@ pub async fn state_from_env() -> Result<NotifyState, Box<dyn std::error::Error +
             None => Arc::new(LoggedDeadLetters),
         };
     let submission = store.submission_ports();
+    // Erased accounts' subjects are the identity function's items, in its table.
+    let revoked = match &identity {
+        Some(ports) => ports.revoked.clone(),
+        None => submission.revoked.clone(),
+    };
+    let receipt_secret = get("MOTCUA_SMS_GATEWAY_RECEIPT_SECRET")
+        .filter(|s| s.len() >= 16)
+        .map(|s| Arc::from(s.into_bytes()));
     Ok(NotifyState {
         dossiers: submission.dossiers.clone(),
         catalogue: submission.catalogue.clone(),
@@ -106,10 +128,10 @@ pub async fn state_from_env() -> Result<NotifyState, Box<dyn std::error::Error +
         ports: store.notification_ports(),
         senders,
         dead_letters,
-        auth: http.authenticator(submission.revoked.clone()),
+        auth: http.authenticator(revoked),
         clock: Arc::new(SystemClock::default()),
         config: Arc::new(config),
-        receipt_secret: get("MOTCUA_SMS_GATEWAY_RECEIPT_SECRET").map(|s| Arc::from(s.into_bytes())),
+        receipt_secret,
     })
 }
 

@@ -175,8 +175,23 @@ pub async fn intake(s: &NotifyState, e: &EventEnvelope) -> Result<Intake, Retry>
     if channels.is_empty() {
         return Ok(Intake::Ignored("nobody to reach"));
     }
-    let f = facts(s, &d, Some(e)).await?;
     let now = s.clock.now();
+    // Courtesy messages are capped per applicant and day, counted before they are made.
+    if !topic.mandatory() {
+        let day = motcua_domain::calendar::local_date(now);
+        let period = i64::from(day.year()) * 1000 + i64::from(day.day_of_year());
+        let bucket = format!("courtesy:{}", d.applicant.subject);
+        if !s
+            .ports
+            .rate
+            .take_in(&bucket, period, s.config.courtesy_per_day)
+            .await?
+        {
+            tracing::warn!(event = %e.id, "the applicant's courtesy messages for today are used up");
+            return Ok(Intake::Ignored("daily limit of courtesy messages"));
+        }
+    }
+    let f = facts(s, &d, Some(e)).await?;
     let event = e.id.to_string();
     let deliveries: Vec<Delivery> = channels
         .into_iter()

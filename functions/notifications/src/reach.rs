@@ -35,8 +35,22 @@ pub(crate) async fn applicant(
             .collect();
             (wants, p.language, a.phone.clone(), a.email.clone())
         }
-        // No account to ask: the dossier's phone, as accounts start (SMS and email).
+        // An account that filed the dossier and is gone (erased at its holder's request):
+        // its wishes went with it, so only what the law requires, to the dossier's phone.
+        None if d.applicant.account.is_some() && s.accounts.is_some() => {
+            (Vec::new(), Lang::Vi, None, None)
+        }
+        // No account to ask (a paper dossier, a development token): the dossier's phone.
         None => (vec![Channel::Sms, Channel::Email], Lang::Vi, None, None),
+    };
+    // The dossier's contact number was typed, never proven: it gets what the law requires
+    // (officers' decisions), never the courtesy messages a citizen's own clicks trigger,
+    // which go to the account's own contacts only (no one can have a stranger's phone
+    // messaged by submitting and withdrawing).
+    let phone = if topic.mandatory() {
+        d.applicant.phone.clone().or(phone)
+    } else {
+        phone
     };
     let available = s
         .senders
@@ -46,8 +60,7 @@ pub(crate) async fn applicant(
         .collect();
     Ok((
         Reach {
-            // The number given with the dossier comes first: the applicant chose it for it.
-            phone: d.applicant.phone.clone().or(phone),
+            phone,
             email,
             wants,
             available,

@@ -489,3 +489,162 @@ async fn a_supplement_request_already_answered_is_not_sent() {
     );
     assert!(w.sim.messages().iter().all(|m| !m.text.contains("bo sung")));
 }
+
+#[test]
+fn provider_words_keep_no_number_or_address() {
+    use motcua_notifications::dispatch::clean_reason;
+    assert_eq!(
+        clean_reason("gateway: bad phone 84912345678 for lan@example.vn <script>"),
+        "gateway: bad phone # for script"
+    );
+    assert_eq!(clean_reason("+84912345678"), "#");
+    assert_eq!(clean_reason(""), "unspecified");
+    assert!(clean_reason(&"x".repeat(500)).len() <= 80);
+    assert_eq!(clean_reason("gateway: HTTP 503"), "gateway: HTTP 503");
+}
+
+/// Review finding: a lookup that failed on a retry let the message go again (a duplicate
+/// when the provider had it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_lookup_sends_nothing_again() {
+    let w = world(&[], 0).await;
+    let (d, e) = received(&w, 40).await;
+    intake(&w.state, &e).await.unwrap();
+    w.sim.script_sms(&["lost"]);
+    w.sim.script_lookups(&["http_503"]);
+    dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
+    w.clock.advance(SignedDuration::from_secs(11));
+    let round = dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
+    assert_eq!(round.retrying, 1, "{round:?}");
+    assert_eq!(w.sim.messages().len(), 1);
+    w.clock.advance(SignedDuration::from_secs(30));
+    let round = dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
+    assert_eq!(round.sent, 1, "{round:?}");
+    assert_eq!(w.sim.messages().len(), 1);
+    let r = &w.state.ports.deliveries.of_dossier(d.id).await.unwrap()[0];
+    assert_eq!(r.status, DeliveryStatus::Sent);
+}
+
+/// Review finding: a required message that failed on its channel was lost; it now goes on
+/// the next channel that reaches the applicant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_message_falls_back_to_another_channel() {
+    let mut w = world(&[("MOTCUA_ZALO_TEMPLATES", r#"{"received": "231245"}"#)], 0).await;
+    w.state.senders = w
+        .state
+        .senders
+        .clone()
+        .with(Arc::new(motcua_senders::zalo::ZaloZns::new(
+            &w.sim.zns_url(),
+            "t",
+        )));
+    let (d, e) = received(&w, 41).await;
+    intake(&w.state, &e).await.unwrap();
+    // No account wants Zalo: only SMS was planned.
+    assert_eq!(
+        w.state
+            .ports
+            .deliveries
+            .of_dossier(d.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    w.sim.script_sms(&["code:blacklisted"]);
+    dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
+    dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
+    let all = w.state.ports.deliveries.of_dossier(d.id).await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        (all[0].channel, all[0].status),
+        (Channel::Sms, DeliveryStatus::Failed)
+    );
+    assert_eq!(
+        (all[1].channel, all[1].status),
+        (Channel::Zalo, DeliveryStatus::Sent)
+    );
+    let sent = w.sim.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].channel.as_str(), sent[0].text.as_str()),
+        ("zalo", "231245")
+    );
+}
+
+/// Review finding: anyone could have a stranger's phone messaged by submitting and
+/// withdrawing with the stranger's number as the contact. Courtesy messages now go to the
+/// account's own contacts only, a limited number a day; an erased account's wishes (none)
+/// hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courtesy_messages_go_to_the_accounts_own_contacts_a_few_a_day() {
+    use motcua_ports::identity::{Account, AccountKind, ChannelPreferences};
+    let mut w = world(&[("MOTCUA_NOTIFY_COURTESY_PER_DAY", "2")], 0).await;
+    let identity = w.store.identity_ports();
+    w.state.accounts = Some(identity.accounts.clone());
+    let now = w.clock.at();
+    let account = Account {
+        id: Uuid::now_v7(),
+        kind: AccountKind::Citizen,
+        id_hash: format!("h-{}", Uuid::now_v7()),
+        id_hash_kid: None,
+        owner: None,
+        assurance: 2,
+        name: "Nguyễn Thị Lan".into(),
+        birth_date: None,
+        sex: None,
+        phone: Some("+84987654321".into()),
+        email: None,
+        preferences: ChannelPreferences::default(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        sealed: None,
+    };
+    identity.accounts.create_if_absent(&account).await.unwrap();
+    let submitted = |seq: u32, with_account: bool| {
+        let (mut d, h, _) = motcua_ports::contract::sample(&account.id.to_string(), seq, now);
+        // The typed contact number: a stranger's.
+        d.applicant.phone = Some("+84935000333".into());
+        d.applicant.account = with_account.then_some(account.id);
+        let e = EventEnvelope::dossier(&d, &h);
+        (d, h, e)
+    };
+    // Without an account, the typed number gets no courtesy message.
+    let (d, h, e) = submitted(50, false);
+    w.submission.dossiers.create(&d, &h, &e).await.unwrap();
+    assert!(matches!(
+        intake(&w.state, &e).await.unwrap(),
+        Intake::Ignored(_)
+    ));
+    // With the account: to the account's phone, two a day.
+    for seq in 51..54 {
+        let (d, h, e) = submitted(seq, true);
+        w.submission.dossiers.create(&d, &h, &e).await.unwrap();
+        let r = intake(&w.state, &e).await.unwrap();
+        if seq < 53 {
+            assert_eq!(
+                r,
+                Intake::Planned {
+                    new: 1,
+                    existing: 0
+                }
+            );
+        } else {
+            assert_eq!(r, Intake::Ignored("daily limit of courtesy messages"));
+        }
+    }
+    dispatch_due(&w.state, w.clock.at(), 8).await.unwrap();
+    let sent = w.sim.messages();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.to == "84987654321"), "{sent:?}");
+    // The account erased: its (default) wishes are gone with it; nothing courtesy goes.
+    identity.accounts.erase(&account).await.unwrap();
+    w.clock.advance(SignedDuration::from_hours(24));
+    let (d, h, e) = submitted(60, true);
+    w.submission.dossiers.create(&d, &h, &e).await.unwrap();
+    assert!(matches!(
+        intake(&w.state, &e).await.unwrap(),
+        Intake::Ignored(_)
+    ));
+}

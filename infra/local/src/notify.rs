@@ -82,8 +82,10 @@ pub fn state(
         other => std::env::var(other).ok(),
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A secret too short to be one is none: the route then refuses every receipt.
     let receipt_secret = std::env::var("MOTCUA_SMS_GATEWAY_RECEIPT_SECRET")
         .ok()
+        .filter(|s| s.trim().len() >= 16)
         .map(|s| Arc::from(s.into_bytes()));
     Ok(NotifyState {
         dossiers: submission.ports.dossiers.clone(),

@@ -256,4 +256,28 @@ impl SendRate for DynamoStore {
             Err(e) => Err(e),
         }
     }
+
+    async fn take_in(&self, bucket: &str, period: i64, limit: u32) -> StoreResult<bool> {
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RATE#{bucket}#P{period}")))
+            .key("sk", s("RATE"))
+            .update_expression("ADD taken :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(taken) OR taken < :limit")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            // Kept a week: long enough for any period this counts (days).
+            .expression_attribute_values(":ttl", n(Timestamp::now().as_second() + 7 * 86_400))
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::Duplicate));
+        match added {
+            Ok(_) => Ok(true),
+            Err(StoreError::Duplicate) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -263,7 +263,13 @@ pub fn zalo(topic: Topic, f: &Facts, template_id: &str) -> Content {
         "ten_thu_tuc".into(),
         f.procedure_name.chars().take(100).collect(),
     );
-    params.insert("trang_thai".into(), sentence(topic, Lang::Vi, f));
+    // ZNS parameters are short fields of an approved template: bounded here.
+    let status = sentence(topic, Lang::Vi, f);
+    let status = match status.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &status[..i]),
+        None => status,
+    };
+    params.insert("trang_thai".into(), status);
     params.insert("ngay_hen_tra".into(), date(f.due_date));
     Content::Zalo {
         template_id: template_id.to_owned(),
@@ -406,5 +412,12 @@ mod tests {
         assert_eq!(params["ma_ho_so"], "G22.91-260317-0042");
         assert_eq!(params["ngay_hen_tra"], "31/03/2026");
         assert!(params["trang_thai"].contains("đã được tiếp nhận"));
+        // A long reason stays a short template field.
+        let mut long = facts();
+        long.reason = Some("Thiếu chữ ký ".repeat(200));
+        let Content::Zalo { params, .. } = zalo(Topic::Refused, &long, "1") else {
+            panic!()
+        };
+        assert!(params["trang_thai"].chars().count() <= 201);
     }
 }

@@ -165,10 +165,11 @@ impl DeliveryStore for EmbeddedStore {
     }
 }
 
-/// Sends per bucket and second, in this process.
+/// Sends per bucket and window, in this process.
 #[derive(Default)]
 pub struct LocalSendRate {
     windows: Mutex<HashMap<String, (i64, u32)>>,
+    periods: Mutex<HashMap<String, (i64, u32)>>,
 }
 
 #[async_trait]
@@ -194,5 +195,22 @@ impl SendRate for LocalSendRate {
             return Ok(Ok(()));
         }
         Ok(Err(next.duration_since(now)))
+    }
+
+    async fn take_in(&self, bucket: &str, period: i64, limit: u32) -> StoreResult<bool> {
+        let mut p = self.periods.lock().unwrap_or_else(|p| p.into_inner());
+        if p.len() > 100_000 {
+            p.retain(|_, (at, _)| *at >= period);
+        }
+        let entry = p.entry(bucket.to_owned()).or_insert((period, 0));
+        if entry.0 != period {
+            *entry = (period, 0);
+        }
+        if entry.1 < limit {
+            entry.1 += 1;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
     }
 }

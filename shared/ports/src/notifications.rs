@@ -173,6 +173,10 @@ pub trait SendRate: Send + Sync {
         per_second: u32,
         now: Timestamp,
     ) -> StoreResult<Result<(), SignedDuration>>;
+
+    /// Takes one of the `limit` of `bucket` in the period numbered `period` (a day, …);
+    /// false when none is left. Counted before the work it limits.
+    async fn take_in(&self, bucket: &str, period: i64, limit: u32) -> StoreResult<bool>;
 }
 
 /// What the notifications capability stores.

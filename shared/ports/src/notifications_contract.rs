@@ -21,7 +21,8 @@ macro_rules! notifications_contract_tests {
             due_lists_unsettled_deliveries_in_time_order,
             a_dossiers_deliveries_come_oldest_first,
             receipts_find_their_delivery,
-            the_send_rate_counts_per_bucket_and_second
+            the_send_rate_counts_per_bucket_and_second,
+            periods_count_their_own_limit
         );
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -306,4 +307,25 @@ pub async fn the_send_rate_counts_per_bucket_and_second(p: NotificationPorts) {
     }
     assert_eq!(per_window.values().sum::<i32>(), 30);
     assert!(per_window.values().all(|n| *n == 3), "{per_window:?}");
+}
+
+pub async fn periods_count_their_own_limit(p: NotificationPorts) {
+    let bucket = format!("courtesy:owner-{}", Uuid::now_v7());
+    // Five at once against a limit of two: two pass.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (rate, bucket) = (p.rate.clone(), bucket.clone());
+        tasks.push(tokio::spawn(async move {
+            rate.take_in(&bucket, 20_000, 2).await
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 2);
+    // The next period is another.
+    assert!(p.rate.take_in(&bucket, 20_001, 2).await.unwrap());
 }

@@ -45,6 +45,7 @@ pub struct SimMessage {
 struct Inner {
     messages: Vec<SimMessage>,
     sms_script: VecDeque<String>,
+    lookup_script: VecDeque<String>,
     zalo_script: VecDeque<String>,
     next_id: u64,
 }
@@ -132,6 +133,13 @@ impl MessagingSimulator {
             .extend(answers.iter().map(|a| a.to_string()));
     }
 
+    /// Answers for the next status lookups (`http_503`…), then the truth.
+    pub fn script_lookups(&self, answers: &[&str]) {
+        lock(&self.inner)
+            .lookup_script
+            .extend(answers.iter().map(|a| a.to_string()));
+    }
+
     pub fn script_zalo(&self, answers: &[&str]) {
         lock(&self.inner)
             .zalo_script
@@ -182,7 +190,7 @@ async fn sms(State(s): State<Sim>, headers: HeaderMap, Json(r): Json<SmsRequest>
         let signature = crate::receipt_signature(secret, body.as_bytes());
         let (http, url) = (s.http.clone(), url.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             let _ = http
                 .post(url)
                 .header("content-type", "application/json")
@@ -219,7 +227,16 @@ async fn sms_status(
     if auth != format!("Bearer {}", s.key) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let inner = lock(&s.inner);
+    let mut inner = lock(&s.inner);
+    if let Some(code) = inner
+        .lookup_script
+        .pop_front()
+        .and_then(|a| a.strip_prefix("http_").and_then(|c| c.parse().ok()))
+    {
+        return StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
     match inner
         .messages
         .iter()

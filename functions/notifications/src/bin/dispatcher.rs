@@ -11,7 +11,9 @@ use motcua_notifications::lambda::{ScheduleInput, handle_schedule};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     motcua_aws::init_lambda_tracing();
-    let state = motcua_notifications::lambda::state_from_env().await?;
+    let state =
+        motcua_notifications::lambda::state_from_env(motcua_notifications::lambda::Part::Sending)
+            .await?;
     let state = &state;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

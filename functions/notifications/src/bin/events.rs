@@ -8,7 +8,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     motcua_aws::init_lambda_tracing();
-    let state = motcua_notifications::lambda::state_from_env().await?;
+    let state =
+        motcua_notifications::lambda::state_from_env(motcua_notifications::lambda::Part::Sending)
+            .await?;
     tracing::info!(senders = %motcua_notifications::lambda::describe(&state), "started");
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
