@@ -196,6 +196,12 @@ const ELSEWHERE: &[(&str, &str, u16, &str)] = &[
         200,
         "lambda_runtime.rs: an issuer URL",
     ),
+    (
+        "POST",
+        "/v1/notifications/receipts/gateway",
+        204,
+        "functions/notifications/tests/recipients.rs: a sent message's receipt (the walk's runner sends no gateway SMS)",
+    ),
 ];
 
 struct Walk {
@@ -752,7 +758,8 @@ async fn every_declared_answer_is_what_the_api_does() {
             motcua_senders::receipt_signature(RECEIPT_SECRET.as_bytes(), body),
         )
         .body(body.to_vec());
-    w.expect("POST", t, req, 204).await;
+    let early = w.expect("POST", t, req, 409).await;
+    assert_eq!(early.headers["retry-after"], "30");
     let req = w
         .request("POST", t, None)
         .header("content-type", "application/json")

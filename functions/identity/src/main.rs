@@ -85,6 +85,7 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
                 "MOTCUA_REGISTRY_API_KEY",
                 "MOTCUA_JWT_SECRETS",
                 "MOTCUA_PROXY_SECRET",
+                "MOTCUA_SMS_GATEWAY_KEY",
             ],
             env,
         ),
@@ -174,13 +175,22 @@ async fn build() -> Result<axum::Router, lambda_http::Error> {
     auth.check_revocations(ports.revoked.clone());
     let auth_for_keys = auth.clone();
     let ports = motcua_identity::sealed::sealed_ports(ports, vault);
-    // Sign-in codes go by SMS through SNS (transactional), under MOTCUA_SMS_SENDER_ID if set.
-    let codes = Arc::new(motcua_ports::notifications::CodesBySms(Arc::new(
-        motcua_aws::sms::SnsSms::new(
-            motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),
-            std::env::var("MOTCUA_SMS_SENDER_ID").ok(),
-        ),
-    )));
+    // Sign-in codes go at once through the SMS sender port: SNS (transactional, under
+    // MOTCUA_SMS_SENDER_ID if set), or the brandname gateway with MOTCUA_SMS_PROVIDER=gateway.
+    let sms: Arc<dyn motcua_ports::notifications::Sender> =
+        match env("MOTCUA_SMS_PROVIDER").as_deref() {
+            Some("gateway") => Arc::new(motcua_senders::gateway::SmsGateway::new(
+                &env("MOTCUA_SMS_GATEWAY_URL").ok_or("MOTCUA_SMS_GATEWAY_URL is required")?,
+                &get("MOTCUA_SMS_GATEWAY_KEY").ok_or("MOTCUA_SMS_GATEWAY_KEY is required")?,
+                &env("MOTCUA_SMS_SENDER_ID").unwrap_or_else(|| "DVC".into()),
+                false,
+            )),
+            _ => Arc::new(motcua_aws::sms::SnsSms::new(
+                motcua_aws::aws_sdk_sns::Client::new(&motcua_aws::sdk_config().await),
+                env("MOTCUA_SMS_SENDER_ID"),
+            )),
+        };
+    let codes = Arc::new(motcua_ports::notifications::CodesBySms(sms));
     // The national e-ID (OpenID Connect), when MOTCUA_EID_ISSUER is set: the relying
     // party's private_key_jwt key from Secrets Manager (or MOTCUA_EID_CLIENT_KEY).
     let eid_key = match (eid_key_json, env("MOTCUA_EID_CLIENT_KEY")) {

@@ -123,10 +123,14 @@ pub(crate) async fn dossier_notifications(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct GatewayReceipt {
     /// The gateway's message id, as it answered our send.
+    #[schema(min_length = 1, max_length = 128)]
     pub message_id: String,
     /// `delivered` or `failed`.
+    #[schema(pattern = "^(delivered|failed)$")]
     pub status: String,
+    /// The gateway's words when it failed (kept without numbers or addresses).
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub error: Option<String>,
 }
 
@@ -136,8 +140,9 @@ pub struct GatewayReceipt {
 #[utoipa::path(post, path = "/v1/notifications/receipts/gateway", tag = "notifications",
     request_body = GatewayReceipt,
     params(("X-Signature" = String, Header, description = "HMAC-SHA256 of the body under the receipt secret, hex")),
-    responses((status = 204, description = "Recorded (or about a message we do not know)"),
+    responses((status = 204, description = "Recorded (or nothing to change: repeated, late or contrary)"),
         (status = 401, description = "No valid signature"),
+        (status = 409, description = "No message with this id is recorded as sent (yet): come again after Retry-After"),
         (status = 422, description = "Not a receipt: status delivered | failed, message_id 1-128 characters")))]
 pub(crate) async fn gateway_receipt(
     State(s): State<NotifyState>,
@@ -175,7 +180,10 @@ pub(crate) async fn gateway_receipt(
             .detail("status: delivered | failed", "status: delivered | failed"));
         }
     };
-    if receipt.message_id.is_empty() || receipt.message_id.len() > 128 {
+    if receipt.message_id.is_empty()
+        || receipt.message_id.len() > 128
+        || receipt.error.as_ref().is_some_and(|e| e.len() > 500)
+    {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-receipt",
@@ -183,7 +191,6 @@ pub(crate) async fn gateway_receipt(
             "Not a delivery receipt",
         ));
     }
-    // A receipt can come before our record of the send (a fast handset): a few tries.
     for _ in 0..3 {
         let Some(mut d) = s
             .ports
@@ -192,8 +199,16 @@ pub(crate) async fn gateway_receipt(
             .await
             .map_err(store_problem)?
         else {
-            tracing::info!("a receipt of a message we do not know: ignored");
-            break;
+            // A receipt can come before our record of the send (a fast handset): the
+            // gateway is asked to come again rather than told it was taken.
+            tracing::info!("a receipt of a message not (yet) recorded as sent: come again");
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "receipt-early",
+                "Chưa có bản ghi tin nhắn này",
+                "No record of this message yet",
+            )
+            .retry_after(30));
         };
         // Only a sent message becomes delivered or failed; a receipt repeated, late or
         // out of order changes nothing more.
