@@ -84,6 +84,10 @@ pub struct Procedure {
     /// Fee in VND.
     #[schema(value_type = u64)]
     pub fee: Money,
+    /// The fee is paid when the dossier is submitted (online, before intake), not on an
+    /// officer's payment request.
+    #[serde(default)]
+    pub fee_at_submission: bool,
     pub online_level: OnlineLevel,
     pub documents: Vec<RequiredDocument>,
     pub fields: Vec<FormField>,

@@ -360,6 +360,16 @@ pub struct Dossier {
     /// Status to go back to when the supplement arrives.
     pub resume_status: Option<Status>,
     pub amount_due: Option<Money>,
+    /// The version of the dossier the current payment request (status 6) produced: the
+    /// key of the fee it asks for ([`crate::payment::FeeDue`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_request: Option<u64>,
+    /// The catalogue asks for the procedure's fee when the dossier is submitted.
+    #[serde(default)]
+    pub fee_at_submission: bool,
+    /// Fees paid, online or at the counter, each with its receipt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fees: Vec<crate::payment::FeePaid>,
     pub result: Option<DossierResult>,
     pub finished_at: Option<Timestamp>,
     pub version: u64,
@@ -618,6 +628,9 @@ impl Dossier {
             missing_items: Vec::new(),
             resume_status: None,
             amount_due: None,
+            payment_request: None,
+            fee_at_submission: procedure.fee_at_submission && !procedure.fee.is_zero(),
+            fees: Vec::new(),
             result: None,
             finished_at: None,
             version: 1,
@@ -781,6 +794,7 @@ impl Dossier {
                 }
                 d.status = S::PaymentRequested;
                 d.amount_due = Some(amount);
+                d.payment_request = Some(self.version + 1);
                 note = Some(amount.to_string());
             }
             Command::ConfirmPayment { reference } => {
@@ -788,7 +802,21 @@ impl Dossier {
                     return Err(not_allowed());
                 }
                 d.status = S::Processing;
+                if let Some(amount) = self.amount_due {
+                    // Paid at the one-stop desk: recorded as such, with its receipt.
+                    d.fees.push(crate::payment::FeePaid {
+                        key: self.payment_request.unwrap_or(self.version),
+                        amount,
+                        channel: crate::payment::FeeChannel::Counter,
+                        provider: None,
+                        payment: None,
+                        receipt: crate::payment::receipt_number(&self.code, self.fees.len() + 1),
+                        reference: reference.as_ref().map(|r| r.trim().to_owned()),
+                        at: now,
+                    });
+                }
                 d.amount_due = None;
+                d.payment_request = None;
                 note = reference.clone();
             }
             Command::Process => {
@@ -815,6 +843,7 @@ impl Dossier {
                 d.resume_status = None;
                 d.missing_items.clear();
                 d.amount_due = None;
+                d.payment_request = None;
                 note = Some(reason.trim().to_owned());
             }
             Command::Resume => {
@@ -897,6 +926,7 @@ impl Dossier {
                 d.resume_status = None;
                 d.missing_items.clear();
                 d.amount_due = None;
+                d.payment_request = None;
                 note = reason.clone().filter(|s| non_blank(s));
             }
         }
