@@ -23,6 +23,7 @@ pub mod http1;
 pub mod identity;
 pub mod kms;
 mod notifications;
+mod payments;
 mod revoked;
 #[cfg(feature = "s3")]
 pub mod s3;
@@ -424,6 +425,17 @@ impl DynamoStore {
         }
     }
 
+    /// The payments ports: records on this table, and the given providers.
+    pub fn payment_ports(
+        &self,
+        providers: motcua_ports::payments::Providers,
+    ) -> motcua_ports::payments::PaymentPorts {
+        motcua_ports::payments::PaymentPorts {
+            payments: std::sync::Arc::new(self.clone()),
+            providers,
+        }
+    }
+
     pub fn submission_ports(&self) -> SubmissionPorts {
         use std::sync::Arc;
         SubmissionPorts {
@@ -694,6 +706,40 @@ impl Sequences for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The dossier's replacement, conditioned on its stored version being the one before.
+    pub(crate) fn dossier_update(&self, d: &Dossier) -> StoreResult<TransactWriteItem> {
+        let item = dossier_item(d)?;
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        for (k, v) in item {
+            if k == "pk" || k == "sk" {
+                continue;
+            }
+            let placeholder = format!("#a{}", sets.len());
+            let value = format!(":a{}", sets.len());
+            sets.push(format!("{placeholder} = {value}"));
+            names.insert(placeholder, k);
+            values.insert(value, v);
+        }
+        names.insert("#version".into(), "version".into());
+        values.insert(":prev".into(), n(d.version - 1));
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("D#{}", d.id)))
+                .key("sk", s("D"))
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression("attribute_exists(pk) AND #version = :prev")
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
 #[async_trait]
 impl DossierStore for DynamoStore {
     async fn create_citing(
@@ -863,36 +909,10 @@ impl DossierStore for DynamoStore {
         e: &EventEnvelope,
         cites: &[Citation],
     ) -> StoreResult<()> {
-        let item = dossier_item(d)?;
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut sets = Vec::new();
-        for (k, v) in item {
-            if k == "pk" || k == "sk" {
-                continue;
-            }
-            let placeholder = format!("#a{}", sets.len());
-            let value = format!(":a{}", sets.len());
-            sets.push(format!("{placeholder} = {value}"));
-            names.insert(placeholder, k);
-            values.insert(value, v);
-        }
-        names.insert("#version".into(), "version".into());
-        values.insert(":prev".into(), n(d.version - 1));
-        let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(format!("D#{}", d.id)))
-                .key("sk", s("D"))
-                .update_expression(format!("SET {}", sets.join(", ")))
-                .condition_expression("attribute_exists(pk) AND #version = :prev")
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .build(),
-        )?;
+        let update = self.dossier_update(d)?;
         let not_exists = Some("attribute_not_exists(pk)");
         let mut items = vec![
-            TransactWriteItem::builder().update(update).build(),
+            update,
             put(&self.table, history_item(d, h)?, not_exists)?,
             put(&self.table, event_item(e)?, not_exists)?,
         ];
@@ -1258,6 +1278,22 @@ mod tests {
     }
 
     motcua_ports::notifications_contract_tests!(fresh_notifications());
+
+    async fn fresh_payments() -> (SubmissionPorts, motcua_ports::payments::PaymentPorts) {
+        crate::localstack::ensure_running().expect("LocalStack");
+        let conf = crate::localstack::config().await;
+        let store = DynamoStore::new(
+            Client::new(&conf),
+            format!("motcua-pay-{}", Uuid::now_v7().simple()),
+        );
+        store.ensure_table().await.expect("table created");
+        (
+            store.submission_ports(),
+            store.payment_ports(Default::default()),
+        )
+    }
+
+    motcua_ports::payments_contract_tests!(fresh_payments());
 
     #[tokio::test]
     async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {

@@ -3,7 +3,10 @@
 use jiff::Timestamp;
 
 use crate::dossier::{Dossier, HistoryEntry, Role, Status};
-use crate::payment::{FeeChannel, FeeDue, FeePaid, Payment, receipt_number};
+use crate::money::Money;
+use crate::payment::{
+    FeeChannel, FeeDue, FeePaid, Payment, PaymentStatus, Provider, receipt_number,
+};
 
 /// The history's actor for changes made on a provider's verified word.
 pub const PAYMENTS_ACTOR: &str = "payments";
@@ -32,6 +35,40 @@ impl Dossier {
                 amount: self.fee,
             },
         )
+    }
+
+    /// A new payment of `due` through `provider`, open until `expires_at`.
+    pub fn new_payment(
+        &self,
+        id: uuid::Uuid,
+        due: FeeDue,
+        provider: Provider,
+        locale: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Payment {
+        Payment {
+            id,
+            dossier_id: self.id,
+            dossier_code: self.code.clone(),
+            agency: self.agency.clone(),
+            applicant: self.applicant.subject.clone(),
+            fee_key: due.key,
+            amount: due.amount,
+            provider,
+            status: PaymentStatus::Created,
+            redirect_url: None,
+            locale: locale.to_owned(),
+            created_at: now,
+            expires_at,
+            updated_at: now,
+            provider_code: None,
+            receipt: None,
+            refund_due: false,
+            refunded: Money::ZERO,
+            refunds: Vec::new(),
+            version: 1,
+        }
     }
 
     /// The payment of fee `key`, if made.
@@ -99,8 +136,6 @@ mod tests {
     use crate::catalogue::demo_catalogue;
     use crate::dossier::{Actor, Applicant, Command, LookupKey, NewDossier};
     use crate::ids::DossierCode;
-    use crate::money::Money;
-    use crate::payment::{PaymentStatus, Provider};
     use crate::{Procedure, WorkingCalendar};
     use uuid::Uuid;
 
@@ -144,28 +179,14 @@ mod tests {
 
     fn payment_for(d: &Dossier) -> Payment {
         let due = d.fee_due().unwrap();
-        Payment {
-            id: Uuid::now_v7(),
-            dossier_id: d.id,
-            dossier_code: d.code.clone(),
-            agency: d.agency.clone(),
-            applicant: d.applicant.subject.clone(),
-            fee_key: due.key,
-            amount: due.amount,
-            provider: Provider::Vnpay,
-            status: PaymentStatus::Pending,
-            redirect_url: None,
-            locale: "vi".into(),
-            created_at: d.updated_at,
-            expires_at: d.updated_at,
-            updated_at: d.updated_at,
-            provider_code: None,
-            receipt: None,
-            refund_due: false,
-            refunded: Money::ZERO,
-            refunds: vec![],
-            version: 1,
-        }
+        d.new_payment(
+            Uuid::now_v7(),
+            due,
+            Provider::Vnpay,
+            "vi",
+            d.updated_at,
+            d.updated_at,
+        )
     }
 
     #[test]
@@ -200,7 +221,7 @@ mod tests {
         let now: Timestamp = "2026-12-01T03:00:00Z".parse().unwrap();
         let d = submit("2.000720", now);
         let o = officer(&d);
-        let (d, _) = d.apply(&o, &Command::Receive, now, &cal).unwrap();
+        let (d, _) = d.apply(&o, &Command::Receive, now, cal).unwrap();
         let (d, _) = d
             .apply(
                 &o,
@@ -208,7 +229,7 @@ mod tests {
                     amount: Some(Money::vnd(60_000)),
                 },
                 now,
-                &cal,
+                cal,
             )
             .unwrap();
         let due = d.fee_due().unwrap();
@@ -228,7 +249,7 @@ mod tests {
                     reference: Some(" PT-0042 ".into()),
                 },
                 now,
-                &cal,
+                cal,
             )
             .unwrap();
         assert_eq!(counter.fees[0].channel, FeeChannel::Counter);

@@ -35,6 +35,7 @@ const IN_PROGRESS_LEASE_SECS: i64 = 60;
 
 mod notifications;
 mod objects;
+mod payments;
 mod uploads;
 pub use notifications::LocalSendRate;
 pub use objects::{
@@ -290,6 +291,7 @@ impl EmbeddedStore {
         writer
             .execute_batch(notifications::SCHEMA)
             .map_err(map_sql)?;
+        writer.execute_batch(payments::SCHEMA).map_err(map_sql)?;
         add_missing_columns(&writer).map_err(map_sql)?;
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let readers = (0..n.max(2))
@@ -336,6 +338,17 @@ impl EmbeddedStore {
         motcua_ports::notifications::NotificationPorts {
             deliveries: Arc::new(self.clone()),
             rate: Arc::new(LocalSendRate::default()),
+        }
+    }
+
+    /// The payments ports: records in this store, and the given providers.
+    pub fn payment_ports(
+        &self,
+        providers: motcua_ports::payments::Providers,
+    ) -> motcua_ports::payments::PaymentPorts {
+        motcua_ports::payments::PaymentPorts {
+            payments: Arc::new(self.clone()),
+            providers,
         }
     }
 
@@ -533,6 +546,30 @@ impl DossierRow {
         })
     }
 
+    /// Replaces the dossier if its stored version is the one before; `Conflict` otherwise.
+    fn update_dossier(&self, c: &Connection) -> StoreResult<()> {
+        let changed = c
+            .prepare_cached(
+                "UPDATE dossiers SET status = ?2, queue_key = ?3, version = ?4, body = ?5
+                 WHERE id = ?1 AND version = ?6",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    self.id,
+                    self.status,
+                    self.queue_key,
+                    self.version,
+                    self.body,
+                    self.version - 1
+                ])
+            })
+            .map_err(map_sql)?;
+        if changed != 1 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
     fn insert_history_and_event(&self, c: &Connection) -> StoreResult<()> {
         c.prepare_cached("INSERT INTO history (dossier_id, seq, body) VALUES (?1, ?2, ?3)")
             .and_then(|mut st| st.execute(params![self.id, self.history_seq, self.history_body]))
@@ -721,25 +758,7 @@ impl DossierStore for EmbeddedStore {
         let row = DossierRow::new(d, h, e)?;
         let cites = cites.to_vec();
         self.write(move |c| {
-            let changed = c
-                .prepare_cached(
-                    "UPDATE dossiers SET status = ?2, queue_key = ?3, version = ?4, body = ?5
-                     WHERE id = ?1 AND version = ?6",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        row.id,
-                        row.status,
-                        row.queue_key,
-                        row.version,
-                        row.body,
-                        row.version - 1
-                    ])
-                })
-                .map_err(map_sql)?;
-            if changed != 1 {
-                return Err(StoreError::Conflict);
-            }
+            row.update_dossier(c)?;
             uploads::claim(c, &row.id, &cites)?;
             row.insert_history_and_event(c)
         })
@@ -953,6 +972,17 @@ mod tests {
     }
 
     motcua_ports::notifications_contract_tests!(fresh_notifications());
+
+    async fn fresh_payments() -> (SubmissionPorts, motcua_ports::payments::PaymentPorts) {
+        let dir = std::env::temp_dir().join(format!("motcua-pay-{}", Uuid::now_v7()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        (
+            store.submission_ports(),
+            store.payment_ports(Default::default()),
+        )
+    }
+
+    motcua_ports::payments_contract_tests!(fresh_payments());
 
     /// Issue 9, item 5: when the group's transaction cannot begin, none of its writes runs
     /// (before, each ran in autocommit mode: a dossier without its event).

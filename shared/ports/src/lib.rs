@@ -19,6 +19,9 @@ pub mod identity_contract;
 pub mod notifications;
 #[cfg(feature = "contract")]
 pub mod notifications_contract;
+pub mod payments;
+#[cfg(feature = "contract")]
+pub mod payments_contract;
 pub mod uploads;
 #[cfg(feature = "contract")]
 pub mod uploads_contract;
