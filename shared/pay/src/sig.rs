@@ -54,6 +54,9 @@ pub fn ambiguous(s: &str) -> bool {
         .any(|b| matches!(b, b'!' | b'\'' | b'(' | b')' | b'*' | b'~'))
 }
 
+/// Decoded `key=value` pairs, borrowing what needed no decoding.
+pub type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Appends `s` form-encoded.
@@ -113,7 +116,7 @@ pub fn form_decode(s: &str) -> Option<Cow<'_, str>> {
 
 /// The pairs of a query string or form body, decoded, in order; `None` if one does not
 /// decode or there are more than `max` of them.
-pub fn form_pairs(raw: &str, max: usize) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+pub fn form_pairs(raw: &str, max: usize) -> Option<Pairs<'_>> {
     let mut out = Vec::with_capacity(24);
     for part in raw.split('&') {
         if part.is_empty() {
@@ -137,7 +140,7 @@ pub fn hmac_hex(alg: Algorithm, key: &[u8], msg: &[u8]) -> String {
 pub fn hmac_matches(key: &ring::hmac::Key, msg: &[u8], signature: &str) -> bool {
     let mut tag = [0u8; 64];
     let sig = signature.as_bytes();
-    if sig.len() % 2 != 0 || sig.len() / 2 > tag.len() {
+    if !sig.len().is_multiple_of(2) || sig.len() / 2 > tag.len() {
         return false;
     }
     for (i, pair) in sig.chunks_exact(2).enumerate() {

@@ -19,7 +19,7 @@ use motcua_ports::payments::{
 use ring::hmac;
 use serde_json::{Value, json};
 
-use crate::sig::{self, Encoding, HMAC_SHA512, OTHER_ENCODINGS};
+use crate::sig::{self, Encoding, HMAC_SHA512, OTHER_ENCODINGS, Pairs};
 
 pub const VERSION: &str = "2.1.0";
 
@@ -95,10 +95,7 @@ pub fn signed_url(base: &str, secret: &[u8], pairs: &[(&str, String)]) -> String
 
 /// Verifies the signature of VNPay parameters (an IPN or a return URL) over exactly the
 /// signed fields. Decoded pairs on success.
-pub fn verify<'a>(
-    raw: &'a str,
-    key: &hmac::Key,
-) -> Result<Vec<(Cow<'a, str>, Cow<'a, str>)>, CallbackError> {
+pub fn verify<'a>(raw: &'a str, key: &hmac::Key) -> Result<Pairs<'a>, CallbackError> {
     if raw.len() > MAX_IPN_BYTES {
         return Err(CallbackError::Malformed);
     }
@@ -140,7 +137,7 @@ pub fn amount_of(raw: &str) -> Option<Money> {
         return None;
     }
     let x: u64 = raw.parse().ok()?;
-    (x % 100 == 0).then(|| Money::vnd(x / 100))
+    x.is_multiple_of(100).then(|| Money::vnd(x / 100))
 }
 
 fn payer(bank: Option<&str>, bank_txn: Option<&str>) -> Option<String> {
