@@ -23,6 +23,7 @@ fn generated() -> Value {
     doc.merge(motcua_identity::api().1);
     doc.merge(motcua_uploads::api().1);
     doc.merge(motcua_notifications::api().1);
+    doc.merge(motcua_payments::api().1);
     doc.info.title = "motcua API".into();
     doc.info.description = Some(
         "Every HTTP function of motcua: procedures, dossiers and their national status \
@@ -354,6 +355,7 @@ async fn every_declared_answer_is_what_the_api_does() {
         .chain(motcua_identity::route_table())
         .chain(motcua_uploads::route_table())
         .chain(motcua_notifications::route_table())
+        .chain(motcua_payments::route_table())
         .filter(|(_, path)| path != "/health" && path != "/v1/openapi.json")
         .collect();
     let documented: BTreeSet<Op> = ops.keys().cloned().collect();

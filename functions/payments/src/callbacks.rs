@@ -83,8 +83,8 @@ fn vnpay_answer(v: Verdict) -> Response {
 }
 
 /// VNPay's IPN, as a GET with the fields in the query.
+/// The query holds every `vnp_*` field VNPay signs, and `vnp_SecureHash`.
 #[utoipa::path(get, path = "/v1/payments/vnpay/ipn", tag = "provider callbacks",
-    params(("vnp_TxnRef" = String, Query, description = "And every other vnp_* field VNPay signs, with vnp_SecureHash")),
     responses((status = 200, description = "VNPay's answer format: RspCode 00 confirmed, 01 order not found, 02 already confirmed, 04 invalid amount, 97 invalid signature, 99 other")))]
 pub(crate) async fn vnpay_ipn_get(State(s): State<PayState>, RawQuery(q): RawQuery) -> Response {
     vnpay_answer(take(&s, Provider::Vnpay, q.as_deref().unwrap_or(""), b"").await)
@@ -107,11 +107,23 @@ pub(crate) async fn vnpay_ipn_post(
 #[utoipa::path(post, path = "/v1/payments/momo/ipn", tag = "provider callbacks",
     request_body(content = Object, content_type = "application/json"),
     responses((status = 204, description = "Taken"),
-        (status = 400, description = "Malformed or not signed by MoMo"),
+        (status = 400, description = "Not JSON"),
+        (status = 401, description = "Not signed by MoMo"),
         (status = 404, description = "Not one of our payments"),
-        (status = 422, description = "The amount is not ours"),
+        (status = 422, description = "Not MoMo's notification, or the amount is not ours"),
         (status = 503, description = "Not applied now: call again")))]
-pub(crate) async fn momo_ipn(State(s): State<PayState>, body: Bytes) -> Response {
+pub(crate) async fn momo_ipn(
+    State(s): State<PayState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(p) = motcua_http::require_json(&headers) {
+        return p.into_response();
+    }
+    if serde_json::from_slice::<Value>(&body).is_err() {
+        return Problem::bad_request("Nội dung không phải JSON", "The body is not JSON")
+            .into_response();
+    }
     match take(&s, Provider::Momo, "", &body).await {
         Verdict::Applied(Applied::NotFound) | Verdict::NotOffered => Problem::not_found()
             .detail("Không có giao dịch này", "No such payment")
@@ -124,9 +136,14 @@ pub(crate) async fn momo_ipn(State(s): State<PayState>, body: Bytes) -> Response
         )
         .into_response(),
         Verdict::Applied(_) => StatusCode::NO_CONTENT.into_response(),
-        Verdict::Refused(_) => Problem::bad_request(
-            "Thông báo không hợp lệ hoặc sai chữ ký",
-            "Malformed or wrongly signed notification",
+        Verdict::Refused(CallbackError::BadSignature) => {
+            Problem::unauthorized("Sai chữ ký", "The signature does not match").into_response()
+        }
+        Verdict::Refused(CallbackError::Malformed) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed-notification",
+            "Thông báo không đúng định dạng của MoMo",
+            "Not a MoMo notification",
         )
         .into_response(),
         Verdict::Retry => Problem::unavailable().retry_after(5).into_response(),

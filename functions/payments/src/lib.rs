@@ -66,6 +66,24 @@ pub fn api() -> (Router<PayState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reconcile::report_route))
         .split_for_parts();
     motcua_http::openapi::document_common_answers(&mut doc);
+    // VNPay's and the platform's callbacks are answered in their own format (HTTP 200),
+    // whatever the body: only a body over the limit is refused before.
+    for (path, method) in [
+        ("/v1/payments/vnpay/ipn", "post"),
+        ("/v1/payments/paygov/confirm", "post"),
+    ] {
+        if let Some(item) = doc.paths.paths.get_mut(path) {
+            let op = match method {
+                "post" => item.post.as_mut(),
+                _ => item.get.as_mut(),
+            };
+            if let Some(op) = op {
+                for code in ["400", "415", "422"] {
+                    op.responses.responses.remove(code);
+                }
+            }
+        }
+    }
     (routes, doc)
 }
 

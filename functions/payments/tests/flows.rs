@@ -107,7 +107,7 @@ async fn duplicates_forgeries_and_wrong_amounts_are_answered_and_change_nothing(
     let d = w.owing().await;
     let (_, p) = w.start(&d, Provider::Momo, &w.citizen(), None).await;
     w.pay(&p, "bad_signature").await;
-    assert_eq!(w.sim.callbacks().last().unwrap().status, 400);
+    assert_eq!(w.sim.callbacks().last().unwrap().status, 401);
     // A forged IPN typed by hand: 97, nothing changes.
     let r: Value = w
         .http
@@ -364,4 +364,43 @@ async fn who_may_see_start_cancel_and_refund() {
     let admin = w.token("admin-1", Role::Admin, None);
     let r = w.http.get(&url).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_refusing_the_payment_is_a_502_and_frees_the_fee() {
+    let w = world().await;
+    // MoMo takes at least 1.000 ₫.
+    let d = w.requested(500).await;
+    let (s, p) = w.start(&d, Provider::Momo, &w.citizen(), None).await;
+    assert_eq!(s, 502, "{p}");
+    assert_eq!(p["type"], "urn:motcua:problem:provider-refused");
+    // VNPay takes it.
+    let (s, p) = w.start(&d, Provider::Vnpay, &w.citizen(), None).await;
+    assert_eq!(s, 201, "{p}");
+    let (_, list) = w.payments(&d, &w.citizen()).await;
+    assert_eq!(list[0]["status"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_not_offered_answers_404_to_its_callbacks() {
+    let w = world().await;
+    let mut state = w.state.clone();
+    let mut config = (*state.config).clone();
+    config.paygov = None;
+    state.config = std::sync::Arc::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = motcua_http::settings::HttpSettings::from_lookup(|_| None)
+        .unwrap()
+        .with_layers(motcua_payments::routes(state));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = w
+        .http
+        .post(format!("{base}/v1/payments/paygov/confirm"))
+        .json(&serde_json::json!({"MaLoi": "00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
 }

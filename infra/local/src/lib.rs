@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub mod messages;
 pub mod notify;
+pub mod payments;
 pub mod portal;
 pub mod uploads;
 pub use messages::DevMessages;
@@ -574,6 +575,7 @@ pub fn app(
     ),
     messages: &DevMessages,
     notifications: motcua_notifications::NotifyState,
+    payments: motcua_payments::PayState,
 ) -> axum::Router {
     let config = state.config.clone();
     // The presigned URLs of a local objects folder are served here (S3 serves its own).
@@ -587,6 +589,7 @@ pub fn app(
         .merge(objects)
         .merge(motcua_uploads::routes(uploads.0))
         .merge(motcua_notifications::routes(notifications))
+        .merge(motcua_payments::routes(payments))
         .merge(messages.routes())
         .merge(portal::routes());
     motcua_submission::with_layers(routes, &config)
@@ -605,7 +608,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (state, backend, identity_ports, s3_table, notify_ports, bus) = match o.backend {
+        let (state, backend, identity_ports, s3_table, notify_ports, payment_store, bus) = match o.backend {
             Backend::Embedded => {
                 let (state, bus, store) = embedded(&o.data_dir).await?;
                 (
@@ -614,6 +617,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                     store.identity_ports(),
                     None,
                     store.notification_ports(),
+                    store.payment_ports(Default::default()).payments,
                     Some(bus),
                 )
             }
@@ -635,6 +639,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                     store.identity_ports(),
                     Some(names.table.clone()),
                     table.notification_ports(),
+                    table.payment_ports(Default::default()).payments,
                     None,
                 )
             }
@@ -679,6 +684,8 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         }
         notify::dispatch_continuously(&notify_state, std::time::Duration::from_millis(200), 64);
         notify::digest_every_morning(&notify_state);
+        let (pay_state, pay_sim) = payments::state(&o.data_dir, &state, payment_store, addr).await?;
+        payments::reconcile_continuously(&pay_state, std::time::Duration::from_secs(60));
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
         match &simulators.registry {
@@ -710,6 +717,14 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             motcua_uploads::ScannerSetting::Clamd(a) => println!("  uploads: scanned by clamd at {a}"),
             motcua_uploads::ScannerSetting::None => println!("  uploads: NOT scanned for malware (MOTCUA_SCANNER=none; records say scan: skipped; set MOTCUA_SCANNER=clamd:HOST:PORT)"),
         }
+        match &pay_sim {
+            Some(sim) => println!(
+                "  payments: VNPay, MoMo and the national platform simulated at {} (pay in a browser at the redirect_url POST /v1/dossiers/<id>/payments answers; what they sent: {}/_sim/callbacks)",
+                sim.base_url(),
+                sim.base_url()
+            ),
+            None => println!("  payments: the providers named in the environment"),
+        }
         println!("  API document: http://{addr}/v1/openapi.json");
         println!(
             "  get a citizen token:  TOKEN=$(cargo run -q -p motcua-local -- token --role citizen --sub demo-citizen --data-dir {})",
@@ -732,6 +747,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 (uploads_state, objects),
                 &simulators.messages,
                 notify_state,
+                pay_state,
             ),
         )
             .with_graceful_shutdown(shutdown())
