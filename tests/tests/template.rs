@@ -134,6 +134,38 @@ fn each_function_touches_only_its_own_table() {
             }
         }
     }
+    // The payments functions write their own records and, settling, the dossier with its
+    // history entry and outbox event; of the identity table, revoked subjects only.
+    for f in ["payments", "payments-reconcile"] {
+        for g in grants[f].as_array().unwrap() {
+            let keys: Vec<&str> = g["leading_keys"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{f}: {g}"))
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert!(!keys.is_empty(), "{f}: {g}");
+            if g["tables"] == json!(["IdentityTable"]) {
+                assert_eq!(g["actions"], json!(["dynamodb:GetItem"]), "{f}: {g}");
+                assert_eq!(keys, ["RSUB#*"], "{f}: {g}");
+                continue;
+            }
+            assert_eq!(g["tables"], json!(["DossierTable"]), "{f}: {g}");
+            let writes = g["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a != "dynamodb:GetItem" && a != "dynamodb:Query");
+            if writes {
+                for k in keys {
+                    assert!(
+                        ["PAY#*", "PAYOPEN#*", "PAYREPORT#*", "D#*", "EV#*", "IDEM#*"].contains(&k),
+                        "{f} may write {k}"
+                    );
+                }
+            }
+        }
+    }
     // No managed policy grants a whole table on the side.
     for (f, gs) in grants.as_object().unwrap() {
         for g in gs.as_array().unwrap() {
@@ -162,6 +194,9 @@ fn no_secret_is_an_environment_value() {
                     "MOTCUA_SMS_GATEWAY_KEY",
                     "MOTCUA_SMS_GATEWAY_RECEIPT_SECRET",
                     "MOTCUA_ZALO_ACCESS_TOKEN",
+                    "MOTCUA_VNPAY_HASH_SECRET",
+                    "MOTCUA_MOMO_SECRET_KEY",
+                    "MOTCUA_PAYGOV_SECRET",
                 ]
                 .contains(&name),
                 "{f} gets {name} as a value"
@@ -275,6 +310,24 @@ fn template_routes_match_the_runner() {
         wiring["notifications-dispatcher"],
         json!([{"type": "Schedule"}, {"type": "Schedule"}])
     );
+    let payments: BTreeSet<(String, String)> = wiring["payments"]
+        .as_array()
+        .expect("the payments function is in the template")
+        .iter()
+        .filter(|e| e["type"] == "http")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(payments, motcua_payments::route_table());
+    // Reconciliation every five minutes and each night.
+    assert_eq!(
+        wiring["payments-reconcile"],
+        json!([{"type": "Schedule"}, {"type": "Schedule"}])
+    );
     // Nothing else serves HTTP or events yet.
     let functions: BTreeSet<&str> = wiring
         .as_object()
@@ -290,6 +343,8 @@ fn template_routes_match_the_runner() {
             "notifications-dispatcher",
             "notifications-events",
             "outbox-sweeper",
+            "payments",
+            "payments-reconcile",
             "relay",
             "rotate-signing-keys",
             "submission",
