@@ -265,3 +265,45 @@ pub fn function_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     );
     Ok(path)
 }
+
+/// A sample event of `events/` (API Gateway, SQS, DynamoDB Streams…).
+pub fn event(path: &str) -> serde_json::Value {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(path);
+    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// A fresh table on LocalStack and the variables that point an SDK at it.
+pub async fn aws_table(label: &str) -> (String, Vec<(&'static str, String)>) {
+    motcua_aws::localstack::ensure_running().expect("LocalStack");
+    let table = format!("motcua-{label}-{}", uuid::Uuid::now_v7().simple());
+    let conf = motcua_aws::localstack::config().await;
+    motcua_aws::DynamoStore::new(
+        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
+        table.as_str(),
+    )
+    .ensure_table()
+    .await
+    .unwrap();
+    let env = vec![
+        ("AWS_ENDPOINT_URL", motcua_aws::localstack::endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+    ];
+    (table, env)
+}
+
+/// The answer of an invocation that answered.
+pub fn answer(o: Outcome) -> serde_json::Value {
+    match o {
+        Outcome::Response(v) => v,
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+/// The JSON body of an API Gateway answer.
+pub fn body(answer: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(answer["body"].as_str().unwrap_or("null"))
+        .unwrap_or(serde_json::Value::Null)
+}

@@ -5,48 +5,12 @@
 
 use std::time::Duration;
 
-use motcua_tests::lambda::{LambdaHarness, Outcome, function_binary};
+use motcua_tests::lambda::{
+    LambdaHarness, Outcome, answer, aws_table, body, event, function_binary,
+};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn event(path: &str) -> Value {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(path);
-    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
-}
-
-/// A fresh table on LocalStack and the variables that point an SDK at it.
-async fn aws_table(label: &str) -> (String, Vec<(&'static str, String)>) {
-    motcua_aws::localstack::ensure_running().expect("LocalStack");
-    let table = format!("motcua-{label}-{}", uuid::Uuid::now_v7().simple());
-    let conf = motcua_aws::localstack::config().await;
-    motcua_aws::DynamoStore::new(
-        motcua_aws::aws_sdk_dynamodb::Client::new(&conf),
-        table.as_str(),
-    )
-    .ensure_table()
-    .await
-    .unwrap();
-    let env = vec![
-        ("AWS_ENDPOINT_URL", motcua_aws::localstack::endpoint()),
-        ("AWS_ACCESS_KEY_ID", "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-    ];
-    (table, env)
-}
-
-fn answer(o: Outcome) -> Value {
-    match o {
-        Outcome::Response(v) => v,
-        other => panic!("expected an answer, got {other:?}"),
-    }
-}
-
-fn body(answer: &Value) -> Value {
-    serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
-}
 
 #[tokio::test]
 async fn the_submission_binary_answers_http_api_events() {
@@ -539,6 +503,7 @@ fn the_lambda_binaries_link_no_runner_only_crates() {
         "motcua-relay",
         "motcua-uploads",
         "motcua-notifications",
+        "motcua-payments",
     ] {
         let out = std::process::Command::new(env!("CARGO"))
             .current_dir(&root)
