@@ -96,6 +96,9 @@ pub struct SimCallback {
 #[derive(Default)]
 struct Inner {
     txns: HashMap<(Provider, String), SimTxn>,
+    /// Refund answers by the request's id: the same request again gets the same answer
+    /// and refunds nothing more.
+    refunds: HashMap<String, serde_json::Value>,
     callbacks: Vec<SimCallback>,
     next_no: u64,
 }

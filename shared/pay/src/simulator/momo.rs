@@ -144,6 +144,10 @@ pub(super) async fn refund(State(s): State<Sim>, Json(r): Json<Value>) -> Json<V
     if !signed_by_merchant(&s, &r, &REFUND_FIELDS) {
         return Json(json!({"resultCode": 11007, "message": "Invalid signature."}));
     }
+    let request_id = format!("momo:{}", text(&r, "orderId"));
+    if let Some(done) = super::lock(&s.inner).refunds.get(&request_id).cloned() {
+        return Json(done);
+    }
     let trans_id = r.get("transId").and_then(Value::as_u64).unwrap_or(0);
     let found = {
         let inner = super::lock(&s.inner);
@@ -160,14 +164,16 @@ pub(super) async fn refund(State(s): State<Sim>, Json(r): Json<Value>) -> Json<V
         Some(a) if t.state == TxnState::Paid && a > 0 && a <= t.amount - t.refunded => {
             t.refunded += a;
             s.set(&t);
-            Json(json!({
+            let done = json!({
                 "partnerCode": s.o.momo_partner_code,
                 "orderId": text(&r, "orderId"),
                 "amount": a,
                 "transId": t.transaction_no + 1_000_000,
                 "resultCode": 0,
                 "message": "Thành công.",
-            }))
+            });
+            super::lock(&s.inner).refunds.insert(request_id, done.clone());
+            Json(done)
         }
         _ => Json(json!({"resultCode": 1081, "message": "Refund amount invalid."})),
     }

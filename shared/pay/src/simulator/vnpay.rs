@@ -166,6 +166,12 @@ pub(super) async fn api(State(s): State<Sim>, Json(r): Json<Value>) -> Response 
     ) {
         return signed_answer(&s, base("97", "Invalid Checksum"), n).into_response();
     }
+    let request_id = format!("vnpay:{}", text(&r, "vnp_RequestId"));
+    if command == "refund"
+        && let Some(done) = super::lock(&s.inner).refunds.get(&request_id).cloned()
+    {
+        return Json(done).into_response();
+    }
     let Some(mut t) = s.txn(Provider::Vnpay, &text(&r, "vnp_TxnRef")) else {
         return signed_answer(&s, base("91", "Transaction not found"), n).into_response();
     };
@@ -198,5 +204,11 @@ pub(super) async fn api(State(s): State<Sim>, Json(r): Json<Value>) -> Response 
             }
         }
     }
-    signed_answer(&s, v, n).into_response()
+    let answer = signed_answer(&s, v, n);
+    if command == "refund" {
+        super::lock(&s.inner)
+            .refunds
+            .insert(request_id, answer.0.clone());
+    }
+    answer.into_response()
 }
