@@ -404,3 +404,71 @@ async fn the_platform_not_offered_answers_404_to_its_callbacks() {
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_whose_answer_was_lost_is_sent_again_and_made_once() {
+    let w = world().await;
+    let d = w.owing().await;
+    let (_, p) = w.start(&d, Provider::Vnpay, &w.citizen(), None).await;
+    w.pay(&p, "success").await;
+    let id = p["id"].as_str().unwrap();
+    let url = format!("{}/v1/payments/{id}/refunds", w.base);
+    let body = serde_json::json!({"amount": 200_000, "expected_refundable": 200_000, "reason": "withdrawn"});
+    let r = w
+        .http
+        .post(format!("{}/_sim/lose-next-refund", w.sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let officer = w.officer(&w.dossier(d.id).await);
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let (_, list) = w.payments(&d, &officer).await;
+    assert_eq!(list[0]["refunds"][0]["status"], "requested");
+    assert_eq!(
+        list[0]["refundable"], 0,
+        "reserved while the outcome is unknown"
+    );
+    // Another amount meanwhile: refused, one refund at a time.
+    let other = serde_json::json!({"amount": 1, "expected_refundable": 0, "reason": "x"});
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    // The same request again: sent with the same request id, made once at VNPay.
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["refunds"][0]["status"].as_str()),
+        (Some("refunded"), Some("done"))
+    );
+    let txn = id.replace('-', "");
+    let at_vnpay = w
+        .sim
+        .transactions()
+        .into_iter()
+        .find(|t| t.txn_ref == txn)
+        .unwrap();
+    assert_eq!(at_vnpay.refunded, 200_000);
+}

@@ -12,6 +12,7 @@
 //!      the payer's choice, as the page's buttons send it (curl can too); answers 303 to
 //!      the return URL, or JSON with `Accept: application/json`
 //! GET  /_sim/transactions, GET /_sim/callbacks    what happened, for tests and developers
+//! POST /_sim/lose-next-refund                     the next refund is made, its answer lost
 //! ```
 //! Behaviours: `success`, `failure`, `cancel`, `duplicate` (the callback twice),
 //! `delayed:<ms>` (the callback later), `wrong_amount` (signed, for 1,000 ₫ more),
@@ -99,6 +100,8 @@ struct Inner {
     /// Refund answers by the request's id: the same request again gets the same answer
     /// and refunds nothing more.
     refunds: HashMap<String, serde_json::Value>,
+    /// The next refund is made, and its answer lost (503).
+    lose_next_refund: bool,
     callbacks: Vec<SimCallback>,
     next_no: u64,
 }
@@ -211,6 +214,7 @@ impl PaymentSimulator {
             .route("/_sim/pay/{provider}/{txn_ref}", post(pay))
             .route("/_sim/transactions", get(transactions))
             .route("/_sim/callbacks", get(callbacks))
+            .route("/_sim/lose-next-refund", post(lose_next_refund))
             .with_state(sim);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -378,6 +382,16 @@ async fn pay(
         return Json(json!({"return_url": back, "state": t.state})).into_response();
     }
     (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response()
+}
+
+async fn lose_next_refund(State(s): State<Sim>) -> StatusCode {
+    lock(&s.inner).lose_next_refund = true;
+    StatusCode::NO_CONTENT
+}
+
+/// Whether this refund's answer is to be lost (once).
+fn losing(s: &Sim) -> bool {
+    std::mem::take(&mut lock(&s.inner).lose_next_refund)
 }
 
 async fn transactions(State(s): State<Sim>) -> Json<Vec<SimTxn>> {

@@ -172,7 +172,9 @@ pub(super) async fn refund(State(s): State<Sim>, Json(r): Json<Value>) -> Json<V
                 "resultCode": 0,
                 "message": "Thành công.",
             });
-            super::lock(&s.inner).refunds.insert(request_id, done.clone());
+            super::lock(&s.inner)
+                .refunds
+                .insert(request_id, done.clone());
             Json(done)
         }
         _ => Json(json!({"resultCode": 1081, "message": "Refund amount invalid."})),

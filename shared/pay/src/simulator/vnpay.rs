@@ -209,6 +209,9 @@ pub(super) async fn api(State(s): State<Sim>, Json(r): Json<Value>) -> Response 
         super::lock(&s.inner)
             .refunds
             .insert(request_id, answer.0.clone());
+        if super::losing(&s) {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
     }
     answer.into_response()
 }
