@@ -82,6 +82,12 @@ pub struct DossierView {
     pub fee: u64,
     /// Amount the applicant must pay now (status 6), VND.
     pub amount_due: Option<u64>,
+    /// The fee owed now, online (`POST /v1/dossiers/{id}/payments`) or at the counter:
+    /// the procedure's fee at submission where the catalogue asks it then, or the
+    /// officer's payment request. VND.
+    pub fee_due: Option<u64>,
+    /// Fees paid, each with its channel (`online`, `counter`) and receipt number.
+    pub fees_paid: Vec<motcua_domain::payment::FeePaid>,
     #[schema(value_type = String, format = DateTime)]
     pub submitted_at: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -140,6 +146,7 @@ impl DocumentView {
 
 impl DossierView {
     pub fn of(d: Dossier, now: Timestamp, lang: Lang, history: Option<Vec<HistoryEntry>>) -> Self {
+        let fee_due = d.fee_due().map(|f| f.amount.as_vnd());
         DossierView {
             id: d.id,
             overdue: d.is_overdue(now),
@@ -151,6 +158,8 @@ impl DossierView {
             status: StatusView::of(d.status, lang),
             fee: d.fee.as_vnd(),
             amount_due: d.amount_due.map(|m| m.as_vnd()),
+            fee_due,
+            fees_paid: d.fees.clone(),
             submitted_at: d.submitted_at,
             received_at: d.received_at,
             due_date: d.due_date,
