@@ -17,7 +17,9 @@ pub mod pay;
 pub mod providers;
 pub mod reconcile;
 pub mod refunds;
+mod return_page;
 pub mod settle;
+pub mod view;
 
 use std::sync::Arc;
 
@@ -58,7 +60,7 @@ pub fn api() -> (Router<PayState>, utoipa::openapi::OpenApi) {
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(pay::start, pay::list))
         .routes(routes!(pay::cancel))
-        .routes(routes!(pay::return_page))
+        .routes(routes!(return_page::return_page))
         .routes(routes!(refunds::refund))
         .routes(routes!(callbacks::vnpay_ipn_get, callbacks::vnpay_ipn_post))
         .routes(routes!(callbacks::momo_ipn))

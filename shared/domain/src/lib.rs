@@ -17,6 +17,7 @@ pub mod lunar;
 pub mod money;
 pub mod notify;
 pub mod payment;
+pub mod refund;
 pub mod sms;
 pub mod templates;
 pub mod upload;
