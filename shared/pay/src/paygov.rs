@@ -69,6 +69,10 @@ pub struct PaygovProfile {
     pub pending: Vec<String>,
     pub unknown: Vec<String>,
     pub cancelled: Vec<String>,
+    /// Codes of a failed payment. A code in none of the lists is not read as anything: a
+    /// message with it changes nothing.
+    #[serde(default)]
+    pub failed: Vec<String>,
     /// Our answer's result code to a callback: accepted (and duplicates), bad signature,
     /// unknown transaction, wrong amount, anything else.
     pub answers: BTreeMap<String, String>,
@@ -133,6 +137,7 @@ impl PaygovProfile {
             pending: vec![f("01")],
             unknown: vec![f("02")],
             cancelled: vec![f("24")],
+            failed: vec![f("51"), f("99")],
             answers: [
                 ("accepted", "00"),
                 ("bad_signature", "97"),
@@ -158,6 +163,25 @@ impl PaygovProfile {
             if list.is_empty() {
                 return Err(format!("{what} names no field"));
             }
+        }
+        // A callback must sign its result, reference and amount, or a signed message of
+        // another kind could be read as one (review finding).
+        for (what, name) in [
+            ("result", &p.fields.result),
+            ("txn_ref", &p.fields.txn_ref),
+            ("amount", &p.fields.amount),
+        ] {
+            for (list, fields) in [
+                ("callback_signed", &p.callback_signed),
+                ("query_answer_signed", &p.query_answer_signed),
+            ] {
+                if !fields.contains(name) {
+                    return Err(format!("{list} does not sign the {what} field {name}"));
+                }
+            }
+        }
+        if p.separator.is_empty() {
+            return Err("separator is empty".into());
         }
         for k in [
             "accepted",
@@ -194,8 +218,16 @@ impl PaygovProfile {
         }
     }
 
-    /// Whether `v` carries the right signature over `fields`, compared in constant time.
+    /// Whether `v` carries the right signature over `fields`, compared in constant time. A
+    /// signed value holding the separator is refused: the boundaries between values would
+    /// be ambiguous.
     pub fn signed(&self, secret: &[u8], v: &Value, fields: &[String]) -> bool {
+        if fields
+            .iter()
+            .any(|f| text(v, f).contains(self.separator.as_str()))
+        {
+            return false;
+        }
         let expected = self.sign(secret, v, fields);
         let got = text(v, &self.fields.hash).to_ascii_lowercase();
         sig::ct_eq(expected.as_bytes(), got.as_bytes())
@@ -207,29 +239,35 @@ impl PaygovProfile {
             .to_string()
     }
 
-    fn outcome(&self, code: &str) -> Outcome {
+    /// What a result code means; `None` for a code the profile does not list.
+    fn outcome(&self, code: &str) -> Option<Outcome> {
+        let listed = |l: &[String]| l.iter().any(|c| c == code);
         if code == self.paid {
-            Outcome::Paid
-        } else if self.pending.iter().any(|c| c == code) {
-            Outcome::Pending
-        } else if self.unknown.iter().any(|c| c == code) {
-            Outcome::Unknown
-        } else if self.cancelled.iter().any(|c| c == code) {
-            Outcome::Cancelled
+            Some(Outcome::Paid)
+        } else if listed(&self.pending) {
+            Some(Outcome::Pending)
+        } else if listed(&self.unknown) {
+            Some(Outcome::Unknown)
+        } else if listed(&self.cancelled) {
+            Some(Outcome::Cancelled)
+        } else if listed(&self.failed) {
+            Some(Outcome::Failed)
         } else {
-            Outcome::Failed
+            None
         }
     }
 
-    /// What a verified message says.
-    pub fn report_of(&self, v: &Value) -> ProviderReport {
+    /// What a verified message says; `None` when its result code is not one the profile
+    /// lists.
+    pub fn report_of(&self, v: &Value) -> Option<ProviderReport> {
         let f = &self.fields;
         let code = text(v, &f.result);
+        let outcome = self.outcome(&code)?;
         let amount = text(v, &f.amount);
         let tx = text(v, &f.transaction);
-        ProviderReport {
+        Some(ProviderReport {
             txn_ref: text(v, &f.txn_ref).chars().take(64).collect(),
-            outcome: self.outcome(&code),
+            outcome,
             amount: (!amount.is_empty()
                 && amount.len() <= 15
                 && amount.bytes().all(|b| b.is_ascii_digit()))
@@ -242,7 +280,7 @@ impl PaygovProfile {
                 .ok()
                 .and_then(|dt| dt.to_zoned(vietnam_tz()).ok())
                 .map(|z| z.timestamp()),
-        }
+        })
     }
 
     /// The body of our answer to a callback.
@@ -359,7 +397,7 @@ impl PaymentProvider for Paygov {
         if text(&v, &prof.fields.merchant) != self.cfg.merchant {
             return Err(CallbackError::Malformed);
         }
-        let r = prof.report_of(&v);
+        let r = prof.report_of(&v).ok_or(CallbackError::Malformed)?;
         if r.txn_ref.is_empty() {
             return Err(CallbackError::Malformed);
         }
@@ -400,7 +438,9 @@ impl PaymentProvider for Paygov {
         if !prof.signed(&self.cfg.secret, &v, &prof.query_answer_signed) {
             return Err(ProviderError::Untrusted("query answer signature".into()));
         }
-        let mut r = prof.report_of(&v);
+        let mut r = prof
+            .report_of(&v)
+            .ok_or_else(|| ProviderError::Untrusted("an unknown result code".into()))?;
         if r.outcome != Outcome::Unknown && r.txn_ref != p.txn_ref() {
             return Err(ProviderError::Untrusted(
                 "query answer is about another order".into(),

@@ -168,8 +168,20 @@ pub fn report_of(
     }
     let txn_ref = get("vnp_TxnRef").filter(|t| !t.is_empty()).ok_or(bad)?;
     let amount = amount_of(get("vnp_Amount").ok_or(bad)?).ok_or(bad)?;
-    let response = get("vnp_ResponseCode").ok_or(bad)?;
-    let status = get("vnp_TransactionStatus").unwrap_or("");
+    // A result, not a request: a signed payment URL carries the same signature scheme
+    // (review finding: its query, with an empty, unsigned vnp_ResponseCode added, was
+    // read as a failure). Result fields must be present and signed (empty values are not
+    // signed); request fields must be absent.
+    if ["vnp_Command", "vnp_ReturnUrl", "vnp_CreateDate"]
+        .iter()
+        .any(|k| get(k).is_some())
+    {
+        return Err(bad);
+    }
+    let signed = |k| get(k).filter(|v: &&str| !v.is_empty()).ok_or(bad);
+    let response = signed("vnp_ResponseCode")?;
+    let status = signed("vnp_TransactionStatus")?;
+    signed("vnp_TransactionNo")?;
     let outcome = match (response, status) {
         ("00", "00") => Outcome::Paid,
         ("24", _) => Outcome::Cancelled,

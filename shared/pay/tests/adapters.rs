@@ -397,3 +397,59 @@ async fn a_payment_url_signed_with_another_secret_is_refused_by_the_page() {
     assert!(forged.query(&p, Timestamp::now()).await.is_err());
     assert!(w.sim.transactions().is_empty());
 }
+
+/// Review finding: a signed payment URL was taken for a callback. VNPay: its query with an
+/// empty (unsigned) `vnp_ResponseCode` added read as a failure; the platform: its fields
+/// moved into a confirmation's places (same count, same secret) read as a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_payment_url_is_not_a_callback() {
+    let w = world().await;
+    for provider in [Provider::Vnpay, Provider::Paygov] {
+        let p = payment(provider, 200_000);
+        let c = w
+            .adapter(provider)
+            .checkout(&CheckoutRequest {
+                payment: &p,
+                client_ip: "203.0.113.9",
+                return_url: "http://portal.invalid/back",
+                ipn_url: "http://portal.invalid/ipn",
+                now: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        let query = c.redirect_url.split_once('?').unwrap().1.to_owned();
+        let forged = match provider {
+            Provider::Vnpay => {
+                let q = format!("{query}&vnp_ResponseCode=&vnp_TransactionStatus=");
+                w.vnpay.verify_callback(&CallbackRequest {
+                    query: &q,
+                    body: b"",
+                })
+            }
+            _ => {
+                let f: std::collections::HashMap<String, String> =
+                    motcua_pay::sig::form_pairs(&query, 64)
+                        .unwrap()
+                        .into_iter()
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                let body = serde_json::json!({
+                    "MaDoiTac": f["MaDoiTac"], "MaThamChieu": f["MaThamChieu"],
+                    "SoTien": f["SoTien"], "MaLoi": f["NoiDung"], "MaGiaoDich": f["UrlTraVe"],
+                    "ThoiGian": f["ThoiGian"], "MaXacThuc": f["MaXacThuc"],
+                });
+                let body = serde_json::to_vec(&body).unwrap();
+                w.paygov.verify_callback(&CallbackRequest {
+                    query: "",
+                    body: &body,
+                })
+            }
+        };
+        assert!(forged.is_err(), "{provider:?}: {forged:?}");
+    }
+    // A profile whose callbacks do not sign their result is refused at start.
+    let mut p = serde_json::to_value(PaygovProfile::example()).unwrap();
+    p["callback_signed"] = serde_json::json!(["MaDoiTac", "MaThamChieu", "SoTien"]);
+    let e = PaygovProfile::from_json(&p.to_string()).unwrap_err();
+    assert!(e.contains("MaLoi"), "{e}");
+}
