@@ -23,6 +23,23 @@ fn required(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String,
         .ok_or_else(|| format!("{name} is required"))
 }
 
+/// A provider's URL: https, or http on loopback only (the simulator) (review finding: any
+/// http URL was taken, so an answer could be changed on the way).
+fn url(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, String> {
+    let v = required(get, name)?;
+    let loopback = [
+        "http://127.0.0.1:",
+        "http://127.0.0.1/",
+        "http://localhost:",
+        "http://[::1]:",
+    ];
+    if v.starts_with("https://") || loopback.iter().any(|p| v.starts_with(p)) {
+        Ok(v)
+    } else {
+        Err(format!("{name} must be an https URL"))
+    }
+}
+
 fn secret(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Vec<u8>, String> {
     let v = required(get, name)?;
     if v.len() < 8 {
@@ -41,8 +58,8 @@ pub fn from_lookup(
         providers = providers.with(Arc::new(Vnpay::new(VnpayConfig {
             tmn_code: tmn_code.trim().to_owned(),
             hash_secret: secret(&get, "MOTCUA_VNPAY_HASH_SECRET")?,
-            pay_url: required(&get, "MOTCUA_VNPAY_PAY_URL")?,
-            api_url: required(&get, "MOTCUA_VNPAY_API_URL")?,
+            pay_url: url(&get, "MOTCUA_VNPAY_PAY_URL")?,
+            api_url: url(&get, "MOTCUA_VNPAY_API_URL")?,
             server_ip: server_ip.clone(),
         })));
     }
@@ -51,7 +68,7 @@ pub fn from_lookup(
             partner_code: partner.trim().to_owned(),
             access_key: required(&get, "MOTCUA_MOMO_ACCESS_KEY")?,
             secret_key: secret(&get, "MOTCUA_MOMO_SECRET_KEY")?,
-            api_url: required(&get, "MOTCUA_MOMO_API_URL")?,
+            api_url: url(&get, "MOTCUA_MOMO_API_URL")?,
             request_type: get("MOTCUA_MOMO_REQUEST_TYPE").unwrap_or_else(|| "payWithMethod".into()),
         })));
     }
@@ -62,8 +79,8 @@ pub fn from_lookup(
         providers = providers.with(Arc::new(Paygov::new(PaygovConfig {
             merchant: merchant.trim().to_owned(),
             secret: secret(&get, "MOTCUA_PAYGOV_SECRET")?,
-            pay_url: required(&get, "MOTCUA_PAYGOV_PAY_URL")?,
-            query_url: required(&get, "MOTCUA_PAYGOV_QUERY_URL")?,
+            pay_url: url(&get, "MOTCUA_PAYGOV_PAY_URL")?,
+            query_url: url(&get, "MOTCUA_PAYGOV_QUERY_URL")?,
             profile: p.clone(),
         })));
         profile = Some(p);
@@ -99,6 +116,18 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ok.0.names().collect::<Vec<_>>(), vec!["vnpay"]);
+        let e = from_lookup(vars(&[
+            ("MOTCUA_VNPAY_TMN_CODE", "X"),
+            ("MOTCUA_VNPAY_HASH_SECRET", "0123456789"),
+            ("MOTCUA_VNPAY_PAY_URL", "http://vnpay.invalid/pay"),
+            ("MOTCUA_VNPAY_API_URL", "https://vnpay.invalid/api"),
+        ]))
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("MOTCUA_VNPAY_PAY_URL must be an https URL"),
+            "{e}"
+        );
         let e = from_lookup(vars(&[("MOTCUA_PAYGOV_MERCHANT", "M")]))
             .err()
             .unwrap();

@@ -288,10 +288,11 @@ impl PaymentProvider for Momo {
             &QUERY_FIELDS,
         );
         let v = self.call("query", body).await?;
-        // The answer is signed as an IPN is, where it carries a signature.
+        // The answer must be signed, over the IPN's fields (review finding: an unsigned
+        // answer was trusted and settled a fee).
         let signature = text(&v, "signature");
-        if !signature.is_empty()
-            && !sig::hmac_matches(
+        if signature.is_empty()
+            || !sig::hmac_matches(
                 &self.key,
                 raw_data(&v, &IPN_FIELDS, &self.cfg.access_key).as_bytes(),
                 &signature,

@@ -453,3 +453,38 @@ async fn a_signed_payment_url_is_not_a_callback() {
     let e = PaygovProfile::from_json(&p.to_string()).unwrap_err();
     assert!(e.contains("MaLoi"), "{e}");
 }
+
+/// Review finding: MoMo's status answer was trusted without a signature; an unsigned
+/// "paid" settled a fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_momo_status_answer_is_not_trusted() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let p = payment(Provider::Momo, 200_000);
+    let order = p.txn_ref();
+    let app = Router::new().route(
+        "/query",
+        post(move || {
+            let order = order.clone();
+            async move {
+                axum::Json(serde_json::json!({
+                    "partnerCode": "MOMO", "orderId": order, "requestId": "r",
+                    "amount": 200000, "resultCode": 0, "transId": 1, "message": "ok",
+                }))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let momo = Momo::new(MomoConfig {
+        partner_code: "MOMO".into(),
+        access_key: "access".into(),
+        secret_key: b"momo-secret".to_vec(),
+        api_url: base,
+        request_type: "payWithMethod".into(),
+    });
+    let r = momo.query(&p, Timestamp::now()).await;
+    assert!(
+        matches!(r, Err(motcua_ports::payments::ProviderError::Untrusted(_))),
+        "{r:?}"
+    );
+}

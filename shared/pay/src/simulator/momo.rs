@@ -131,12 +131,22 @@ pub(super) async fn query(State(s): State<Sim>, Json(r): Json<Value>) -> Json<Va
     }
     match s.txn(Provider::Momo, &text(&r, "orderId")) {
         Some(t) => Json(result_body(&s, &t, t.amount)),
-        None => Json(json!({
-            "partnerCode": s.o.momo_partner_code,
-            "orderId": text(&r, "orderId"),
-            "resultCode": 42,
-            "message": "Invalid orderId or orderId is not found.",
-        })),
+        None => {
+            let mut v = json!({
+                "partnerCode": s.o.momo_partner_code,
+                "orderId": text(&r, "orderId"),
+                "requestId": text(&r, "requestId"),
+                "resultCode": 42,
+                "message": "Invalid orderId or orderId is not found.",
+            });
+            v["signature"] = Value::String(sign(
+                &s.o.momo_secret,
+                &v,
+                &IPN_FIELDS,
+                &s.o.momo_access_key,
+            ));
+            Json(v)
+        }
     }
 }
 
