@@ -168,7 +168,8 @@ async fn open_payment(
     locale: &str,
     client_ip: &str,
 ) -> Result<(Payment, bool), Problem> {
-    for _ in 0..3 {
+    let mut waited = 0;
+    for _ in 0..40 {
         let Some(due) = dossier_due(s, dossier.id).await? else {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
@@ -188,10 +189,28 @@ async fn open_payment(
             .await
             .map_err(store_problem)?
         {
-            if open.expires_at > s.clock.now() {
+            let now = s.clock.now();
+            if open.status == PaymentStatus::Created {
+                // Another request is asking the provider for its page: wait for it
+                // (review finding: the payment was answered without a page to go to).
+                if waited < 30 {
+                    waited += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+                return Err(being_confirmed(1));
+            }
+            if open.expires_at > now {
                 return Ok((open, false));
             }
-            // Past its validity: ask the provider before letting another start.
+            let settled_by = open.expires_at + s.config.grace;
+            if settled_by > now {
+                // Past its validity, a provider's page may still take the money (review
+                // finding: expired at once, paid anyway, and the payer paid twice).
+                let secs = settled_by.duration_since(now).as_secs().max(1) as u64;
+                return Err(being_confirmed(secs));
+            }
+            // Past the grace too: ask the provider before letting another start.
             settle_stale(s, &open).await?;
             continue;
         }
@@ -211,6 +230,21 @@ async fn open_payment(
         }
     }
     Err(Problem::unavailable())
+}
+
+/// The fee's open payment cannot be replaced yet: try again in `secs`.
+fn being_confirmed(secs: u64) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "payment-being-confirmed",
+        "Giao dịch trước đang chờ xác nhận",
+        "The previous payment is being confirmed",
+    )
+    .detail(
+        "Cổng thanh toán có thể vẫn nhận tiền cho giao dịch trước; hãy thử lại sau, hoặc hủy giao dịch đó",
+        "The provider may still take the previous payment; try again later, or cancel it",
+    )
+    .retry_after(secs)
 }
 
 /// The fee the dossier owes now (read again: a payment may just have settled it).
