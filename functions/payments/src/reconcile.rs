@@ -141,16 +141,22 @@ pub async fn daily_report(s: &PayState, day: Date) -> Result<ReconciliationRepor
                     .mismatches
                     .push(mismatch(&p, name, None, "recorded_not_paid"));
             }
-            let now_flagged = s
-                .ports
-                .payments
-                .get(p.id)
-                .await?
-                .is_some_and(|x| x.refund_due);
-            if now_flagged {
+            let now = s.ports.payments.get(p.id).await?;
+            if now.as_ref().is_some_and(|x| x.refund_due) {
                 report
                     .mismatches
                     .push(mismatch(&p, name, None, "refund_due"));
+            }
+            // A refund sent and never confirmed: an officer checks it with the provider.
+            let unconfirmed = now.as_ref().is_some_and(|x| {
+                x.refunds
+                    .iter()
+                    .any(|r| r.status == motcua_domain::payment::RefundStatus::Requested)
+            });
+            if unconfirmed {
+                report
+                    .mismatches
+                    .push(mismatch(&p, name, None, "refund_unconfirmed"));
             }
         }
     }

@@ -163,6 +163,20 @@ pub(crate) async fn refund(
     .await)
 }
 
+/// A refund sent again that the provider did not confirm.
+fn outcome_unknown() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "refund-outcome-unknown",
+        "Chưa rõ kết quả hoàn tiền",
+        "The refund's outcome is unknown",
+    )
+    .detail(
+        "Cổng thanh toán không xác nhận yêu cầu hoàn đã gửi; khoản tiền vẫn được giữ lại. Hãy đối chiếu với cổng thanh toán",
+        "The provider did not confirm the refund already sent; the amount stays reserved. Check with the provider",
+    )
+}
+
 async fn run(
     s: &PayState,
     p: Payment,
@@ -180,8 +194,21 @@ async fn run(
         .iter()
         .find(|r| r.status == RefundStatus::Requested)
         .cloned();
+    let resend = pending.is_some();
     let (reserved, refund) = match pending {
-        Some(r) if r.amount == amount => (p, r),
+        Some(r) if r.amount == amount => {
+            // Taken before it is sent: two officers resending at once send it once, and a
+            // send still in flight is not doubled (review finding).
+            let taken = p
+                .resend_refund(r.id, now)
+                .ok_or_else(|| refused(RefundError::InProgress))?;
+            match s.ports.payments.update(&taken).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Err(refused(RefundError::InProgress)),
+                Err(e) => return Err(store_problem(e)),
+            }
+            (taken, r)
+        }
         Some(_) => return Err(refused(RefundError::InProgress)),
         None => {
             let rid = Uuid::now_v7();
@@ -224,7 +251,18 @@ async fn run(
         })
         .await;
     let (done, reference) = match answer {
+        // Sent again, only a "done" settles it: a refusal may be the provider's answer to
+        // a request it already carried out ("duplicate request"), so the amount stays
+        // reserved (review finding: it was made refundable again, and refunded twice).
+        Ok(a) if resend && !a.done => {
+            tracing::warn!(payment = %reserved.id, code = %a.code, "refund sent again, not confirmed");
+            return Err(outcome_unknown());
+        }
         Ok(a) => (a.done, a.provider_reference),
+        Err(ProviderError::Refused(code)) if resend => {
+            tracing::warn!(payment = %reserved.id, code = %code, "refund sent again, not confirmed");
+            return Err(outcome_unknown());
+        }
         Err(ProviderError::Refused(code)) => {
             tracing::warn!(payment = %reserved.id, code = %code, "refund refused by the provider");
             (false, None)

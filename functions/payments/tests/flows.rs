@@ -448,7 +448,9 @@ async fn a_refund_whose_answer_was_lost_is_sent_again_and_made_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
-    // The same request again: sent with the same request id, made once at VNPay.
+    // The same request again, after the first send's lease: sent with the same request
+    // id, made once at VNPay.
+    w.clock.advance(SignedDuration::from_secs(61));
     let r = w
         .http
         .post(&url)

@@ -63,3 +63,91 @@ async fn every_concurrent_start_gets_the_page_to_go_to() {
         assert_eq!(v["status"], "pending");
     }
 }
+
+/// A refund whose answer was lost, sent again and answered "duplicate request", was
+/// recorded refused and made refundable again: refunded twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_sent_again_is_never_taken_for_refused() {
+    let w = world().await;
+    let d = w.owing().await;
+    let (_, p) = w.start(&d, Provider::Vnpay, &w.citizen(), None).await;
+    w.pay(&p, "success").await;
+    let id = p["id"].as_str().unwrap();
+    for switch in ["lose-next-refund", "refuse-duplicate-refunds"] {
+        let r = w
+            .http
+            .post(format!("{}/_sim/{switch}", w.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let officer = w.officer(&w.dossier(d.id).await);
+    let url = format!("{}/v1/payments/{id}/refunds", w.base);
+    let half =
+        serde_json::json!({"amount": 100_000, "expected_refundable": 200_000, "reason": "r"});
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&half)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    // Sent again at once: the first send's lease holds.
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&half)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    w.clock.advance(SignedDuration::from_secs(61));
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&half)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "urn:motcua:problem:refund-outcome-unknown");
+    let (_, list) = w.payments(&d, &officer).await;
+    assert_eq!(list[0]["refunds"][0]["status"], "requested", "{list}");
+    assert_eq!(list[0]["refunds"][0]["attempts"], 2);
+    assert_eq!(list[0]["refundable"], 100_000, "the amount stays reserved");
+    // No second refund of what may have been refunded.
+    let rest =
+        serde_json::json!({"amount": 200_000, "expected_refundable": 200_000, "reason": "r"});
+    let r = w
+        .http
+        .post(&url)
+        .bearer_auth(&officer)
+        .json(&rest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let txn = id.replace('-', "");
+    let at_vnpay = w
+        .sim
+        .transactions()
+        .into_iter()
+        .find(|t| t.txn_ref == txn)
+        .unwrap();
+    assert_eq!(at_vnpay.refunded, 100_000);
+    // The day's report shows it for an officer to check.
+    let day = motcua_domain::calendar::local_date(jiff::Timestamp::now());
+    let r = motcua_payments::reconcile::daily_report(&w.state, day)
+        .await
+        .unwrap();
+    assert!(
+        r.mismatches.iter().any(|m| m.kind == "refund_unconfirmed"),
+        "{r:?}"
+    );
+}

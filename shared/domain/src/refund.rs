@@ -24,7 +24,17 @@ pub struct Refund {
     pub at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_reference: Option<String>,
+    /// When it was last sent to the provider, and how often (a request whose answer was
+    /// lost is sent again with the same id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<Timestamp>,
+    #[serde(default)]
+    pub attempts: u32,
 }
+
+/// A refund sent this recently may still be on its way: it is not sent again yet.
+pub const REFUND_LEASE_SECS: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -98,8 +108,30 @@ impl Payment {
             reason: reason.to_owned(),
             at: now,
             provider_reference: None,
+            sent_at: Some(now),
+            attempts: 1,
         });
         Ok(p)
+    }
+
+    /// Sends the requested refund `id` again: its lease taken (another sender in the last
+    /// [`REFUND_LEASE_SECS`] keeps it), the attempt counted. `None` if it is not requested or
+    /// its lease is held.
+    pub fn resend_refund(&self, id: Uuid, now: Timestamp) -> Option<Payment> {
+        let i = self
+            .refunds
+            .iter()
+            .position(|r| r.id == id && r.status == RefundStatus::Requested)?;
+        let held = self.refunds[i]
+            .sent_at
+            .is_some_and(|t| now.duration_since(t).as_secs() < REFUND_LEASE_SECS);
+        if held {
+            return None;
+        }
+        let mut p = self.next(now);
+        p.refunds[i].sent_at = Some(now);
+        p.refunds[i].attempts += 1;
+        Some(p)
     }
 
     /// The provider's answer to refund `id`: done (the payment is refunded, fully or in

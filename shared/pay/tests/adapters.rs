@@ -323,6 +323,8 @@ async fn refunds_are_signed_both_ways_and_never_exceed_the_payment() {
             reason: "paid twice".into(),
             at: Timestamp::now(),
             provider_reference: None,
+            sent_at: None,
+            attempts: 1,
         };
         for (amount, done) in [
             (50_000, true),
@@ -354,6 +356,8 @@ async fn refunds_are_signed_both_ways_and_never_exceed_the_payment() {
         reason: "r".into(),
         at: Timestamp::now(),
         provider_reference: None,
+        sent_at: None,
+        attempts: 1,
     };
     assert!(
         w.paygov

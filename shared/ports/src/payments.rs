@@ -96,7 +96,7 @@ pub struct Mismatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub their_amount: Option<u64>,
     /// What it is: `paid_not_recorded`, `recorded_not_paid`, `amount_differs`,
-    /// `refund_due`.
+    /// `refund_due`, `refund_unconfirmed`.
     pub kind: String,
 }
 

@@ -13,6 +13,7 @@
 //!      the return URL, or JSON with `Accept: application/json`
 //! GET  /_sim/transactions, GET /_sim/callbacks    what happened, for tests and developers
 //! POST /_sim/lose-next-refund                     the next refund is made, its answer lost
+//! POST /_sim/refuse-duplicate-refunds             a refund request sent again: "duplicate"
 //! ```
 //! Behaviours: `success`, `failure`, `cancel`, `duplicate` (the callback twice),
 //! `delayed:<ms>` (the callback later), `wrong_amount` (signed, for 1,000 ₫ more),
@@ -102,6 +103,9 @@ struct Inner {
     refunds: HashMap<String, serde_json::Value>,
     /// The next refund is made, and its answer lost (503).
     lose_next_refund: bool,
+    /// A refund request sent again is refused as a duplicate (as a provider may answer)
+    /// instead of getting its first answer.
+    refuse_duplicate_refunds: bool,
     callbacks: Vec<SimCallback>,
     next_no: u64,
 }
@@ -215,6 +219,10 @@ impl PaymentSimulator {
             .route("/_sim/transactions", get(transactions))
             .route("/_sim/callbacks", get(callbacks))
             .route("/_sim/lose-next-refund", post(lose_next_refund))
+            .route(
+                "/_sim/refuse-duplicate-refunds",
+                post(refuse_duplicate_refunds),
+            )
             .with_state(sim);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -387,6 +395,16 @@ async fn pay(
 async fn lose_next_refund(State(s): State<Sim>) -> StatusCode {
     lock(&s.inner).lose_next_refund = true;
     StatusCode::NO_CONTENT
+}
+
+async fn refuse_duplicate_refunds(State(s): State<Sim>) -> StatusCode {
+    lock(&s.inner).refuse_duplicate_refunds = true;
+    StatusCode::NO_CONTENT
+}
+
+/// Whether a repeated refund request is refused as a duplicate.
+fn refusing_duplicates(s: &Sim) -> bool {
+    lock(&s.inner).refuse_duplicate_refunds
 }
 
 /// Whether this refund's answer is to be lost (once).

@@ -155,7 +155,8 @@ pub(super) async fn refund(State(s): State<Sim>, Json(r): Json<Value>) -> Json<V
         return Json(json!({"resultCode": 11007, "message": "Invalid signature."}));
     }
     let request_id = format!("momo:{}", text(&r, "orderId"));
-    if let Some(done) = super::lock(&s.inner).refunds.get(&request_id).cloned() {
+    let seen = super::lock(&s.inner).refunds.get(&request_id).cloned();
+    if let Some(done) = seen {
         return Json(done);
     }
     let trans_id = r.get("transId").and_then(Value::as_u64).unwrap_or(0);

@@ -167,9 +167,14 @@ pub(super) async fn api(State(s): State<Sim>, Json(r): Json<Value>) -> Response 
         return signed_answer(&s, base("97", "Invalid Checksum"), n).into_response();
     }
     let request_id = format!("vnpay:{}", text(&r, "vnp_RequestId"));
+    // (The lock is released before anything else takes it.)
+    let seen = super::lock(&s.inner).refunds.get(&request_id).cloned();
     if command == "refund"
-        && let Some(done) = super::lock(&s.inner).refunds.get(&request_id).cloned()
+        && let Some(done) = seen
     {
+        if super::refusing_duplicates(&s) {
+            return signed_answer(&s, base("94", "Duplicate request"), n).into_response();
+        }
         return Json(done).into_response();
     }
     let Some(mut t) = s.txn(Provider::Vnpay, &text(&r, "vnp_TxnRef")) else {
