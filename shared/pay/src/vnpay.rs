@@ -49,32 +49,60 @@ pub fn vn_time(t: Timestamp) -> String {
 
 /// Reads a VNPay date (`yyyyMMddHHmmss`, Vietnam time).
 pub fn parse_vn_time(s: &str) -> Option<Timestamp> {
-    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    let b = s.as_bytes();
+    if b.len() != 14 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let dt = jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", s).ok()?;
-    dt.to_zoned(vietnam_tz()).ok().map(|z| z.timestamp())
+    let n = |i: usize, len: usize| {
+        b[i..i + len]
+            .iter()
+            .fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0'))
+    };
+    let dt = jiff::civil::DateTime::new(
+        n(0, 4) as i16,
+        n(4, 2) as i8,
+        n(6, 2) as i8,
+        n(8, 2) as i8,
+        n(10, 2) as i8,
+        n(12, 2) as i8,
+        0,
+    )
+    .ok()?;
+    vietnam_tz().to_timestamp(dt).ok()
 }
 
 /// The data the payment URL and the IPN sign: `pairs` without the hash fields and empty
 /// values, sorted by key, form-encoded with `enc`.
 pub fn signed_data<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)], enc: Encoding) -> String {
+    let mut out = Vec::with_capacity(512);
+    signed_bytes(pairs, enc, &mut out);
+    // Form encoding yields ASCII only.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`signed_data`] appended to `out`, as bytes.
+pub fn signed_bytes<K: AsRef<str>, V: AsRef<str>>(
+    pairs: &[(K, V)],
+    enc: Encoding,
+    out: &mut Vec<u8>,
+) {
     let mut kept: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .filter(|(k, v)| !v.is_empty() && k.starts_with("vnp_") && !k.starts_with("vnp_SecureHash"))
         .collect();
-    kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::with_capacity(kept.iter().map(|(k, v)| k.len() + v.len() * 2 + 2).sum());
+    // Already in order when they come from `verify`.
+    if !kept.is_sorted_by(|a, b| a.0 <= b.0) {
+        kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
     for (i, (k, v)) in kept.iter().enumerate() {
         if i > 0 {
-            out.push('&');
+            out.push(b'&');
         }
-        sig::form_encode_into(&mut out, k, enc);
-        out.push('=');
-        sig::form_encode_into(&mut out, v, enc);
+        sig::form_encode_bytes(out, k.as_bytes(), enc);
+        out.push(b'=');
+        sig::form_encode_bytes(out, v.as_bytes(), enc);
     }
-    out
 }
 
 /// The hex HMAC-SHA512 of `pairs`' signed data.
@@ -91,6 +119,11 @@ pub fn signed_url(base: &str, secret: &[u8], pairs: &[(&str, String)]) -> String
     let data = signed_data(pairs, Encoding::Php);
     let hash = sig::hmac_hex(HMAC_SHA512, secret, data.as_bytes());
     format!("{base}?{data}&vnp_SecureHash={hash}")
+}
+
+thread_local! {
+    /// The signed data of the callback being verified, reused: no allocation per callback.
+    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
 }
 
 /// Verifies the signature of VNPay parameters (an IPN or a return URL) over exactly the
@@ -110,8 +143,13 @@ pub fn verify<'a>(raw: &'a str, key: &hmac::Key) -> Result<Pairs<'a>, CallbackEr
         .find(|(k, _)| k == "vnp_SecureHash")
         .map(|(_, v)| v.clone())
         .ok_or(CallbackError::Malformed)?;
-    let data = signed_data(&pairs, Encoding::Php);
-    if sig::hmac_matches(key, data.as_bytes(), &hash) {
+    let matches = BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        signed_bytes(&pairs, Encoding::Php, &mut b);
+        sig::hmac_matches(key, &b, &hash)
+    });
+    if matches {
         return Ok(pairs);
     }
     if pairs.iter().any(|(_, v)| sig::ambiguous(v)) {
