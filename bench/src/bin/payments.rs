@@ -116,6 +116,17 @@ fn in_process() {
         "VNPay IPN verified and read, one thread:   {vn:>10.0}/s ({} bytes)",
         query.len()
     );
+    if std::env::var_os("MOTCUA_BENCH_STEPS").is_some() {
+        let vkey = ring::hmac::Key::new(HMAC_SHA512, &secret);
+        let a = per_second(n, || vnpay::verify(&query, &vkey).is_ok());
+        let b = per_second(n, || motcua_pay::sig::form_pairs(&query, 40).is_some());
+        let pairs = vnpay::verify(&query, &vkey).unwrap();
+        let c = per_second(n, || vnpay::report_of(&pairs, "MOTCUA01").is_ok());
+        let d = per_second(n, || vnpay::parse_vn_time("20261201103512").is_some());
+        println!(
+            "  steps: verify {a:.0}/s, form_pairs {b:.0}/s, report_of {c:.0}/s, parse_vn_time {d:.0}/s"
+        );
+    }
     println!(
         "bare HMAC-SHA512 of its signed data:        {bare:>10.0}/s ({} bytes)",
         data.len()

@@ -161,15 +161,31 @@ pub fn tag_matches(tag: &[u8], signature: &str) -> bool {
     if sig.len() != tag.len() * 2 {
         return false;
     }
-    let mut diff = 0u8;
+    let (mut diff, mut bad) = (0u8, 0u8);
     for (i, pair) in sig.chunks_exact(2).enumerate() {
-        match (unhex(pair[0]), unhex(pair[1])) {
-            (Some(h), Some(l)) => diff |= (h << 4 | l) ^ tag[i],
-            _ => return false,
-        }
+        let (h, l) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        bad |= (h | l) & 0x80;
+        diff |= ((h << 4) | (l & 15)) ^ tag[i];
     }
-    diff == 0
+    bad == 0 && diff == 0
 }
+
+/// The value of a hex digit (either case); 0x80 for any other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => 0x80,
+        };
+        b += 1;
+    }
+    t
+};
 
 pub fn sha256_hex(msg: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, msg).as_ref())

@@ -121,20 +121,229 @@ pub fn signed_url(base: &str, secret: &[u8], pairs: &[(&str, String)]) -> String
     format!("{base}?{data}&vnp_SecureHash={hash}")
 }
 
+/// Bytes PHP's `urlencode` keeps as they are.
+const KEPT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        b += 1;
+    }
+    t
+};
+
+/// Upper-case hex digits.
+const UPPER_HEX: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_digit() || (c >= b'A' && c <= b'F');
+        b += 1;
+    }
+    t
+};
+
+/// Whether `s` reads the same encoded as decoded-then-encoded (PHP style): only kept
+/// bytes, `+`, and `%XX` (upper-case hex) of bytes that are not kept.
+fn canonical(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if KEPT[b as usize] || b == b'+' {
+            i += 1;
+        } else if b == b'%' {
+            let (Some(&h), Some(&l)) = (s.get(i + 1), s.get(i + 2)) else {
+                return false;
+            };
+            if !UPPER_HEX[h as usize] || !UPPER_HEX[l as usize] {
+                return false;
+            }
+            let v = |c: u8| if c > b'9' { c - b'A' + 10 } else { c - b'0' };
+            if KEPT[(v(h) << 4 | v(l)) as usize] {
+                return false;
+            }
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 thread_local! {
-    /// The signed data of the callback being verified, reused: no allocation per callback.
-    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+    /// The signed data of the callback being checked: one buffer per thread, reused.
+    static SIGNED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(MAX_IPN_BYTES));
+}
+
+/// A callback's `k=v` pieces, raw, in key order.
+struct Raw<'a> {
+    kv: [(&'a str, &'a str); MAX_PARAMS],
+    n: usize,
+}
+
+impl<'a> Raw<'a> {
+    fn pieces(&self) -> &[(&'a str, &'a str)] {
+        &self.kv[..self.n]
+    }
+}
+
+/// The pieces of `raw` in key order, if every key is letters, digits and `_` and every
+/// `vnp_` value is in the canonical encoding (as VNPay sends them): then the signed data
+/// is the raw pieces themselves. `None` when that does not hold (the caller decodes).
+fn scan(raw: &str) -> Option<Result<Raw<'_>, CallbackError>> {
+    let mut r = Raw {
+        kv: [("", ""); MAX_PARAMS],
+        n: 0,
+    };
+    let bytes = raw.as_bytes();
+    let mut start = 0;
+    // One pass over the bytes: pieces end at '&', keys at the first '='.
+    while start < bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b'&')
+            .map_or(bytes.len(), |i| start + i);
+        if end > start {
+            if r.n == MAX_PARAMS {
+                return Some(Err(CallbackError::Malformed));
+            }
+            let part = &bytes[start..end];
+            let mut eq = part.len();
+            for (i, b) in part.iter().enumerate() {
+                if *b == b'=' {
+                    eq = i;
+                    break;
+                }
+                if !KEY[*b as usize] {
+                    return None;
+                }
+            }
+            // Piece boundaries are ASCII bytes, so these are str boundaries too.
+            let k = &raw[start..start + eq];
+            let v = if eq < part.len() {
+                &raw[start + eq + 1..end]
+            } else {
+                ""
+            };
+            if k.as_bytes().starts_with(b"vnp_") && !canonical(v.as_bytes()) {
+                return None;
+            }
+            // Insertion into key order: VNPay's own order is already sorted, so this is
+            // one comparison per key.
+            let mut j = r.n;
+            while j > 0 && key_after(r.kv[j - 1].0, k) {
+                r.kv[j] = r.kv[j - 1];
+                j -= 1;
+            }
+            r.kv[j] = (k, v);
+            r.n += 1;
+        }
+        start = end + 1;
+    }
+    // A key twice is ambiguous: which one did the signer mean?
+    if r.pieces().windows(2).any(|w| w[0].0 == w[1].0) {
+        return Some(Err(CallbackError::Malformed));
+    }
+    Some(Ok(r))
+}
+
+/// Bytes a key may hold: letters, digits, `_`.
+const KEY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    t
+};
+
+/// Whether key `a` sorts after `b` (byte order; keys are short: no call out).
+fn key_after(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x > y;
+        }
+    }
+    a.len() > b.len()
+}
+
+/// Whether the raw pieces carry VNPay's signature over them (`None`: no hash at all).
+fn raw_signed(r: &Raw<'_>, key: &hmac::Key) -> Option<bool> {
+    let hash = r
+        .pieces()
+        .iter()
+        .find(|(k, _)| *k == "vnp_SecureHash")
+        .map(|(_, v)| *v)?;
+    // The signed data in one reused buffer, hashed at once (many small updates cost more
+    // than the hash itself).
+    let tag = SIGNED.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        for (k, v) in r.pieces() {
+            if v.is_empty() || !k.starts_with("vnp_") || k.starts_with("vnp_SecureHash") {
+                continue;
+            }
+            if !buf.is_empty() {
+                buf.push(b'&');
+            }
+            buf.extend_from_slice(k.as_bytes());
+            buf.push(b'=');
+            buf.extend_from_slice(v.as_bytes());
+        }
+        hmac::sign(key, &buf)
+    });
+    Some(sig::tag_matches(tag.as_ref(), hash))
+}
+
+/// The fast path of a callback: verified and read without decoding what is not read.
+/// `None` when it does not apply or the signature does not match it (the slow path then
+/// decides, trying the other samples' encodings).
+fn read_raw(
+    raw: &str,
+    key: &hmac::Key,
+    tmn_code: &str,
+) -> Option<Result<ProviderReport, CallbackError>> {
+    let r = match scan(raw)? {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
+    match raw_signed(&r, key) {
+        None => Some(Err(CallbackError::Malformed)),
+        Some(false) => None,
+        Some(true) => Some(report_from(r.pieces().iter().copied(), true, tmn_code)),
+    }
 }
 
 /// Verifies the signature of VNPay parameters (an IPN or a return URL) over exactly the
-/// signed fields. Decoded pairs on success.
+/// signed fields. Decoded pairs, in key order, on success.
 pub fn verify<'a>(raw: &'a str, key: &hmac::Key) -> Result<Pairs<'a>, CallbackError> {
     if raw.len() > MAX_IPN_BYTES {
         return Err(CallbackError::Malformed);
     }
+    if let Some(scanned) = scan(raw) {
+        let r = scanned?;
+        match raw_signed(&r, key) {
+            None => return Err(CallbackError::Malformed),
+            Some(true) => {
+                let mut pairs = Vec::with_capacity(r.n);
+                for (k, v) in r.pieces() {
+                    pairs.push((
+                        Cow::Borrowed(*k),
+                        sig::form_decode(v).ok_or(CallbackError::Malformed)?,
+                    ));
+                }
+                return Ok(pairs);
+            }
+            Some(false) => {}
+        }
+    }
     let mut pairs = sig::form_pairs(raw, MAX_PARAMS).ok_or(CallbackError::Malformed)?;
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    // A key twice is ambiguous: which one did the signer mean?
     if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
         return Err(CallbackError::Malformed);
     }
@@ -143,18 +352,12 @@ pub fn verify<'a>(raw: &'a str, key: &hmac::Key) -> Result<Pairs<'a>, CallbackEr
         .find(|(k, _)| k == "vnp_SecureHash")
         .map(|(_, v)| v.clone())
         .ok_or(CallbackError::Malformed)?;
-    let matches = BUF.with(|b| {
-        let mut b = b.borrow_mut();
-        b.clear();
-        signed_bytes(&pairs, Encoding::Php, &mut b);
-        sig::hmac_matches(key, &b, &hash)
-    });
-    if matches {
+    if sig::hmac_matches(key, &signed_bytes_of(&pairs, Encoding::Php), &hash) {
         return Ok(pairs);
     }
     if pairs.iter().any(|(_, v)| sig::ambiguous(v)) {
         for enc in OTHER_ENCODINGS {
-            if sig::hmac_matches(key, signed_data(&pairs, enc).as_bytes(), &hash) {
+            if sig::hmac_matches(key, &signed_bytes_of(&pairs, enc), &hash) {
                 return Ok(pairs);
             }
         }
@@ -162,11 +365,10 @@ pub fn verify<'a>(raw: &'a str, key: &hmac::Key) -> Result<Pairs<'a>, CallbackEr
     Err(CallbackError::BadSignature)
 }
 
-fn field<'p>(pairs: &'p [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'p str> {
-    pairs
-        .binary_search_by(|(k, _)| k.as_ref().cmp(name))
-        .ok()
-        .map(|i| pairs[i].1.as_ref())
+fn signed_bytes_of(pairs: &Pairs<'_>, enc: Encoding) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    signed_bytes(pairs, enc, &mut out);
+    out
 }
 
 /// `vnp_Amount` (VND × 100) as đồng.
@@ -178,20 +380,35 @@ pub fn amount_of(raw: &str) -> Option<Money> {
     x.is_multiple_of(100).then(|| Money::vnd(x / 100))
 }
 
+/// At most `max` characters of `s`.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// The payer's bank and its transaction number, letters and digits only, at most 64.
 fn payer(bank: Option<&str>, bank_txn: Option<&str>) -> Option<String> {
-    let parts: Vec<&str> = [bank, bank_txn]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| {
-        parts
-            .join(" ")
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
-            .take(64)
-            .collect()
-    })
+    let mut out = String::with_capacity(32);
+    for part in [bank, bank_txn].into_iter().flatten() {
+        if part.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if part.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            out.push_str(part);
+        } else {
+            out.extend(part.chars().filter(char::is_ascii_alphanumeric));
+        }
+    }
+    out.truncate(64);
+    (!out.is_empty()).then_some(out)
 }
 
 /// What a verified IPN (sorted pairs from [`verify`]) says, for terminal `tmn_code`.
@@ -199,43 +416,76 @@ pub fn report_of(
     pairs: &[(Cow<'_, str>, Cow<'_, str>)],
     tmn_code: &str,
 ) -> Result<ProviderReport, CallbackError> {
-    let get = |k| field(pairs, k);
+    report_from(
+        pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        false,
+        tmn_code,
+    )
+}
+
+/// [`report_of`] over `(key, value)` pieces, decoding the values it reads if `decode`.
+fn report_from<'v>(
+    fields: impl Iterator<Item = (&'v str, &'v str)>,
+    decode: bool,
+    tmn_code: &str,
+) -> Result<ProviderReport, CallbackError> {
     let bad = CallbackError::Malformed;
-    if get("vnp_TmnCode") != Some(tmn_code) {
+    // One pass over the fields (a lookup each would compare keys many times over).
+    let read = |v: &'v str| -> Result<Cow<'v, str>, CallbackError> {
+        if decode {
+            sig::form_decode(v).ok_or(bad)
+        } else {
+            Ok(Cow::Borrowed(v))
+        }
+    };
+    let (mut tmn, mut txn_ref, mut amount, mut response, mut status) = (
+        None,
+        Cow::Borrowed(""),
+        None,
+        Cow::Borrowed(""),
+        Cow::Borrowed(""),
+    );
+    let (mut tx, mut bank, mut bank_txn, mut pay_date) = (Cow::Borrowed(""), None, None, None);
+    for (k, v) in fields {
+        match k {
+            "vnp_TmnCode" => tmn = Some(read(v)?),
+            "vnp_TxnRef" => txn_ref = read(v)?,
+            "vnp_Amount" => amount = Some(read(v)?),
+            "vnp_ResponseCode" => response = read(v)?,
+            "vnp_TransactionStatus" => status = read(v)?,
+            "vnp_TransactionNo" => tx = read(v)?,
+            "vnp_BankCode" => bank = Some(read(v)?),
+            "vnp_BankTranNo" => bank_txn = Some(read(v)?),
+            "vnp_PayDate" => pay_date = Some(read(v)?),
+            // A result, not a request: a signed payment URL carries the same signature
+            // scheme (review finding: its query, with an empty, unsigned
+            // vnp_ResponseCode added, was read as a failure).
+            "vnp_Command" | "vnp_ReturnUrl" | "vnp_CreateDate" => return Err(bad),
+            _ => {}
+        }
+    }
+    if tmn.as_deref() != Some(tmn_code) || txn_ref.is_empty() {
         return Err(bad);
     }
-    let txn_ref = get("vnp_TxnRef").filter(|t| !t.is_empty()).ok_or(bad)?;
-    let amount = amount_of(get("vnp_Amount").ok_or(bad)?).ok_or(bad)?;
-    // A result, not a request: a signed payment URL carries the same signature scheme
-    // (review finding: its query, with an empty, unsigned vnp_ResponseCode added, was
-    // read as a failure). Result fields must be present and signed (empty values are not
-    // signed); request fields must be absent.
-    if ["vnp_Command", "vnp_ReturnUrl", "vnp_CreateDate"]
-        .iter()
-        .any(|k| get(k).is_some())
-    {
+    let amount = amount_of(&amount.ok_or(bad)?).ok_or(bad)?;
+    // Result fields must be present and signed (empty values are not signed).
+    if response.is_empty() || status.is_empty() || tx.is_empty() {
         return Err(bad);
     }
-    let signed = |k| get(k).filter(|v: &&str| !v.is_empty()).ok_or(bad);
-    let response = signed("vnp_ResponseCode")?;
-    let status = signed("vnp_TransactionStatus")?;
-    signed("vnp_TransactionNo")?;
-    let outcome = match (response, status) {
+    let outcome = match (response.as_ref(), status.as_ref()) {
         ("00", "00") => Outcome::Paid,
         ("24", _) => Outcome::Cancelled,
         (_, "01") => Outcome::Pending,
         _ => Outcome::Failed,
     };
     Ok(ProviderReport {
-        txn_ref: txn_ref.chars().take(100).collect(),
+        txn_ref: bounded(&txn_ref, 100),
         outcome,
         amount: Some(amount),
-        code: response.chars().take(8).collect(),
-        provider_transaction: get("vnp_TransactionNo")
-            .filter(|t| !t.is_empty())
-            .map(|t| t.chars().take(64).collect()),
-        payer_reference: payer(get("vnp_BankCode"), get("vnp_BankTranNo")),
-        at: get("vnp_PayDate").and_then(parse_vn_time),
+        code: bounded(&response, 8),
+        provider_transaction: Some(bounded(&tx, 64)),
+        payer_reference: payer(bank.as_deref(), bank_txn.as_deref()),
+        at: pay_date.as_deref().and_then(parse_vn_time),
     })
 }
 
@@ -355,11 +605,17 @@ impl PaymentProvider for Vnpay {
 
     fn verify_callback(&self, r: &CallbackRequest<'_>) -> Result<ProviderReport, CallbackError> {
         // GET carries the fields in the query; POST in a form body.
-        let raw = if r.query.contains("vnp_") {
+        let raw = if r.body.is_empty() {
             r.query
         } else {
             std::str::from_utf8(r.body).map_err(|_| CallbackError::Malformed)?
         };
+        if raw.len() > MAX_IPN_BYTES {
+            return Err(CallbackError::Malformed);
+        }
+        if let Some(r) = read_raw(raw, &self.key, &self.cfg.tmn_code) {
+            return r;
+        }
         let pairs = verify(raw, &self.key)?;
         report_of(&pairs, &self.cfg.tmn_code)
     }

@@ -301,3 +301,43 @@ fn the_example_paygov_profile_hashes_with_the_secret_last() {
         profile
     );
 }
+
+#[test]
+fn a_callback_verifies_however_its_query_is_escaped() {
+    let v = vectors();
+    let key = ring::hmac::Key::new(HMAC_SHA512, &secret(&v, "vnpay"));
+    let case = &v["vnpay_urls"][1];
+    let hash = case["php"]["hash"].as_str().unwrap();
+    let q = query_of(&pairs(&case["params"]), hash);
+    assert!(vnpay::verify(&q, &key).is_ok());
+    // The same fields escaped in lower-case hex, spaces as %20, and in another order.
+    let lower = q
+        .split('&')
+        .rev()
+        .map(|p| {
+            let mut out = String::new();
+            let mut chars = p.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '%' {
+                    let h: String = chars.by_ref().take(2).collect();
+                    out.push('%');
+                    out.push_str(&h.to_lowercase());
+                } else if c == '+' {
+                    out.push_str("%20");
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_ne!(lower, q);
+    assert!(vnpay::verify(&lower, &key).is_ok(), "{lower}");
+    // And a tampered one fails both ways.
+    let tampered = lower.replace("vnp_Amount=20000000", "vnp_Amount=20000100");
+    assert_eq!(
+        vnpay::verify(&tampered, &key).err(),
+        Some(CallbackError::BadSignature)
+    );
+}
