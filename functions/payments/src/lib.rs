@@ -34,6 +34,24 @@ use utoipa_axum::routes;
 
 pub use config::PayConfig;
 
+/// The answer for a payment that is not there, or not the caller's.
+pub(crate) fn no_such_payment() -> motcua_http::Problem {
+    motcua_http::Problem::not_found().detail("Không có giao dịch thanh toán này", "No such payment")
+}
+
+/// The payer's address as our own proxies saw it (sent to VNPay), `127.0.0.1` when the
+/// runner is called directly.
+pub(crate) fn client_ip(
+    headers: &axum::http::HeaderMap,
+    proxies: &motcua_http::limits::ProxyTrust,
+) -> String {
+    let client = motcua_http::limits::client_key_of(headers, proxies);
+    client
+        .strip_prefix("client:")
+        .unwrap_or("127.0.0.1")
+        .to_owned()
+}
+
 /// What every handler gets.
 #[derive(Clone)]
 pub struct PayState {

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use motcua_domain::payment::{FeeDue, Outcome, Payment, PaymentStatus, Provider};
 use motcua_domain::{Actor, Dossier, Role};
-use motcua_http::limits::client_key_of;
 use motcua_http::{
     Caller, Problem, idempotency_key, idempotent, parse_json, require_json, store_problem,
 };
@@ -18,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::PayState;
 use crate::settle::{self, Applied};
 pub use crate::view::PaymentView;
+use crate::{PayState, no_such_payment};
 
 /// What the applicant asks for.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,10 +34,6 @@ pub struct StartPayment {
 
 fn no_such_dossier() -> Problem {
     Problem::not_found().detail("Không có hồ sơ này", "No such dossier")
-}
-
-fn no_such_payment() -> Problem {
-    Problem::not_found().detail("Không có giao dịch thanh toán này", "No such payment")
 }
 
 /// The dossier, if `caller` is its applicant.
@@ -120,11 +115,7 @@ pub(crate) async fn start(
         ));
     }
     let dossier = own_dossier(&s, &caller, &id).await?;
-    let client = client_key_of(&headers, &s.config.proxies);
-    let client_ip = client
-        .strip_prefix("client:")
-        .unwrap_or("127.0.0.1")
-        .to_owned();
+    let client_ip = crate::client_ip(&headers, &s.config.proxies);
     let scope = format!("payments:{}:{}", caller.subject, dossier.id);
     let fingerprint = format!("{}|{locale}", req.provider.as_str());
     let now = s.clock.now();

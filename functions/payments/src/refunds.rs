@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use motcua_domain::payment::{Payment, RefundError, RefundStatus};
 use motcua_domain::{Money, Role};
-use motcua_http::limits::client_key_of;
 use motcua_http::{
     Caller, Problem, idempotency_key, idempotent, parse_json, require_json, store_problem,
 };
@@ -18,8 +17,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::PayState;
 use crate::pay::PaymentView;
+use crate::{PayState, no_such_payment};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,10 +32,6 @@ pub struct RefundBody {
     /// Why (kept with the refund), 1–500 characters.
     #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
-}
-
-fn no_such_payment() -> Problem {
-    Problem::not_found().detail("Không có giao dịch thanh toán này", "No such payment")
 }
 
 fn refused(e: RefundError) -> Problem {
@@ -124,11 +119,7 @@ pub(crate) async fn refund(
         .map_err(store_problem)?
         .filter(|p| caller.role == Role::Admin || caller.agency.as_ref() == Some(&p.agency))
         .ok_or_else(no_such_payment)?;
-    let client = client_key_of(&headers, &s.config.proxies);
-    let ip = client
-        .strip_prefix("client:")
-        .unwrap_or("127.0.0.1")
-        .to_owned();
+    let ip = crate::client_ip(&headers, &s.config.proxies);
     let scope = format!("refunds:{}:{}", caller.subject, p.id);
     let fingerprint = format!("{}|{}|{}", req.amount, req.expected_refundable, reason);
     let now = s.clock.now();

@@ -8,11 +8,7 @@ use motcua_domain::payment::{Payment, PaymentStatus, Provider};
 use motcua_http::{Language, Problem, store_problem};
 use uuid::Uuid;
 
-use crate::PayState;
-
-fn no_such_payment() -> Problem {
-    Problem::not_found().detail("Không có giao dịch thanh toán này", "No such payment")
-}
+use crate::{PayState, no_such_payment};
 
 fn txn_ref_in(provider: Provider, query: &str, s: &PayState) -> Option<Uuid> {
     let name = match provider {

@@ -443,6 +443,21 @@ fn with_query(base: &str, query: &str) -> String {
     format!("{base}{sep}{query}")
 }
 
+/// The string fields of a JSON object as a form-encoded query, in the object's order.
+fn query_of(body: &serde_json::Value) -> String {
+    body.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| {
+            format!(
+                "{k}={}",
+                crate::sig::form_encode(&crate::vnpay::text(body, k), crate::sig::Encoding::Php)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A hex signature with its last digit changed.
 fn corrupt(sig: &str) -> String {
     let mut s = sig.to_owned();

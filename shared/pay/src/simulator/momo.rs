@@ -7,9 +7,8 @@ use axum::response::{IntoResponse, Response};
 use motcua_domain::payment::Provider;
 use serde_json::{Value, json};
 
-use super::{Sim, SimTxn, TxnState, corrupt, page_of, with_query};
+use super::{Sim, SimTxn, TxnState, corrupt, page_of, query_of, with_query};
 use crate::momo::{CREATE_FIELDS, IPN_FIELDS, QUERY_FIELDS, REFUND_FIELDS, sign};
-use crate::sig::Encoding;
 use crate::vnpay::text;
 
 fn signed_by_merchant(s: &Sim, r: &Value, fields: &[&str]) -> bool {
@@ -110,19 +109,7 @@ pub(super) async fn callback(s: &Sim, t: &SimTxn, behaviour: &str) {
 }
 
 pub(super) fn return_url(s: &Sim, t: &SimTxn) -> String {
-    let body = result_body(s, t, t.amount);
-    let q: Vec<String> = body
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, _)| {
-            format!(
-                "{k}={}",
-                crate::sig::form_encode(&text(&body, k), Encoding::Php)
-            )
-        })
-        .collect();
-    with_query(&t.return_url, &q.join("&"))
+    with_query(&t.return_url, &query_of(&result_body(s, t, t.amount)))
 }
 
 pub(super) async fn query(State(s): State<Sim>, Json(r): Json<Value>) -> Json<Value> {

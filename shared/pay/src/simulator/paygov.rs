@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 use motcua_domain::payment::Provider;
 use serde_json::{Map, Value};
 
-use super::{Sim, SimTxn, TxnState, corrupt, page_of, with_query};
+use super::{Sim, SimTxn, TxnState, corrupt, page_of, query_of, with_query};
 use crate::paygov::parse_callback;
-use crate::sig::Encoding;
 use crate::vnpay::text;
 
 pub(super) async fn page(State(s): State<Sim>, RawQuery(q): RawQuery) -> Response {
@@ -86,19 +85,7 @@ pub(super) async fn callback(s: &Sim, t: &SimTxn, behaviour: &str) {
 }
 
 pub(super) fn return_url(s: &Sim, t: &SimTxn) -> String {
-    let body = result_body(s, t, t.amount);
-    let q: Vec<String> = body
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, _)| {
-            format!(
-                "{k}={}",
-                crate::sig::form_encode(&text(&body, k), Encoding::Php)
-            )
-        })
-        .collect();
-    with_query(&t.return_url, &q.join("&"))
+    with_query(&t.return_url, &query_of(&result_body(s, t, t.amount)))
 }
 
 pub(super) async fn query(State(s): State<Sim>, Json(r): Json<Value>) -> Response {
