@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::world;
+use common::{World, to_before_midnight, world, world_shifted};
 use jiff::SignedDuration;
 use motcua_domain::payment::{FeeChannel, Provider};
 use motcua_domain::{Role, Status};
@@ -217,7 +217,18 @@ async fn one_open_payment_per_fee_and_retries_get_the_first_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_settles_silent_payments_and_expires_abandoned_ones() {
-    let w = world().await;
+    reconciliation_round_and_report(world().await).await;
+}
+
+/// The same 41 minutes starting 20 minutes before midnight: the day's report
+/// is the day each payment was made (this failed when the test read one day).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_across_midnight_reports_each_payment_on_its_day() {
+    let w = world_shifted(to_before_midnight(SignedDuration::from_mins(20))).await;
+    reconciliation_round_and_report(w).await;
+}
+
+async fn reconciliation_round_and_report(w: World) {
     // Paid, never called back (MoMo may call once, and it can be lost).
     let silent = w.owing().await;
     let (_, p) = w.start(&silent, Provider::Momo, &w.citizen(), None).await;
@@ -254,18 +265,22 @@ async fn reconciliation_settles_silent_payments_and_expires_abandoned_ones() {
         .start(&abandoned, Provider::Vnpay, &w.citizen(), None)
         .await;
     assert_eq!(s, 201);
-    // The day's report: what the providers say agrees with us now.
-    let day = motcua_domain::calendar::local_date(jiff::Timestamp::now());
-    let r = motcua_payments::reconcile::daily_report(&w.state, day)
-        .await
-        .unwrap();
-    assert_eq!(r.compared.values().sum::<u32>(), 3, "{r:?}");
-    assert!(r.unchecked.is_empty());
-    assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
-    assert_eq!(
-        w.state.ports.payments.report(day).await.unwrap().unwrap(),
-        r
-    );
+    // The days' reports (the clock moved 41 minutes, maybe past midnight):
+    // what the providers say agrees with us now.
+    let mut compared = 0;
+    for day in w.payment_days(&[silent.id, abandoned.id]).await {
+        let r = motcua_payments::reconcile::daily_report(&w.state, day)
+            .await
+            .unwrap();
+        compared += r.compared.values().sum::<u32>();
+        assert!(r.unchecked.is_empty());
+        assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+        assert_eq!(
+            w.state.ports.payments.report(day).await.unwrap().unwrap(),
+            r
+        );
+    }
+    assert_eq!(compared, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

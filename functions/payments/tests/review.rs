@@ -142,7 +142,7 @@ async fn a_refund_sent_again_is_never_taken_for_refused() {
         .unwrap();
     assert_eq!(at_vnpay.refunded, 100_000);
     // The day's report shows it for an officer to check.
-    let day = motcua_domain::calendar::local_date(jiff::Timestamp::now());
+    let day = *w.payment_days(&[d.id]).await.first().unwrap();
     let r = motcua_payments::reconcile::daily_report(&w.state, day)
         .await
         .unwrap();

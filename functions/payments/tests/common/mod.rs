@@ -49,6 +49,25 @@ pub struct World {
 }
 
 pub async fn world() -> World {
+    world_shifted(SignedDuration::ZERO).await
+}
+
+/// How far to move the clock so that it reads `before` ahead of the next
+/// midnight in Vietnam: tests of daily things run across it.
+pub fn to_before_midnight(before: SignedDuration) -> SignedDuration {
+    let now = Timestamp::now();
+    let today = motcua_domain::calendar::local_date(now);
+    let midnight = today
+        .tomorrow()
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7)))
+        .unwrap()
+        .timestamp();
+    now.duration_until(midnight) - before
+}
+
+/// A world whose clock reads the real time moved by `shift`.
+pub async fn world_shifted(shift: SignedDuration) -> World {
     let dir = std::env::temp_dir().join(format!("motcua-pay-fn-{}", Uuid::now_v7()));
     let store = EmbeddedStore::open(&dir).unwrap();
     let submission = store.submission_ports();
@@ -99,7 +118,7 @@ pub async fn world() -> World {
     let mut config = PayConfig::from_lookup(get).unwrap();
     let (offered, paygov) = providers::from_lookup(get).unwrap();
     config.paygov = paygov;
-    let clock = TestClock(Arc::default());
+    let clock = TestClock(Arc::new(Mutex::new(shift)));
     let auth = Arc::new(Authenticator::new("motcua", "motcua", &[SECRET.to_vec()]).unwrap());
     let state = PayState {
         dossiers: submission.dossiers.clone(),
@@ -211,6 +230,21 @@ impl World {
 
     pub async fn dossier(&self, id: Uuid) -> Dossier {
         self.submission.dossiers.get(id).await.unwrap().unwrap()
+    }
+
+    /// The Vietnam days the dossiers' payments were created on (what a daily
+    /// report is keyed by); a test that runs across midnight spans two.
+    pub async fn payment_days(
+        &self,
+        dossiers: &[Uuid],
+    ) -> std::collections::BTreeSet<jiff::civil::Date> {
+        let mut days = std::collections::BTreeSet::new();
+        for d in dossiers {
+            for p in self.state.ports.payments.for_dossier(*d).await.unwrap() {
+                days.insert(motcua_domain::calendar::local_date(p.created_at));
+            }
+        }
+        days
     }
 
     /// POST /v1/dossiers/{id}/payments as `token`.
