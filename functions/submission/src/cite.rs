@@ -23,6 +23,30 @@ pub(crate) async fn check(
     procedure_code: &str,
     docs: &[SubmittedDocument],
 ) -> Result<Vec<Citation>, Result<Vec<DocumentError>, Problem>> {
+    check_as(s, caller, dossier, procedure_code, docs, false).await
+}
+
+/// [`check`] for a paper dossier an officer registers at the counter: its files are the
+/// officer's scans (uploads of theirs for their agency) and components may be paper
+/// only; nothing is reused from an applicant's store.
+pub(crate) async fn check_counter(
+    s: &AppState,
+    officer: &Actor,
+    dossier: Uuid,
+    procedure_code: &str,
+    docs: &[SubmittedDocument],
+) -> Result<Vec<Citation>, Result<Vec<DocumentError>, Problem>> {
+    check_as(s, officer, dossier, procedure_code, docs, true).await
+}
+
+async fn check_as(
+    s: &AppState,
+    caller: &Actor,
+    dossier: Uuid,
+    procedure_code: &str,
+    docs: &[SubmittedDocument],
+    counter: bool,
+) -> Result<Vec<Citation>, Result<Vec<DocumentError>, Problem>> {
     let mut cites: Vec<Citation> = Vec::new();
     let mut errors = Vec::new();
     let mut total: u64 = 0;
@@ -55,7 +79,16 @@ pub(crate) async fn check(
                         .map_err(|e| Err(store_problem(e)))?,
                     None => None,
                 };
-                let Some(u) = found.filter(|u| u.agency.is_none() && caller.owns(&u.owner)) else {
+                let mine = |u: &motcua_domain::upload::Upload| {
+                    if counter {
+                        u.owner == motcua_domain::upload::officer_owner(&caller.subject)
+                            && u.agency.is_some()
+                            && u.agency == caller.agency
+                    } else {
+                        u.agency.is_none() && caller.owns(&u.owner)
+                    }
+                };
+                let Some(u) = found.filter(mine) else {
                     errors.push(err(DocumentProblem::UploadUnknown));
                     continue;
                 };
@@ -78,6 +111,11 @@ pub(crate) async fn check(
                     };
                     add(&mut errors, cite, u.size);
                 }
+            }
+            DocumentSource::Paper if counter => {}
+            DocumentSource::Paper => errors.push(err(DocumentProblem::PaperAtCounterOnly)),
+            DocumentSource::Store | DocumentSource::Dossier if counter => {
+                errors.push(err(DocumentProblem::StoredUnknown))
             }
             DocumentSource::Store => {
                 let found = match canonical(&doc.reference) {

@@ -209,6 +209,8 @@ pub enum DocumentSource {
     Store,
     /// Reused from another dossier's result (state 3).
     Dossier,
+    /// Handed in on paper and not scanned (state 0): paper dossiers at the counter only.
+    Paper,
 }
 
 impl DocumentSource {
@@ -217,6 +219,7 @@ impl DocumentSource {
             DocumentSource::Upload => 1,
             DocumentSource::Store => 2,
             DocumentSource::Dossier => 3,
+            DocumentSource::Paper => 0,
         }
     }
 }
@@ -252,6 +255,8 @@ pub enum DocumentProblem {
     UploadForAnotherDocument,
     /// No document of the caller's store has this id.
     StoredUnknown,
+    /// A paper-only component: only a dossier registered at the counter has those.
+    PaperAtCounterOnly,
     /// No dossier of the caller's with a result has this code.
     DossierUnknown,
     /// The files of one dossier exceed the total allowed.
@@ -324,6 +329,12 @@ impl Localized for DocumentError {
             (P::StoredUnknown, Lang::En) => {
                 format!("Document '{d}' names nothing in your document store")
             }
+            (P::PaperAtCounterOnly, Lang::Vi) => format!(
+                "Thành phần '{d}' phải là bản điện tử; bản giấy chỉ nộp tại bộ phận một cửa"
+            ),
+            (P::PaperAtCounterOnly, Lang::En) => format!(
+                "Document '{d}' must be electronic; paper is handed in at the one-stop desk"
+            ),
             (P::DossierUnknown, Lang::Vi) => {
                 format!("Không có hồ sơ đã có kết quả của bạn cho thành phần '{d}'")
             }
@@ -435,12 +446,13 @@ impl Procedure {
                 errors.push(err(DocumentProblem::Duplicate));
                 continue;
             }
-            if d.reference.trim().is_empty() {
+            if d.reference.trim().is_empty() && d.source != DocumentSource::Paper {
                 errors.push(err(DocumentProblem::EmptyReference));
             } else if d.reference.chars().count() > crate::bounds::MAX_REFERENCE_CHARS {
                 errors.push(err(DocumentProblem::ReferenceTooLong));
             }
-            if d.source != DocumentSource::Upload && !req.reusable {
+            if matches!(d.source, DocumentSource::Store | DocumentSource::Dossier) && !req.reusable
+            {
                 errors.push(err(DocumentProblem::NotReusable));
             }
         }

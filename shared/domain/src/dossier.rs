@@ -342,6 +342,9 @@ pub struct Dossier {
     pub procedure_code: String,
     pub procedure_name: String,
     pub agency: AgencyCode,
+    /// How it reached the agency (dossiers of earlier versions were all online).
+    #[serde(default)]
+    pub channel: crate::intake::IntakeChannel,
     pub applicant: Applicant,
     pub form: BTreeMap<String, Value>,
     pub documents: Vec<SubmittedDocument>,
@@ -613,6 +616,7 @@ impl Dossier {
             procedure_code: procedure.code.clone(),
             procedure_name: procedure.name.clone(),
             agency: procedure.agency.clone(),
+            channel: crate::intake::IntakeChannel::Online,
             applicant: new.applicant,
             form: new.form,
             documents: new.documents,

@@ -13,6 +13,8 @@ pub mod files;
 pub mod i18n;
 pub mod identity;
 pub mod ids;
+pub mod intake;
+pub mod kpi;
 pub mod lunar;
 pub mod money;
 pub mod notify;
