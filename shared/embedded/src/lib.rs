@@ -36,6 +36,7 @@ const IN_PROGRESS_LEASE_SECS: i64 = 60;
 mod notifications;
 mod objects;
 mod payments;
+mod reports;
 mod uploads;
 pub use notifications::LocalSendRate;
 pub use objects::{
@@ -292,6 +293,7 @@ impl EmbeddedStore {
             .execute_batch(notifications::SCHEMA)
             .map_err(map_sql)?;
         writer.execute_batch(payments::SCHEMA).map_err(map_sql)?;
+        writer.execute_batch(reports::SCHEMA).map_err(map_sql)?;
         add_missing_columns(&writer).map_err(map_sql)?;
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let readers = (0..n.max(2))
@@ -983,6 +985,13 @@ mod tests {
     }
 
     motcua_ports::payments_contract_tests!(fresh_payments());
+
+    async fn fresh_kpi() -> Arc<dyn motcua_ports::reports::KpiStore> {
+        let dir = std::env::temp_dir().join(format!("motcua-kpi-{}", Uuid::now_v7()));
+        Arc::new(EmbeddedStore::open(&dir).unwrap())
+    }
+
+    motcua_ports::reports_contract_tests!(fresh_kpi());
 
     /// Issue 9, item 5: when the group's transaction cannot begin, none of its writes runs
     /// (before, each ran in autocommit mode: a dossier without its event).

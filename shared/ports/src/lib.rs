@@ -22,6 +22,9 @@ pub mod notifications_contract;
 pub mod payments;
 #[cfg(feature = "contract")]
 pub mod payments_contract;
+pub mod reports;
+#[cfg(feature = "contract")]
+pub mod reports_contract;
 pub mod uploads;
 #[cfg(feature = "contract")]
 pub mod uploads_contract;
