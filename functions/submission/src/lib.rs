@@ -663,7 +663,7 @@ async fn list_dossiers(
                 .await
                 .map_err(store_problem)?
         }
-        Role::System => return Err(require_role(&caller, &[]).unwrap_err()),
+        Role::System | Role::Leader => return Err(require_role(&caller, &[]).unwrap_err()),
     };
     let now = s.clock.now();
     let body = DossierPage {

@@ -302,7 +302,7 @@ async fn visible(s: &UploadsState, caller: &Actor, id: &str) -> Result<Upload, P
             }
             any
         }
-        Role::Admin | Role::System => false,
+        Role::Admin | Role::System | Role::Leader => false,
     };
     if allowed {
         Ok(u)

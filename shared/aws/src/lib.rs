@@ -24,6 +24,8 @@ pub mod identity;
 pub mod kms;
 mod notifications;
 mod payments;
+
+mod reports;
 mod revoked;
 #[cfg(feature = "s3")]
 pub mod s3;
@@ -1294,6 +1296,19 @@ mod tests {
     }
 
     motcua_ports::payments_contract_tests!(fresh_payments());
+
+    async fn fresh_kpi() -> std::sync::Arc<dyn motcua_ports::reports::KpiStore> {
+        crate::localstack::ensure_running().expect("LocalStack");
+        let conf = crate::localstack::config().await;
+        let store = DynamoStore::new(
+            Client::new(&conf),
+            format!("motcua-kpi-{}", Uuid::now_v7().simple()),
+        );
+        store.ensure_table().await.expect("table created");
+        std::sync::Arc::new(store)
+    }
+
+    motcua_ports::reports_contract_tests!(fresh_kpi());
 
     #[tokio::test]
     async fn an_unreachable_dynamodb_is_unavailable_not_a_bug() {

@@ -157,6 +157,9 @@ pub enum Role {
     Officer,
     Admin,
     System,
+    /// A leader of the province (or, with an agency, of one agency): reads the KPI
+    /// reports, nothing else.
+    Leader,
 }
 
 impl Role {
@@ -166,12 +169,19 @@ impl Role {
             Role::Officer => "officer",
             Role::Admin => "admin",
             Role::System => "system",
+            Role::Leader => "leader",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Citizen, Role::Officer, Role::Admin, Role::System]
-            .into_iter()
+        [
+            Role::Citizen,
+            Role::Officer,
+            Role::Admin,
+            Role::System,
+            Role::Leader,
+        ]
+        .into_iter()
             .find(|r| r.as_str() == s)
     }
 }
@@ -659,6 +669,7 @@ impl Dossier {
             Role::Citizen => actor.owns(&self.applicant.subject),
             Role::Officer => actor.agency.as_ref() == Some(&self.agency),
             Role::Admin | Role::System => true,
+            Role::Leader => false,
         }
     }
 

@@ -316,10 +316,12 @@ impl SsoTrust {
             Role::Admin
         } else if ours("officer") {
             Role::Officer
+        } else if ours("leader") {
+            Role::Leader
         } else {
             return Err(Problem::forbidden(
-                "Tài khoản SSO không có vai trò cán bộ hoặc quản trị",
-                "The SSO account has no officer or admin role",
+                "Tài khoản SSO không có vai trò cán bộ, lãnh đạo hoặc quản trị",
+                "The SSO account has no officer, leader or admin role",
             ));
         };
         let agency = match claim(&claims, &self.agency_claim).and_then(|v| v.as_str()) {
