@@ -182,7 +182,7 @@ impl Role {
             Role::Leader,
         ]
         .into_iter()
-            .find(|r| r.as_str() == s)
+        .find(|r| r.as_str() == s)
     }
 }
 
