@@ -223,14 +223,7 @@ pub fn router(state: IdentityState) -> Router {
         .layer(axum::middleware::from_fn(motcua_http::localize))
 }
 
-/// Keyed hash of an ID number or tax code: how identities are stored and looked up.
-pub fn id_hash(key: &[u8], kind: &str, value: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(kind.as_bytes());
-    mac.update(b":");
-    mac.update(value.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
+pub use motcua_http::id_hash::id_hash;
 
 pub(crate) fn unprocessable(kind: &'static str, vi: &str, en: &str) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, kind, vi, en)

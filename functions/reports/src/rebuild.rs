@@ -14,11 +14,22 @@ use crate::consume::{Outcome, sync};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Rebuilt {
     pub agencies: usize,
+    /// Dossiers read.
     pub dossiers: u64,
+    /// Dossiers whose contribution was (re)applied.
+    pub applied: u64,
 }
 
+/// Forgets every counter, then applies every dossier.
 pub async fn rebuild(s: &ReportState) -> Result<Rebuilt, StoreError> {
     s.kpi.reset().await?;
+    catch_up(s).await
+}
+
+/// Applies every dossier whose applied contribution is missing or older than the dossier
+/// (nothing else is written): what a runner does at start, and what repairs counters
+/// after events were lost.
+pub async fn catch_up(s: &ReportState) -> Result<Rebuilt, StoreError> {
     let mut agencies: Vec<_> = s
         .catalogue
         .procedures()
@@ -31,6 +42,7 @@ pub async fn rebuild(s: &ReportState) -> Result<Rebuilt, StoreError> {
     let mut done = Rebuilt {
         agencies: agencies.len(),
         dossiers: 0,
+        applied: 0,
     };
     for agency in &agencies {
         let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
@@ -38,9 +50,10 @@ pub async fn rebuild(s: &ReportState) -> Result<Rebuilt, StoreError> {
             let got = s.dossiers.agency_queue(agency, None, &page).await?;
             for d in &got.items {
                 // A conflict: an event applied a newer version meanwhile; it stands.
+                done.dossiers += 1;
                 match sync(s, d).await {
-                    Ok(Outcome::Applied | Outcome::Unchanged | Outcome::Ignored(_))
-                    | Err(StoreError::Conflict) => done.dossiers += 1,
+                    Ok(Outcome::Applied) => done.applied += 1,
+                    Ok(Outcome::Unchanged | Outcome::Ignored(_)) | Err(StoreError::Conflict) => {}
                     Err(e) => return Err(e),
                 }
             }

@@ -34,6 +34,10 @@ pub struct SubmissionConfig {
     /// `MOTCUA_UPLOAD_MAX_DOSSIER_BYTES` (default 100 MiB): the most the uploaded files one
     /// submission or supplement cites may hold together (the uploads function's setting).
     pub max_dossier_upload_bytes: u64,
+    /// `MOTCUA_ID_HASH_KEY` (the identity function's key or key set): a paper dossier is
+    /// filed under the owner reference of the applicant's number, so the person sees it
+    /// when they sign in. Without it, officers cannot register paper dossiers.
+    pub id_hash_keys: Option<motcua_http::id_hash::IdHashKeys>,
 }
 
 impl SubmissionConfig {
@@ -72,6 +76,15 @@ impl SubmissionConfig {
                 get("MOTCUA_UPLOAD_MAX_DOSSIER_BYTES"),
                 100 * 1024 * 1024,
             )?,
+            id_hash_keys: match get("MOTCUA_ID_HASH_KEY").filter(|k| !k.trim().is_empty()) {
+                Some(raw) => Some(motcua_http::id_hash::IdHashKeys::parse(&raw).map_err(
+                    |why| ConfigError::Invalid {
+                        name: "MOTCUA_ID_HASH_KEY",
+                        why,
+                    },
+                )?),
+                None => None,
+            },
             max_extension_working_days: match get("MOTCUA_MAX_EXTENSION_WORKING_DAYS") {
                 Some(v) => Some(number("MOTCUA_MAX_EXTENSION_WORKING_DAYS", Some(v), 0)?),
                 None => None,

@@ -6,6 +6,7 @@
 
 mod cite;
 pub mod config;
+mod counter;
 pub mod views;
 
 use std::collections::BTreeSet;
@@ -94,6 +95,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_procedures))
         .routes(routes!(get_procedure))
         .routes(routes!(submit_dossier, list_dossiers))
+        .routes(routes!(counter::register))
         .routes(routes!(get_dossier))
         .routes(routes!(withdraw))
         .routes(routes!(supplement))
@@ -162,6 +164,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/procedures", get(list_procedures))
         .route("/v1/procedures/{code}", get(get_procedure))
         .route("/v1/dossiers", post(submit_dossier).get(list_dossiers))
+        .route("/v1/counter/dossiers", post(counter::register))
         .route("/v1/dossiers/{id}", get(get_dossier))
         .route("/v1/dossiers/{id}/withdraw", post(withdraw))
         .route("/v1/dossiers/{id}/supplement", post(supplement))

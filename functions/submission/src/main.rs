@@ -10,10 +10,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     motcua_aws::init_lambda_tracing();
     // Development HS256 secrets, if any, from Secrets Manager (MOTCUA_JWT_SECRETS_SECRET).
     let env = |k: &str| std::env::var(k).ok();
-    let secrets = if env("MOTCUA_JWT_SECRETS_SECRET").is_some_and(|v| !v.trim().is_empty()) {
+    // The ID-number hash key (paper dossiers are filed under the person's owner reference)
+    // from Secrets Manager too (MOTCUA_ID_HASH_KEY_SECRET).
+    let names = ["MOTCUA_JWT_SECRETS", "MOTCUA_ID_HASH_KEY"];
+    let secrets = if names
+        .iter()
+        .any(|n| env(&format!("{n}_SECRET")).is_some_and(|v| !v.trim().is_empty()))
+    {
         motcua_aws::secrets::resolve(
             &motcua_aws::aws_sdk_secretsmanager::Client::new(&motcua_aws::sdk_config().await),
-            &["MOTCUA_JWT_SECRETS"],
+            &names,
             env,
         )
         .await?

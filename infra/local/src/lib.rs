@@ -24,6 +24,7 @@ pub mod messages;
 pub mod notify;
 pub mod payments;
 pub mod portal;
+pub mod reports;
 pub mod uploads;
 pub use messages::DevMessages;
 
@@ -121,11 +122,15 @@ pub(crate) fn secret_file(data_dir: &Path, file: &str, env: &str) -> anyhow::Res
 
 fn local_config(data_dir: &Path) -> anyhow::Result<SubmissionConfig> {
     let secret = dev_secret(data_dir)?;
+    // The identity function's key: paper dossiers are filed under the applicant's owner
+    // reference.
+    let hash_key = secret_file(data_dir, "id-hash.key", "MOTCUA_ID_HASH_KEY")?;
     let cors = std::env::var("MOTCUA_CORS_ORIGINS").unwrap_or_else(|_| "*".into());
     SubmissionConfig::from_lookup(|k| match k {
         "MOTCUA_JWT_SECRETS" => Some(secret.clone()),
         "MOTCUA_JWT_ISSUER" => Some(LOCAL_ISSUER.into()),
         "MOTCUA_CORS_ORIGINS" => Some(cors.clone()),
+        "MOTCUA_ID_HASH_KEY" => Some(hash_key.clone()),
         other => std::env::var(other).ok(),
     })
     .map_err(|e| anyhow::anyhow!("{e}"))
@@ -167,7 +172,10 @@ pub fn token(o: &TokenOptions) -> anyhow::Result<String> {
         "citizen" => Role::Citizen,
         "officer" => Role::Officer,
         "admin" => Role::Admin,
-        other => anyhow::bail!("--role must be citizen, officer or admin, not '{other}'"),
+        "leader" => Role::Leader,
+        other => {
+            anyhow::bail!("--role must be citizen, officer, leader or admin, not '{other}'")
+        }
     };
     let agency = o
         .agency
@@ -576,6 +584,7 @@ pub fn app(
     messages: &DevMessages,
     notifications: motcua_notifications::NotifyState,
     payments: motcua_payments::PayState,
+    reports: motcua_reports::ReportState,
 ) -> axum::Router {
     let config = state.config.clone();
     // The presigned URLs of a local objects folder are served here (S3 serves its own).
@@ -590,6 +599,7 @@ pub fn app(
         .merge(motcua_uploads::routes(uploads.0))
         .merge(motcua_notifications::routes(notifications))
         .merge(motcua_payments::routes(payments))
+        .merge(motcua_reports::routes(reports))
         .merge(messages.routes())
         .merge(portal::routes());
     motcua_submission::with_layers(routes, &config)
@@ -608,7 +618,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (state, backend, identity_ports, s3_table, notify_ports, payment_store, bus) = match o.backend {
+        let (state, backend, identity_ports, s3_table, notify_ports, payment_store, kpi_store, bus) = match o.backend {
             Backend::Embedded => {
                 let (state, bus, store) = embedded(&o.data_dir).await?;
                 (
@@ -618,6 +628,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                     None,
                     store.notification_ports(),
                     store.payment_ports(Default::default()).payments,
+                    Arc::new(store.clone()) as Arc<dyn motcua_ports::reports::KpiStore>,
                     Some(bus),
                 )
             }
@@ -640,6 +651,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                     Some(names.table.clone()),
                     table.notification_ports(),
                     table.payment_ports(Default::default()).payments,
+                    Arc::new(table.clone()) as Arc<dyn motcua_ports::reports::KpiStore>,
                     None,
                 )
             }
@@ -671,14 +683,17 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             senders,
             addr,
         )?;
+        let report_state = reports::state(&state, kpi_store)?;
         match (&bus, &aws_conf) {
             (Some(bus), _) => {
+                bus.subscribe(Arc::new(reports::Consumer(report_state.clone())));
                 bus.subscribe(Arc::new(notify::Consumer(notify_state.clone())));
                 relay_outbox(state.ports.outbox.clone(), bus.clone());
             }
             (None, Some(conf)) => {
                 let queue = notify::aws_queue(conf, &AwsNames::from_env().bus).await?;
                 notify::poll_queue(conf, queue, &notify_state);
+                reports::poll_aws(conf, &AwsNames::from_env().bus, &report_state).await?;
             }
             (None, None) => unreachable!("one backend or the other"),
         }
@@ -686,6 +701,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
         notify::digest_every_morning(&notify_state);
         let (pay_state, pay_sim) = payments::state(&o.data_dir, &state, payment_store, addr).await?;
         payments::reconcile_continuously(&pay_state, std::time::Duration::from_secs(60));
+        reports::catch_up(&report_state);
         println!("motcua-local listening on http://{addr}");
         println!("  backend: {backend}");
         match &simulators.registry {
@@ -748,6 +764,7 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
                 &simulators.messages,
                 notify_state,
                 pay_state,
+                report_state,
             ),
         )
             .with_graceful_shutdown(shutdown())

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! motcua-local [serve] [--port N] [--data-dir DIR] [--backend embedded|aws]
-//! motcua-local token --role citizen|officer|admin [--sub S] [--agency CODE]
+//! motcua-local token --role citizen|officer|leader|admin [--sub S] [--agency CODE]
 //!                    [--citizen-id ID] [--ttl SECS] [--data-dir DIR]
 //! ```
 
@@ -13,7 +13,7 @@ use motcua_local::{Backend, ServeOptions, TokenOptions};
 
 const USAGE: &str = "usage:
   motcua-local [serve] [--port N] [--data-dir DIR] [--backend embedded|aws]
-  motcua-local token --role citizen|officer|admin [--sub S] [--agency CODE] [--citizen-id ID] [--ttl SECS] [--data-dir DIR]
+  motcua-local token --role citizen|officer|leader|admin [--sub S] [--agency CODE] [--citizen-id ID] [--ttl SECS] [--data-dir DIR]
 
   --port 0 picks a free port (printed). Data lives in --data-dir (default .motcua).";
 

@@ -176,25 +176,37 @@ pub fn digest_every_morning(state: &NotifyState) {
 /// `NotificationsQueue`, polled here as the Lambda event source would; or the deployed one
 /// named by `MOTCUA_NOTIFY_QUEUE`.
 pub async fn aws_queue(conf: &aws_config::SdkConfig, bus: &str) -> anyhow::Result<String> {
+    bus_queue(conf, bus, "notifications", "MOTCUA_NOTIFY_QUEUE").await
+}
+
+/// `--backend aws`: a queue `<bus>-<function>` that a bus rule fills with every motcua
+/// event, as the template's queue of that function, polled here as the Lambda event
+/// source would; or the deployed one `env_var` names.
+pub async fn bus_queue(
+    conf: &aws_config::SdkConfig,
+    bus: &str,
+    function: &str,
+    env_var: &str,
+) -> anyhow::Result<String> {
     let sqs = aws_sdk_sqs::Client::new(conf);
     // A deployed stack's queue, which its own rule fills.
-    if let Ok(name) = std::env::var("MOTCUA_NOTIFY_QUEUE") {
+    if let Ok(name) = std::env::var(env_var) {
         return sqs
             .get_queue_url()
             .queue_name(&name)
             .send()
             .await
-            .with_context(|| format!("the queue {name} (MOTCUA_NOTIFY_QUEUE)"))?
+            .with_context(|| format!("the queue {name} ({env_var})"))?
             .queue_url
             .context("no queue URL");
     }
-    let name = format!("{bus}-notifications");
+    let name = format!("{bus}-{function}");
     let url = sqs
         .create_queue()
         .queue_name(&name)
         .send()
         .await
-        .context("creating the notifications queue")?
+        .with_context(|| format!("creating the {function} queue"))?
         .queue_url
         .context("no queue URL")?;
     let arn = sqs
@@ -219,14 +231,14 @@ pub async fn aws_queue(conf: &aws_config::SdkConfig, bus: &str) -> anyhow::Resul
         .event_pattern(r#"{"source":["motcua"]}"#)
         .send()
         .await
-        .context("creating the notifications rule")?;
+        .with_context(|| format!("creating the {function} rule"))?;
     events
         .put_targets()
         .rule(&rule)
         .event_bus_name(bus)
         .targets(
             motcua_aws::aws_sdk_eventbridge::types::Target::builder()
-                .id("notifications")
+                .id(function)
                 .arn(arn)
                 .build()
                 .context("the rule's target")?,
@@ -240,8 +252,26 @@ pub async fn aws_queue(conf: &aws_config::SdkConfig, bus: &str) -> anyhow::Resul
 /// Polls `queue_url` and hands each batch to the function's event handler, deleting what
 /// it took.
 pub fn poll_queue(conf: &aws_config::SdkConfig, queue_url: String, state: &NotifyState) {
-    let sqs = aws_sdk_sqs::Client::new(conf);
     let s = state.clone();
+    poll_with(conf, queue_url, "notifications", move |batch| {
+        let s = s.clone();
+        Box::pin(async move { motcua_notifications::lambda::handle_events(&s, &batch).await })
+    });
+}
+
+/// Polls `queue_url` and hands each batch to `handle`, deleting what it took.
+pub fn poll_with(
+    conf: &aws_config::SdkConfig,
+    queue_url: String,
+    what: &'static str,
+    handle: impl Fn(
+        Vec<(String, String)>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>>
+    + Send
+    + Sync
+    + 'static,
+) {
+    let sqs = aws_sdk_sqs::Client::new(conf);
     tokio::spawn(async move {
         loop {
             let got = sqs
@@ -271,7 +301,7 @@ pub fn poll_queue(conf: &aws_config::SdkConfig, queue_url: String, state: &Notif
                         .iter()
                         .map(|(i, b, _)| (i.clone(), b.clone()))
                         .collect();
-                    let failed = motcua_notifications::lambda::handle_events(&s, &batch).await;
+                    let failed = handle(batch).await;
                     for (id, _, handle) in &messages {
                         if !failed.contains(id) {
                             let _ = sqs
@@ -284,7 +314,7 @@ pub fn poll_queue(conf: &aws_config::SdkConfig, queue_url: String, state: &Notif
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "polling the notifications queue failed");
+                    tracing::warn!(error = %e, queue = what, "polling the queue failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

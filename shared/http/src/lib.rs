@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod decode;
+pub mod id_hash;
 pub mod settings;
 pub use decode::{QueryParams, parse_json, parse_query};
 pub mod jwks;
