@@ -489,8 +489,10 @@ async fn a_registry_outage_answers_503_fast_once_the_circuit_opens(backend: Back
     let calls = env.sim.faults.calls.load(Ordering::SeqCst);
     let t = Instant::now();
     let r = env.verify(body.clone()).await;
+    // The proof is the registry spared (below); the bound is loose so that a machine busy
+    // with other builds does not fail it (it failed CI at 200 ms while a build ran).
     assert!(
-        t.elapsed() < Duration::from_millis(200),
+        t.elapsed() < Duration::from_secs(2),
         "open circuit answers at once"
     );
     problem(r, StatusCode::SERVICE_UNAVAILABLE, "registry-unavailable").await;
