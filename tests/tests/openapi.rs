@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[path = "openapi_walk/payments.rs"]
 mod payments;
+#[path = "openapi_walk/reports.rs"]
+mod reports;
 
 use motcua_registry::simulator::{self, Fixture, Simulator};
 use motcua_tests::{Runner, criminal_record};
@@ -27,6 +29,7 @@ fn generated() -> Value {
     doc.merge(motcua_uploads::api().1);
     doc.merge(motcua_notifications::api().1);
     doc.merge(motcua_payments::api().1);
+    doc.merge(motcua_reports::api().1);
     doc.info.title = "motcua API".into();
     doc.info.description = Some(
         "Every HTTP function of motcua: procedures, dossiers and their national status \
@@ -79,6 +82,12 @@ const ELSEWHERE: &[(&str, &str, u16, &str)] = &[
         "/v1/dossiers/{id}/withdraw",
         409,
         "covered below; also in progress",
+    ),
+    (
+        "POST",
+        "/v1/counter/dossiers",
+        409,
+        "a scan another dossier took meanwhile: the same claim as submission's citation_lost (uploads.rs); a keyed request in progress (api.rs)",
     ),
     (
         "POST",
@@ -378,6 +387,7 @@ async fn every_declared_answer_is_what_the_api_does() {
         .chain(motcua_uploads::route_table())
         .chain(motcua_notifications::route_table())
         .chain(motcua_payments::route_table())
+        .chain(motcua_reports::route_table())
         .filter(|(_, path)| path != "/health" && path != "/v1/openapi.json")
         .collect();
     let documented: BTreeSet<Op> = ops.keys().cloned().collect();
@@ -802,6 +812,9 @@ async fn every_declared_answer_is_what_the_api_does() {
     )
     .await;
 
+    // Counter intake and the KPI reports.
+    reports::walk(&mut w, &citizen, &officer, &other_officer, &admin).await;
+
     // Erasure, last: Lan's account goes.
     let req = w.request("DELETE", "/v1/me", Some(&lan_token));
     w.expect("DELETE", "/v1/me", req, 200).await;
@@ -990,6 +1003,8 @@ fn token_for(
         (_, "/v1/payments/{id}/refunds") => officer,
         (_, "/v1/payments/{id}/cancel") => citizen,
         (_, "/v1/payments/reconciliation/{day}") => admin,
+        (_, "/v1/counter/dossiers") => officer,
+        (_, p) if p.starts_with("/v1/reports") => admin,
         (_, p) if p.starts_with("/v1/dossiers") => citizen,
         (_, "/v1/admin/audit/search") => admin,
         (_, p) if p.starts_with("/v1/uploads") || p == "/v1/me/documents" => citizen,
