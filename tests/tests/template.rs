@@ -328,6 +328,24 @@ fn template_routes_match_the_runner() {
         wiring["payments-reconcile"],
         json!([{"type": "Schedule"}, {"type": "Schedule"}])
     );
+    let reports: BTreeSet<(String, String)> = wiring["reports"]
+        .as_array()
+        .expect("the reports function is in the template")
+        .iter()
+        .filter(|e| e["type"] == "http")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(reports, motcua_reports::route_table());
+    // Counted from the bus rule's queue with partial failures.
+    assert_eq!(
+        wiring["reports-consumer"],
+        json!([{"type": "sqs", "queue": "ReportsQueue", "report_batch_item_failures": true}])
+    );
     // Nothing else serves HTTP or events yet.
     let functions: BTreeSet<&str> = wiring
         .as_object()
@@ -346,6 +364,8 @@ fn template_routes_match_the_runner() {
             "payments",
             "payments-reconcile",
             "relay",
+            "reports",
+            "reports-consumer",
             "rotate-signing-keys",
             "submission",
             "uploads",
