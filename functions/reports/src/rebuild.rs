@@ -48,10 +48,16 @@ pub async fn catch_up(s: &ReportState) -> Result<Rebuilt, StoreError> {
         let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
         loop {
             let got = s.dossiers.agency_queue(agency, None, &page).await?;
-            for d in &got.items {
-                // A conflict: an event applied a newer version meanwhile; it stands.
+            // A page at a time, its dossiers together (one commit for many on SQLite).
+            let mut page_work = tokio::task::JoinSet::new();
+            for d in got.items {
+                let s = s.clone();
+                page_work.spawn(async move { sync(&s, &d).await });
+            }
+            while let Some(r) = page_work.join_next().await {
                 done.dossiers += 1;
-                match sync(s, d).await {
+                // A conflict: an event applied a newer version meanwhile; it stands.
+                match r.map_err(|e| StoreError::Backend(e.to_string()))? {
                     Ok(Outcome::Applied) => done.applied += 1,
                     Ok(Outcome::Unchanged | Outcome::Ignored(_)) | Err(StoreError::Conflict) => {}
                     Err(e) => return Err(e),

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod payments;
 pub mod portal;
 pub mod reports;
+pub mod seed;
 pub mod uploads;
 pub use messages::DevMessages;
 

@@ -4,6 +4,7 @@
 //! motcua-local [serve] [--port N] [--data-dir DIR] [--backend embedded|aws]
 //! motcua-local token --role citizen|officer|leader|admin [--sub S] [--agency CODE]
 //!                    [--citizen-id ID] [--ttl SECS] [--data-dir DIR]
+//! motcua-local seed --dossiers N [--year Y] [--data-dir DIR]
 //! ```
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use motcua_local::{Backend, ServeOptions, TokenOptions};
 const USAGE: &str = "usage:
   motcua-local [serve] [--port N] [--data-dir DIR] [--backend embedded|aws]
   motcua-local token --role citizen|officer|leader|admin [--sub S] [--agency CODE] [--citizen-id ID] [--ttl SECS] [--data-dir DIR]
+  motcua-local seed --dossiers N [--year Y] [--data-dir DIR]   (a realistic year of dossiers, for the dashboard and the bench)
 
   --port 0 picks a free port (printed). Data lives in --data-dir (default .motcua).";
 
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match args.first().map(String::as_str) {
-        Some("serve") | Some("token") => args.remove(0),
+        Some("serve") | Some("token") | Some("seed") => args.remove(0),
         Some("-h") | Some("--help") | Some("help") => {
             println!("{USAGE}");
             return Ok(());
@@ -68,6 +70,36 @@ fn run() -> anyhow::Result<()> {
                 data_dir,
                 backend,
             })
+        }
+        "seed" => {
+            let n: u64 = flags
+                .remove("dossiers")
+                .ok_or_else(|| anyhow::anyhow!("seed needs --dossiers N\n{USAGE}"))?
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--dossiers must be a whole number"))?;
+            anyhow::ensure!((1..=5_000_000).contains(&n), "--dossiers is 1 to 5,000,000");
+            let year: i16 = match flags.remove("year") {
+                Some(y) => y
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--year must be a year"))?,
+                None => jiff::Zoned::now().year(),
+            };
+            anyhow::ensure!((2000..=2100).contains(&year), "--year is 2000 to 2100");
+            reject_unknown(&flags)?;
+            let started = std::time::Instant::now();
+            let done = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(motcua_local::seed::seed(&data_dir, n, year))?;
+            println!(
+                "seeded {} dossiers of {year} in {} ({} online, {} still open) in {:.1} s",
+                done.dossiers,
+                data_dir.display(),
+                done.online,
+                done.open,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
         _ => {
             let role = flags
