@@ -4,6 +4,7 @@
 pub mod clamd;
 pub mod lambda;
 pub mod uploads;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -89,6 +89,17 @@ async fn counter_and_report(label: &str, backend: Backend) {
         "{problem}"
     );
     assert!(!problem.to_string().contains("03715300025"), "{problem}");
+    // Review finding: a number typed wrong (another person's) is none of the form's ID
+    // numbers: refused, not filed under a stranger.
+    let mut typo = paper.clone();
+    typo["applicant"]["id_number"] = json!("079205001234");
+    let r = register(&officer, &typo, "typo-1").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem.to_string().contains("applicant.id_number"),
+        "{problem}"
+    );
     paper["channel"] = json!("online");
     assert_eq!(
         register(&officer, &paper, "bad-2").await.unwrap().status(),
@@ -174,6 +185,12 @@ async fn counter_and_report(label: &str, backend: Backend) {
         .find(|l| l.starts_with(&format!("{AGENCY},,")) && l.contains(",online_filing,"))
         .unwrap_or_else(|| panic!("{csv}"));
     assert!(line.contains(",1,2,0.5000,6.0000,"), "{line}");
+    let json_answer = http.get(&url).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(
+        json_answer.headers()["vary"],
+        "Accept",
+        "review finding: one URL, two bodies"
+    );
     let accept_csv = http
         .get(&url)
         .bearer_auth(&admin)

@@ -186,14 +186,14 @@ async fn tokens_the_sso_did_not_issue_for_an_officer_are_refused() {
     refused(
         env.exchange(&none).await,
         StatusCode::FORBIDDEN,
-        "no officer or admin role",
+        "no officer, leader or admin role",
     )
     .await;
     let citizen = s.mint("someone", &["citizen"], None, "motcua-portal", 600);
     refused(
         env.exchange(&citizen).await,
         StatusCode::FORBIDDEN,
-        "no officer or admin role",
+        "no officer, leader or admin role",
     )
     .await;
     // An officer without an agency, or with a malformed one.
@@ -205,6 +205,61 @@ async fn tokens_the_sso_did_not_issue_for_an_officer_are_refused() {
         .exchange(&s.mint("o", &["motcua-officer"], Some("H42"), "motcua-portal", 600))
         .await;
     refused(r, StatusCode::UNAUTHORIZED, "not a valid agency code").await;
+    let now_s = jiff::Timestamp::now().as_second();
+    // Review finding: leaders. An agency leader names the agency; an agency claim that is
+    // not one string (a list) is refused, never read as "no agency" (which had opened the
+    // province's reports); only the explicit province-leader role opens the province.
+    let r = env
+        .exchange(&s.mint("l", &["motcua-leader"], None, "motcua-portal", 600))
+        .await;
+    refused(r, StatusCode::UNAUTHORIZED, "must name the agency").await;
+    let listed = s.mint_claims(
+        &json!({"iss": s.issuer(), "sub": "l", "aud": "motcua-portal",
+        "iat": now_s, "exp": now_s + 600, "realm_access": {"roles": ["motcua-leader"]},
+        "agency": [AGENCY]}),
+    );
+    refused(
+        env.exchange(&listed).await,
+        StatusCode::UNAUTHORIZED,
+        "not a valid agency code",
+    )
+    .await;
+    let agency_leader: Value = env
+        .exchange(&s.mint("l", &["motcua-leader"], Some(AGENCY), "motcua-portal", 600))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = agency_leader["access_token"].as_str().unwrap();
+    let r: Value = env
+        .http
+        .get(env.runner.url("/v1/reports/kpi"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["agency"], AGENCY,
+        "an agency leader's report is the agency's"
+    );
+    let province: Value = env
+        .exchange(&s.mint("p", &["motcua-province-leader"], None, "motcua-portal", 600))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = env
+        .http
+        .get(env.runner.url("/v1/reports/kpi"))
+        .bearer_auth(province["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["agency"], Value::Null);
     // Issued for another audience, or by another issuer.
     let r = env
         .exchange(&s.mint("o", &["motcua-officer"], Some(AGENCY), "other-app", 600))

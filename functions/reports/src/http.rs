@@ -117,7 +117,7 @@ fn scope(
 }
 
 /// Builds the report `q` asks for.
-async fn report(
+pub(crate) async fn report(
     s: &ReportState,
     caller: &motcua_domain::Actor,
     q: &KpiQuery,
@@ -216,7 +216,7 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 
 fn cell(s: &str) -> String {
     // Quoted when needed; a leading formula character is neutralised for spreadsheets.
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -289,6 +289,7 @@ fn csv_response(r: &KpiReport) -> Response {
                 format!("attachment; filename=\"{name}\""),
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::VARY, "Accept".to_owned()),
         ],
         to_csv(r),
     )
@@ -316,7 +317,10 @@ pub(crate) async fn kpi(
     }
     Ok((
         StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::VARY, "Accept"),
+        ],
         axum::Json(r),
     )
         .into_response())
@@ -338,4 +342,33 @@ pub(crate) async fn kpi_csv(
 ) -> Result<Response, Problem> {
     let (r, _) = report(&s, &caller, &q, lang).await?;
     Ok(csv_response(&r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_neither_run_as_formulas_nor_break_lines() {
+        assert_eq!(cell("=1+1"), "'=1+1");
+        assert_eq!(cell("\t=cmd"), "'\t=cmd", "review finding: a leading tab");
+        assert_eq!(cell("\r=cmd"), "\"'\r=cmd\"", "review finding: a leading CR");
+        assert_eq!(cell("-0.5"), "-0.5", "numbers stay numbers");
+        assert_eq!(cell("a,\"b\""), "\"a,\"\"b\"\"\"");
+        assert_eq!(cell("Sở Tư pháp"), "Sở Tư pháp");
+    }
+
+    #[test]
+    fn csv_is_chosen_by_accept_only_before_json() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT, v.parse().unwrap());
+            m
+        };
+        assert!(wants_csv(&h("text/csv")));
+        assert!(wants_csv(&h("text/csv, application/json")));
+        assert!(!wants_csv(&h("application/json, text/csv")));
+        assert!(!wants_csv(&h("*/*")));
+        assert!(!wants_csv(&HeaderMap::new()));
+    }
 }

@@ -17,6 +17,7 @@ pub mod consume;
 pub mod http;
 pub mod lambda;
 pub mod rebuild;
+pub mod svg;
 
 use std::sync::Arc;
 
@@ -59,6 +60,7 @@ pub fn api() -> (Router<ReportState>, utoipa::openapi::OpenApi) {
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(http::kpi))
         .routes(routes!(http::kpi_csv))
+        .routes(routes!(svg::trend_svg))
         .split_for_parts();
     motcua_http::openapi::document_common_answers(&mut doc);
     (routes, doc)

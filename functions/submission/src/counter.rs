@@ -248,6 +248,33 @@ async fn register_paper(
             Default::default()
         }
     };
+    // A person's number must be one of the form's ID numbers: ID numbers have no check
+    // digit, and one typed wrong would give the dossier to a stranger.
+    if owner.is_some() && req.applicant.kind == "citizen" {
+        let on_form: Vec<String> = procedure
+            .fields
+            .iter()
+            .filter(|f| matches!(f.kind, motcua_domain::catalogue::FieldKind::CitizenId))
+            .filter_map(|f| {
+                form.get(&f.name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
+        let typed = CitizenId::parse(req.applicant.id_number.trim())
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        let has_id_fields = procedure
+            .fields
+            .iter()
+            .any(|f| matches!(f.kind, motcua_domain::catalogue::FieldKind::CitizenId));
+        if has_id_fields && !form.is_empty() && !on_form.contains(&typed) {
+            errors.fields.push(FieldError {
+                field: "applicant.id_number".into(),
+                problem: FieldProblem::NotOnForm,
+            });
+        }
+    }
     errors.documents = procedure.validate_documents(&req.documents);
     let dossier_id = id.unwrap_or_else(Uuid::now_v7);
     let mut cites = Vec::new();

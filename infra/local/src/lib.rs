@@ -20,6 +20,7 @@ use motcua_relay::InProcessBus;
 use motcua_submission::{AppState, SubmissionConfig, SystemClock};
 use sha2::{Digest, Sha256};
 
+pub mod dashboard;
 pub mod messages;
 pub mod notify;
 pub mod payments;
@@ -602,6 +603,7 @@ pub fn app(
         .merge(motcua_payments::routes(payments))
         .merge(motcua_reports::routes(reports))
         .merge(messages.routes())
+        .merge(dashboard::routes())
         .merge(portal::routes());
     motcua_submission::with_layers(routes, &config)
 }
@@ -743,6 +745,10 @@ pub fn serve(o: ServeOptions) -> anyhow::Result<()> {
             None => println!("  payments: the providers named in the environment"),
         }
         println!("  API document: http://{addr}/v1/openapi.json");
+        println!(
+            "  KPI dashboard: http://{addr}/dashboard/#token=$(cargo run -q -p motcua-local -- token --role leader --sub demo-leader --data-dir {}) (fill a year first: motcua-local seed --dossiers 50000)",
+            o.data_dir.display()
+        );
         println!(
             "  get a citizen token:  TOKEN=$(cargo run -q -p motcua-local -- token --role citizen --sub demo-citizen --data-dir {})",
             o.data_dir.display()

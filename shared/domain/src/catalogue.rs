@@ -133,6 +133,9 @@ pub enum FieldProblem {
         error: Option<crate::ids::IdError>,
     },
     BadPhone,
+    /// The applicant's number is none of the form's ID numbers (a paper dossier typed in:
+    /// a digit wrong would file it under a stranger).
+    NotOnForm,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -195,6 +198,12 @@ impl Localized for FieldError {
             ),
             (P::BadPhone, Lang::Vi) => format!("Trường '{f}' không phải số điện thoại Việt Nam"),
             (P::BadPhone, Lang::En) => format!("Field '{f}' is not a Vietnamese phone number"),
+            (P::NotOnForm, Lang::Vi) => {
+                format!("Trường '{f}': số định danh không khớp với số nào trên tờ khai")
+            }
+            (P::NotOnForm, Lang::En) => {
+                format!("Field '{f}': the number matches none of the form's ID numbers")
+            }
         }
     }
 }

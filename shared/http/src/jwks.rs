@@ -316,7 +316,7 @@ impl SsoTrust {
             Role::Admin
         } else if ours("officer") {
             Role::Officer
-        } else if ours("leader") {
+        } else if ours("leader") || ours("province-leader") {
             Role::Leader
         } else {
             return Err(Problem::forbidden(
@@ -324,7 +324,28 @@ impl SsoTrust {
                 "The SSO account has no officer, leader or admin role",
             ));
         };
-        let agency = match claim(&claims, &self.agency_claim).and_then(|v| v.as_str()) {
+        // An agency claim that is there but not one string (a list, a number) is refused:
+        // read as none it would widen what the token opens.
+        let agency_claim = claim(&claims, &self.agency_claim).filter(|v| !v.is_null());
+        if agency_claim.is_some_and(|v| !v.is_string()) {
+            return Err(Problem::unauthorized(
+                "Mã cơ quan trong mã SSO không hợp lệ",
+                "The agency in the SSO token is not a valid agency code",
+            ));
+        }
+        // A leader reads one agency's reports unless the SSO makes them the province's
+        // leader explicitly: the absence of an agency never widens a token.
+        if role == Role::Leader && !ours("province-leader") && agency_claim.is_none() {
+            return Err(Problem::unauthorized(
+                "Mã SSO của lãnh đạo cơ quan thiếu mã cơ quan",
+                "An agency leader's SSO token must name the agency",
+            ));
+        }
+        let province_leader = role == Role::Leader && ours("province-leader");
+        let agency = match agency_claim
+            .and_then(|v| v.as_str())
+            .filter(|_| !province_leader)
+        {
             Some(a) => Some(AgencyCode::parse(a).map_err(|_| {
                 Problem::unauthorized(
                     "Mã cơ quan trong mã SSO không hợp lệ",

@@ -36,4 +36,13 @@ pub async fn walk(w: &mut Walk, citizen: &str, officer: &str, other_officer: &st
         let req = w.request("GET", t, Some(citizen));
         w.expect("GET", t, req, 403).await;
     }
+    let t = "/v1/reports/kpi/trend.svg";
+    let req = w.request("GET", &format!("{t}?indicator=online_filing"), Some(admin));
+    let got = w.expect("GET", t, req, 200).await;
+    let ct = got.headers["content-type"].to_str().unwrap();
+    assert!(ct.starts_with("image/svg+xml"), "{ct}");
+    let req = w.request("GET", &format!("{t}?indicator=speed"), Some(admin));
+    w.expect("GET", t, req, 400).await;
+    let req = w.request("GET", &format!("{t}?indicator=on_time"), Some(citizen));
+    w.expect("GET", t, req, 403).await;
 }
