@@ -221,7 +221,7 @@ impl World {
                         },
                     },
                     now,
-                    &cal,
+                    cal,
                 )
                 .unwrap();
                 self.create(d, h).await;
@@ -294,7 +294,7 @@ impl World {
                     10 => (officer(&d), Command::Stop { reason: "r".into() }),
                     _ => (officer(&d), Command::Resume),
                 };
-                let Ok((next, h)) = d.apply(&actor, &cmd, now, &cal) else {
+                let Ok((next, h)) = d.apply(&actor, &cmd, now, cal) else {
                     return;
                 };
                 let e = EventEnvelope::dossier(&next, &h);

@@ -183,10 +183,9 @@ async fn register_paper(
     // A keyed retry finds the dossier the first attempt registered.
     if let Some(id) = id
         && let Some(first) = s.ports.dossiers.get(id).await.map_err(store_problem)?
+        && officer.agency.as_ref() == Some(&first.agency)
     {
-        if officer.agency.as_ref() == Some(&first.agency) {
-            return Ok(submitted(&first, lang));
-        }
+        return Ok(submitted(&first, lang));
     }
     let procedure = s
         .ports
@@ -312,7 +311,7 @@ async fn register_paper(
             channel,
         },
         now,
-        &s.calendar,
+        s.calendar,
     )
     .map_err(|e| crate::transition_problem(&e))?;
     let event = EventEnvelope::dossier(&dossier, &history);

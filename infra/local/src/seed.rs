@@ -69,7 +69,6 @@ fn at(day: Date, minute_of_day: i64) -> Timestamp {
 fn lifecycle(
     rng: &mut Rng,
     p: &Procedure,
-    month: i8,
     submitted: Timestamp,
     now: Timestamp,
     cal: &WorkingCalendar,
@@ -90,7 +89,7 @@ fn lifecycle(
         agency: None,
         assurance: 2,
     };
-    let m = f64::from(month - 1);
+    let m = f64::from(local_date(submitted).month() - 1);
     let online = rng.chance(0.18 + 0.03 * m);
     let paper_share = (0.7 - 0.045 * m).max(0.1);
     let mut documents = Vec::new();
@@ -361,7 +360,7 @@ pub async fn seed(data_dir: &Path, n: u64, year: i16) -> anyhow::Result<Seeded> 
         *n_today += 1;
         let code = DossierCode::new(&p.agency, day, *n_today);
         let owner = format!("citizen:seed-{:05}", i % 40_000);
-        let (d, h) = lifecycle(&mut rng, p, day.month(), submitted, now, &cal, code, &owner);
+        let (d, h) = lifecycle(&mut rng, p, submitted, now, cal, code, &owner);
         done.dossiers += 1;
         done.online += u64::from(d.channel == IntakeChannel::Online);
         done.open += u64::from(!matches!(

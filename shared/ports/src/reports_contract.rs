@@ -97,7 +97,7 @@ pub async fn a_contribution_is_replaced_not_added(s: Arc<dyn KpiStore>) {
     );
     s.replace(other, None, &o).await.unwrap();
     let rows = s
-        .rows(&[a.clone()], month("2026-12"), month("2026-12"))
+        .rows(std::slice::from_ref(&a), month("2026-12"), month("2026-12"))
         .await
         .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -116,7 +116,7 @@ pub async fn a_contribution_is_replaced_not_added(s: Arc<dyn KpiStore>) {
         .await
         .unwrap();
     let rows = s
-        .rows(&[a.clone()], month("2026-12"), month("2026-12"))
+        .rows(std::slice::from_ref(&a), month("2026-12"), month("2026-12"))
         .await
         .unwrap();
     assert!(total(&rows).is_empty(), "{rows:?}");
@@ -139,7 +139,7 @@ pub async fn a_stale_replace_is_a_conflict_and_writes_nothing(s: Arc<dyn KpiStor
     );
     assert_eq!(s.applied(d).await.unwrap(), Some(v2.clone()));
     let rows = s
-        .rows(&[a.clone()], month("2026-11"), month("2026-11"))
+        .rows(std::slice::from_ref(&a), month("2026-11"), month("2026-11"))
         .await
         .unwrap();
     assert_eq!(total(&rows), counts(&[("filed", 1), ("received", 1)]));
@@ -160,7 +160,7 @@ pub async fn rows_are_the_agencies_and_months_asked_for(s: Arc<dyn KpiStore>) {
         s.replace(Uuid::now_v7(), None, &x).await.unwrap();
     }
     let rows = s
-        .rows(&[a.clone()], month("2026-01"), month("2026-12"))
+        .rows(std::slice::from_ref(&a), month("2026-01"), month("2026-12"))
         .await
         .unwrap();
     let keys: Vec<String> = rows

@@ -77,14 +77,14 @@ fn counter(p: &Procedure, now: Timestamp, documents: Vec<SubmittedDocument>) -> 
             channel: IntakeChannel::Counter,
         },
         now,
-        &WorkingCalendar::vietnam(),
+        WorkingCalendar::vietnam(),
     )
     .unwrap()
     .0
 }
 
 fn run(d: &Dossier, p: &Procedure, cmd: Command, now: Timestamp) -> Dossier {
-    d.apply(&officer(p), &cmd, now, &WorkingCalendar::vietnam())
+    d.apply(&officer(p), &cmd, now, WorkingCalendar::vietnam())
         .unwrap()
         .0
 }
@@ -181,7 +181,7 @@ fn a_counter_dossier_is_received_at_once_and_open_until_its_due_date() {
             channel: IntakeChannel::Postal,
         },
         now,
-        &WorkingCalendar::vietnam(),
+        WorkingCalendar::vietnam(),
     );
     assert!(again.is_err());
 }
