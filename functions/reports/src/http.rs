@@ -352,7 +352,11 @@ mod tests {
     fn csv_cells_neither_run_as_formulas_nor_break_lines() {
         assert_eq!(cell("=1+1"), "'=1+1");
         assert_eq!(cell("\t=cmd"), "'\t=cmd", "review finding: a leading tab");
-        assert_eq!(cell("\r=cmd"), "\"'\r=cmd\"", "review finding: a leading CR");
+        assert_eq!(
+            cell("\r=cmd"),
+            "\"'\r=cmd\"",
+            "review finding: a leading CR"
+        );
         assert_eq!(cell("-0.5"), "-0.5", "numbers stay numbers");
         assert_eq!(cell("a,\"b\""), "\"a,\"\"b\"\"\"");
         assert_eq!(cell("Sở Tư pháp"), "Sở Tư pháp");
