@@ -18,7 +18,7 @@
       score: "Điểm", target: "Mục tiêu", met: "Đạt", unmet: "Chưa đạt", none: "Chưa có số liệu",
       asOf: "Hồ sơ đang giải quyết được tính quá hạn đến ngày", month: "Tháng", name: "Cơ quan",
       signin: "Cần đăng nhập: mở trang này với mã truy cập của lãnh đạo hoặc quản trị (…/dashboard#token=…), hoặc dán mã vào đây.",
-      failed: "Không tải được báo cáo",
+      failed: "Không tải được báo cáo", signout: "Đăng xuất",
     },
     en: {
       title: "Service to citizens and businesses: indicators",
@@ -28,7 +28,7 @@
       score: "Score", target: "Target", met: "Met", unmet: "Not met", none: "No figures yet",
       asOf: "Open dossiers judged overdue as of", month: "Month", name: "Agency",
       signin: "Sign-in needed: open this page with a leader's or admin's token (…/dashboard#token=…), or paste it here.",
-      failed: "The report could not be loaded",
+      failed: "The report could not be loaded", signout: "Sign out",
     },
   }[lang];
   const $ = (id) => document.getElementById(id);
@@ -43,7 +43,8 @@
   document.title = T.title;
   for (const [id, key] of [["title", "title"], ["subtitle", "subtitle"], ["l-agency", "agency"],
     ["l-from", "from"], ["l-to", "to"], ["l-show", "show"], ["province", "province"],
-    ["l-trends", "trends"], ["l-agencies", "agencies"], ["l-months", "months"], ["l-signin", "signin"]]) {
+    ["l-trends", "trends"], ["l-agencies", "agencies"], ["l-months", "months"], ["l-signin", "signin"],
+    ["signout", "signout"]]) {
     $(id).textContent = T[key];
   }
 
@@ -76,6 +77,10 @@
     const r = await fetch(api + path, {
       headers: { Authorization: `Bearer ${token()}`, "Accept-Language": lang, Accept: accept },
     });
+    if (r.status === 401) {
+      // An expired or revoked token is forgotten: the page asks for a new one.
+      sessionStorage.removeItem("motcua_dashboard_token");
+    }
     if (!r.ok) {
       let why = `${r.status}`;
       try { why = (await r.json()).title || why; } catch (_) { /* not JSON */ }
@@ -150,6 +155,45 @@
     }
   }
 
+  // What a chart may hold: the elements and attributes the API draws with, nothing that
+  // runs or loads (no handlers, no links, no foreign content).
+  const ELEMENTS = new Set(["svg", "title", "text", "line", "circle", "polyline"]);
+  const ATTRIBUTES = new Set(["xmlns", "viewBox", "width", "height", "role", "aria-label",
+    "font-family", "font-size", "font-weight", "x", "y", "x1", "x2", "y1", "y2", "cx", "cy", "r",
+    "fill", "stroke", "stroke-width", "stroke-dasharray", "points", "text-anchor", "class",
+    "data-indicator", "data-month", "data-value"]);
+  function clean(svg) {
+    if (svg.nodeName !== "svg") return null;
+    for (const el of [svg, ...svg.querySelectorAll("*")]) {
+      if (!ELEMENTS.has(el.localName) || el.namespaceURI !== "http://www.w3.org/2000/svg") {
+        el.remove();
+        continue;
+      }
+      for (const a of [...el.attributes]) {
+        if (!ATTRIBUTES.has(a.name)) el.removeAttribute(a.name);
+      }
+    }
+    return svg;
+  }
+  // For the browser test of the filter.
+  window.motcuaDashboardClean = (text) =>
+    clean(new DOMParser().parseFromString(text, "image/svg+xml").documentElement)?.outerHTML ?? null;
+
+  // The CSV through fetch (a link would carry no token; a token in a URL would be logged).
+  async function downloadCsv() {
+    try {
+      const r = await call(`/v1/reports/kpi.csv?${query()}`, "text/csv");
+      const url = URL.createObjectURL(await r.blob());
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `kpi-${$("agency").value || "province"}-${$("from").value}-${$("to").value}.csv`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch (e) {
+      $("error").textContent = `${T.failed}: ${e.message}`;
+    }
+  }
+
   async function trends(q) {
     const box = $("trends");
     box.replaceChildren();
@@ -158,9 +202,8 @@
       qq.set("indicator", name);
       const r = await call(`/v1/reports/kpi/trend.svg?${qq}`, "image/svg+xml");
       const doc = new DOMParser().parseFromString(await r.text(), "image/svg+xml");
-      const svg = doc.documentElement;
-      if (svg.nodeName !== "svg" || svg.querySelector("script, foreignObject")) continue;
-      box.append(document.importNode(svg, true));
+      const svg = clean(doc.documentElement);
+      if (svg) box.append(document.importNode(svg, true));
     }
   }
 
@@ -173,7 +216,6 @@
     }
     $("signin").hidden = true;
     const q = query();
-    $("csv").href = `${api}/v1/reports/kpi.csv?${q}`;
     try {
       const r = await (await call(`/v1/reports/kpi?${q}`, "application/json")).json();
       const sel = $("agency");
@@ -199,6 +241,11 @@
   }
 
   $("controls").addEventListener("submit", (e) => { e.preventDefault(); load(); });
+  $("csv").addEventListener("click", downloadCsv);
+  $("signout").addEventListener("click", () => {
+    sessionStorage.removeItem("motcua_dashboard_token");
+    location.reload();
+  });
   $("use-token").addEventListener("click", () => {
     const t = $("token-input").value.trim();
     if (t) sessionStorage.setItem("motcua_dashboard_token", t);
